@@ -1,0 +1,24 @@
+"""LaMo: self-supervised latent motion priors for physical realism in video diffusion.
+
+The backbone-agnostic core (DESIGN.md §1):
+
+* :func:`lag_delta`, :func:`macro_drift` — motion algebra on ``(B, F, C, H, W)`` latents;
+* :func:`motion_drift_loss` — the Motion Drift Loss for fine-tuning, with :func:`signal_weight`;
+* :class:`MotionPrior` — the micro motion field ``f_φ(z_i, c) ≈ Δ_τ z_i``;
+* :class:`MotionPriorGuidance` — Motion Prior Guidance for sampling.
+"""
+from .guidance import GUIDANCE_MODES, GuidanceOutput, MotionPriorGuidance, guidance_loss
+from .losses import DRIFT_MODES, LAMBDA_DRIFT, DriftLossOutput, drift_loss_terms, motion_drift_loss
+from .motion import lag_delta, macro_drift
+from .parametrization import PREDICTION_TYPES, predict_x0, signal_weight
+from .prior import PRIOR_PRESETS, MotionPrior, PriorLossOutput, pool_prompt_embeds
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "lag_delta", "macro_drift",
+    "motion_drift_loss", "drift_loss_terms", "DriftLossOutput", "DRIFT_MODES", "LAMBDA_DRIFT",
+    "predict_x0", "signal_weight", "PREDICTION_TYPES",
+    "MotionPrior", "PRIOR_PRESETS", "PriorLossOutput", "pool_prompt_embeds",
+    "MotionPriorGuidance", "GuidanceOutput", "guidance_loss", "GUIDANCE_MODES",
+]

@@ -1,0 +1,106 @@
+"""Motion Drift Loss (DESIGN.md §1.3) and the variants the paper ablates (§1.6).
+
+``L_drift = mean_{b,i} ‖μ̂_i − μ*_i‖² / (‖μ*_i‖² + 1e-6)`` where ``μ̂`` is the macro drift of the
+clean latent implied by the model output and ``μ*`` that of the clean target (no gradient). The
+fine-tuning objective is ``L = L_denoise + λ_drift · w(t) · L_drift`` with ``λ_drift = 0.4``.
+
+Variants, each one configuration value (``mode``):
+
+* ``"normalized"`` — the method: macro drift, scale-normalised per pair.
+* ``"raw"``        — ablation "raw L2": macro drift, plain squared error averaged over channels.
+* ``"dense"``      — ablation "dense motion loss": per-location lag delta instead of macro drift,
+  scale-normalised per pair.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .motion import check_latents, lag_delta, macro_drift
+
+__all__ = ["DRIFT_MODES", "DriftLossOutput", "motion_drift_loss", "drift_loss_terms", "LAMBDA_DRIFT"]
+
+DRIFT_MODES = ("normalized", "raw", "dense")
+LAMBDA_DRIFT = 0.4
+EPS = 1e-6
+
+
+@dataclass
+class DriftLossOutput:
+    """Per-sample drift loss and what it was made of.
+
+    Attributes:
+        per_sample: ``(B,)`` drift loss of each sample (mean over pairs), before ``w(t)``.
+        weighted: ``(B,)`` ``w(t) · per_sample`` when a weight was given, else ``per_sample``.
+        drift_error: ``(B,)`` un-normalised ``mean_i ‖μ̂_i − μ*_i‖²`` (for logging).
+    """
+
+    per_sample: torch.Tensor
+    weighted: torch.Tensor
+    drift_error: torch.Tensor
+
+
+def drift_loss_terms(
+    x0_pred: torch.Tensor,
+    x0_target: torch.Tensor,
+    tau: int = 2,
+    mode: str = "normalized",
+    weight: torch.Tensor | None = None,
+) -> DriftLossOutput:
+    """Per-sample Motion Drift Loss with named terms. Shapes: latents ``(B, F, C, H, W)``, weight ``(B,)``."""
+    if mode not in DRIFT_MODES:
+        raise ValueError(f"unknown drift loss mode {mode!r}; expected one of {DRIFT_MODES}")
+    check_latents(x0_pred, tau, "x0_pred")
+    check_latents(x0_target, tau, "x0_target")
+    if x0_pred.shape != x0_target.shape:
+        raise ValueError(
+            f"x0_pred shape {tuple(x0_pred.shape)} does not match x0_target shape {tuple(x0_target.shape)}"
+        )
+    target = x0_target.detach().float()
+    pred = x0_pred.float()
+    if mode == "dense":
+        mu_hat = lag_delta(pred, tau).flatten(2)  # (B, F−τ, C·H·W)
+        mu_star = lag_delta(target, tau).flatten(2)  # (B, F−τ, C·H·W)
+    else:
+        mu_hat = macro_drift(pred, tau)  # (B, F−τ, C)
+        mu_star = macro_drift(target, tau)  # (B, F−τ, C)
+    err = (mu_hat - mu_star).pow(2).sum(-1)  # (B, F−τ)
+    if mode == "raw":
+        per_pair = err / mu_hat.shape[-1]
+    else:
+        per_pair = err / (mu_star.pow(2).sum(-1) + EPS)
+    per_sample = per_pair.mean(1)  # (B,)
+    weighted = per_sample
+    if weight is not None:
+        w = torch.as_tensor(weight, dtype=per_sample.dtype, device=per_sample.device).reshape(-1)
+        if w.numel() not in (1, per_sample.numel()):
+            raise ValueError(f"weight must be a scalar or have one value per sample, got {tuple(w.shape)}")
+        weighted = w * per_sample
+    return DriftLossOutput(per_sample=per_sample, weighted=weighted, drift_error=err.mean(1).detach())
+
+
+def motion_drift_loss(
+    x0_pred: torch.Tensor,
+    x0_target: torch.Tensor,
+    tau: int = 2,
+    mode: str = "normalized",
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Motion Drift Loss ``mean_{b,i} ‖μ̂_i − μ*_i‖² / (‖μ*_i‖² + 1e-6)`` (DESIGN.md §1.3).
+
+    Args:
+        x0_pred: ``(B, F, C, H, W)`` clean latent implied by the model output (carries gradient).
+        x0_target: ``(B, F, C, H, W)`` clean training latent; detached here.
+        tau: lag in latent frames.
+        mode: ``"normalized"`` (the method), ``"raw"`` or ``"dense"`` (ablations).
+        weight: optional per-sample ``w(t)``, ``(B,)`` — see :func:`lamo.signal_weight`.
+        reduction: ``"mean"`` (scalar) or ``"none"`` (``(B,)``).
+    """
+    out = drift_loss_terms(x0_pred, x0_target, tau=tau, mode=mode, weight=weight)
+    if reduction == "none":
+        return out.weighted
+    if reduction == "mean":
+        return out.weighted.mean()
+    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")

@@ -1,0 +1,100 @@
+"""Video files in and out (PyAV), with errors that say what is wrong.
+
+Frames are ``uint8`` arrays laid out ``(T, H, W, 3)`` (RGB) everywhere in LaMo's I/O.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["VideoReadError", "read_video", "write_video", "write_gif", "to_uint8_frames"]
+
+
+class VideoReadError(RuntimeError):
+    """A video could not be read: missing, corrupt, empty or not a video. The message says which."""
+
+
+def to_uint8_frames(frames) -> np.ndarray:
+    """Accept ``(T, H, W, 3)`` uint8, or float in [0, 1] as numpy / torch; return ``(T, H, W, 3)`` uint8."""
+    if hasattr(frames, "detach"):
+        frames = frames.detach().cpu().float().numpy()
+    arr = np.asarray(frames)
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3) RGB, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if not np.isfinite(arr).all():
+            raise ValueError("frames contain NaN or inf values")
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return arr
+
+
+def write_video(path: str | os.PathLike, frames, fps: float = 8.0, crf: int = 12) -> Path:
+    """Write ``(T, H, W, 3)`` frames to an H.264 mp4 (yuv444p keeps small clips' colours crisp).
+
+    Odd sizes are fine: the frames are padded to even width/height only when the codec needs it.
+    The file is written to a temporary name and renamed, so an interrupted write leaves no half file.
+    """
+    import av
+
+    arr = to_uint8_frames(frames)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    with av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream("libx264", rate=int(round(fps)))
+        stream.width, stream.height = arr.shape[2], arr.shape[1]
+        stream.pix_fmt = "yuv444p"
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        for frame in arr:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+    return path
+
+
+def read_video(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:
+    """Decode a video file to ``(T, H, W, 3)`` uint8 RGB.
+
+    Raises:
+        VideoReadError: the file is missing, unreadable, corrupt, has no video stream or no frames.
+    """
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise VideoReadError(f"{path}: no such video file")
+    if path.stat().st_size == 0:
+        raise VideoReadError(f"{path}: the file is empty (0 bytes)")
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoReadError(f"{path}: the file has no video stream")
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except VideoReadError:
+        raise
+    except Exception as e:  # PyAV raises many error types for corrupt input
+        if not frames:
+            raise VideoReadError(f"{path}: could not decode the video ({type(e).__name__}: {e})") from e
+    if not frames:
+        raise VideoReadError(f"{path}: the video has no decodable frames")
+    return np.stack(frames)
+
+
+def write_gif(path: str | os.PathLike, frames, fps: float = 8.0) -> Path:
+    """Write an animated GIF (loops forever) — for reports that must animate in any browser."""
+    from PIL import Image
+
+    arr = to_uint8_frames(frames)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imgs = [Image.fromarray(f) for f in arr]
+    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0)
+    return path
