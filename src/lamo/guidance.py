@@ -41,8 +41,9 @@ def guidance_loss(prior: MotionPrior, x0: torch.Tensor, cond: torch.Tensor | Non
     ``x0`` is ``(B, F, C, H, W)``; ``cond`` is ``(B, text_embed_dim)`` or ``None``. All τ-pairs go
     through the prior in one batched call.
     """
-    field = prior.predict_motion(x0, cond, tau).float()  # (B, F−τ, C, H, W)
-    residual = x0[:, :-tau].float() + field - x0[:, tau:].float()  # (B, F−τ, C, H, W)
+    dtype = torch.promote_types(x0.dtype, torch.float32)  # reduce in ≥ fp32
+    field = prior.predict_motion(x0, cond, tau).to(dtype)  # (B, F−τ, C, H, W)
+    residual = x0[:, :-tau].to(dtype) + field - x0[:, tau:].to(dtype)  # (B, F−τ, C, H, W)
     return residual.pow(2).sum(dim=(2, 3, 4)).mean(1)  # (B,)
 
 
@@ -155,8 +156,9 @@ class MotionPriorGuidance:
 
         edit_latent = self.mode == "latent"
         with torch.enable_grad():
-            o = model_output.detach().float().requires_grad_(not edit_latent)
-            x = sample.detach().float().requires_grad_(edit_latent)
+            dtype = torch.promote_types(model_output.dtype, torch.float32)  # the update is taken in ≥ fp32
+            o = model_output.detach().to(dtype).requires_grad_(not edit_latent)
+            x = sample.detach().to(dtype).requires_grad_(edit_latent)
             per_sample = self.loss(o, x, prediction_type, alpha_bar=alpha_bar, sigma=sigma, cond=cond)
             target = x if edit_latent else o
             (grad,) = torch.autograd.grad(per_sample.sum(), target)

@@ -57,8 +57,10 @@ def drift_loss_terms(
         raise ValueError(
             f"x0_pred shape {tuple(x0_pred.shape)} does not match x0_target shape {tuple(x0_target.shape)}"
         )
-    target = x0_target.detach().float()
-    pred = x0_pred.float()
+    # Reduce in at least fp32 (bf16 drifts of near-static clips underflow); float64 stays float64.
+    dtype = torch.promote_types(x0_pred.dtype, torch.float32)
+    target = x0_target.detach().to(dtype)
+    pred = x0_pred.to(dtype)
     if mode == "dense":
         mu_hat = lag_delta(pred, tau).flatten(2)  # (B, F−τ, C·H·W)
         mu_star = lag_delta(target, tau).flatten(2)  # (B, F−τ, C·H·W)

@@ -1,0 +1,130 @@
+import pytest
+import torch
+
+import lamo
+from lamo import MotionPrior
+
+
+def tiny_prior(**kw):
+    return MotionPrior.from_preset("tiny", latent_channels=4, text_embed_dim=8, **kw)
+
+
+def test_default_size_is_about_10m_parameters():
+    p = MotionPrior()
+    assert 8.0 < p.num_parameters_m() < 12.0
+    assert p.config.latent_channels == 16 and p.config.text_embed_dim == 4096
+
+
+def test_zero_init_predicts_zero_motion():
+    p = tiny_prior()
+    z = torch.randn(2, 5, 4, 6, 6)
+    out = p.predict_motion(z, torch.randn(2, 8))
+    assert out.shape == (2, 3, 4, 6, 6)
+    assert out.abs().max().item() == 0.0
+    assert p(z[:, 0], None).abs().max().item() == 0.0
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    p = tiny_prior(backbone="cogvideox")
+    for prm in p.parameters():  # make every weight non-trivial
+        torch.nn.init.normal_(prm, std=0.1)
+    p.save_pretrained(tmp_path / "prior")
+    assert (tmp_path / "prior" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (tmp_path / "prior" / "config.json").is_file()
+    q = MotionPrior.from_pretrained(tmp_path / "prior")
+    assert q.config.backbone == "cogvideox" and q.config.tau == p.config.tau
+    for (k, a), (k2, b) in zip(p.state_dict().items(), q.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    z, c = torch.randn(3, 4, 5, 5), torch.randn(3, 8)
+    assert torch.equal(p(z, c), q(z, c))
+
+
+def test_missing_or_wrong_checkpoint_is_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        MotionPrior.from_pretrained(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        MotionPrior.from_pretrained(tmp_path / "empty")
+
+
+def test_bad_inputs_are_explained():
+    p = tiny_prior()
+    with pytest.raises(ValueError, match="trained for 4-channel latents"):
+        p(torch.randn(2, 3, 5, 5))
+    with pytest.raises(ValueError, match="single latent frames"):
+        p(torch.randn(2, 1, 4, 5, 5))
+    with pytest.raises(ValueError, match="8-d prompt embeddings"):
+        p(torch.randn(2, 4, 5, 5), torch.randn(2, 16))
+    with pytest.raises(ValueError, match="another backbone"):
+        p.check_compatible(latent_channels=16, text_embed_dim=8)
+    with pytest.raises(ValueError, match="unknown prior preset"):
+        MotionPrior.from_preset("huge")
+    with pytest.raises(ValueError, match="probability"):
+        tiny_prior(prompt_dropout=1.5)
+
+
+def test_null_condition_and_dropout_mask():
+    p = tiny_prior()
+    torch.nn.init.normal_(p.conv_out.weight, std=0.1)
+    for b in p.blocks:
+        torch.nn.init.normal_(b.film.weight, std=0.1)
+    z, c = torch.randn(2, 4, 5, 5), torch.randn(2, 8)
+    null = p(z, None)
+    dropped = p(z, c, drop=torch.tensor([True, False]))
+    assert torch.allclose(dropped[0], null[0]) and not torch.allclose(dropped[1], null[1])
+    assert torch.allclose(p(z, c[:1]), p(z, c[:1].expand(2, -1)))  # a (1, D) condition is shared
+
+
+def _translating_blobs(n=8, frames=6, size=12, seed=0):
+    """Latent clips where a Gaussian blob moves one pixel right per frame (4 channels)."""
+    g = torch.Generator().manual_seed(seed)
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    clips = []
+    for _ in range(n):
+        y0, x0 = torch.randint(3, size - 3, (2,), generator=g).tolist()
+        fr = [torch.exp(-((ys - y0) ** 2 + (xs - (x0 - 2 + t)) ** 2) / 4.0) for t in range(frames)]
+        clip = torch.stack(fr)[:, None].repeat(1, 4, 1, 1)  # (F, C, H, W)
+        clips.append(clip)
+    return torch.stack(clips)  # (B, F, C, H, W)
+
+
+def test_training_loss_learns_a_simple_motion():
+    torch.manual_seed(0)
+    p = tiny_prior()
+    z = _translating_blobs()
+    cond = torch.randn(z.shape[0], 8)
+    opt = torch.optim.Adam(p.parameters(), lr=3e-3)
+    p.train()
+    first = p.training_loss(z, cond).per_sample.mean().item()
+    for _ in range(60):
+        loss = p.training_loss(z, cond).per_sample.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    p.eval()
+    out = p.training_loss(_translating_blobs(seed=1), torch.randn(8, 8))
+    assert out.per_sample.shape == (8,)
+    assert out.per_sample.mean().item() < 0.5 * first
+    assert out.cosine.mean().item() > 0.8
+
+
+def test_training_augmentation_is_seeded_and_off_in_eval():
+    p = tiny_prior()
+    torch.nn.init.normal_(p.conv_out.weight, std=0.1)
+    z, c = torch.randn(4, 5, 4, 6, 6), torch.randn(4, 8)
+    p.train()
+    a = p.training_loss(z, c, generator=torch.Generator().manual_seed(3)).per_sample
+    b = p.training_loss(z, c, generator=torch.Generator().manual_seed(3)).per_sample
+    d = p.training_loss(z, c, generator=torch.Generator().manual_seed(4)).per_sample
+    assert torch.equal(a, b) and not torch.equal(a, d)
+    p.eval()
+    e = p.training_loss(z, c, generator=torch.Generator().manual_seed(3)).per_sample
+    f = p.training_loss(z, c, generator=torch.Generator().manual_seed(4)).per_sample
+    assert torch.equal(e, f)  # no dropout / noise augmentation in eval mode
+
+
+def test_pool_prompt_embeds_masked_mean():
+    e = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    m = torch.tensor([[1, 1, 0]])
+    assert torch.allclose(lamo.pool_prompt_embeds(e, m), torch.tensor([[2.0, 3.0]]))
+    assert torch.allclose(lamo.pool_prompt_embeds(e), e.mean(1))
