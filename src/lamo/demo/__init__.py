@@ -1,0 +1,4 @@
+"""The embedded demo: a small latent space and backbone for the physics world (DESIGN.md §3)."""
+from .autoencoder import PatchAutoencoder
+
+__all__ = ["PatchAutoencoder"]
