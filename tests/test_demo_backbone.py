@@ -1,0 +1,97 @@
+"""The demo's latent space and backbone trainer (tiny sizes)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lamo.demo import PatchAutoencoder
+from lamo.demo.model import build_demo_pipeline, build_tokenizer, caption_vocabulary
+from lamo.demo.train_backbone import BackboneTrainConfig, train_backbone
+from lamo.video_io import write_video
+
+
+def moving_discs(n, frames=8, size=16, seed=0):
+    """(n, frames, size, size, 3) uint8 clips of one coloured disc moving in a straight line."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[:size, :size]
+    clips, right = [], []
+    for _ in range(n):
+        cy, cx = rng.uniform(4, size - 4, 2)
+        vy, vx = rng.uniform(-1, 1, 2)
+        col = rng.uniform(0.3, 1, 3)
+        fr = [np.clip(2.5 - np.hypot(ys - cy - vy * t, xs - cx - vx * t), 0, 1)[..., None] * col for t in range(frames)]
+        clips.append((np.stack(fr) * 255).round().astype(np.uint8))
+        right.append(vx > 0)
+    return np.stack(clips), right
+
+
+def test_autoencoder_round_trip_and_pipeline_interface():
+    clips, _ = moving_discs(32)
+    v = torch.from_numpy(clips).float().div(127.5).sub(1).permute(0, 4, 1, 2, 3)  # (N, 3, T, H, W)
+    ae = PatchAutoencoder(latent_channels=8, patch_size=4, temporal_compression_ratio=2).fit(v)
+    z = ae.encode(v).latent_dist.sample()
+    assert z.shape == (32, 8, 4, 4, 4)
+    assert abs(z.std().item() - 1.0) < 1e-3  # unit-variance latents
+    rec = ae.decode(z).sample
+    assert rec.shape == v.shape
+    # The decoded clip is close to the input (mean absolute error in [-1, 1] pixel units).
+    assert (rec - v).abs().mean().item() < 0.05
+    assert len(ae.config.block_out_channels) == 3  # CogVideoXPipeline reads a ×4 spatial factor
+    with pytest.raises(ValueError, match="does not tile"):
+        ae.encode(v[:, :, :7])
+    with pytest.raises(ValueError, match="expected latents"):
+        ae.decode(z[:, :4])
+
+
+def test_word_level_tokenizer_pads_like_t5():
+    tok = build_tokenizer(caption_vocabulary(["A red ball bounces.", "a blue ball"]))
+    ids = tok("a red ball flies", padding="max_length", max_length=8).input_ids
+    assert ids[-3:] == [0, 0, 0] and ids[4] == 1  # pads are 0, </s> = 1 ends the text
+    assert ids[3] == tok.unk_token_id  # "flies" is not in the vocabulary
+
+
+def _dataset(tmp_path, n=12):
+    clips, right = moving_discs(n)
+    rows = []
+    for i, (c, r) in enumerate(zip(clips, right)):
+        write_video(tmp_path / "data" / "videos" / f"{i:06d}.mp4", c)
+        rows.append({"video": f"videos/{i:06d}.mp4", "caption": f"a ball moves {'right' if r else 'left'}"})
+    (tmp_path / "data" / "videos" / "bad.mp4").write_bytes(b"not a video")
+    rows.append({"video": "videos/bad.mp4", "caption": "a ball moves left"})
+    (tmp_path / "data" / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    return tmp_path / "data"
+
+
+def test_trainer_resumes_to_the_same_weights_and_saves_a_pipeline(tmp_path):
+    data = _dataset(tmp_path)
+    base = dict(data=str(data), preset="test", batch_size=4, save_every=5, steps=10, seed=3)
+    straight = train_backbone(BackboneTrainConfig(out=str(tmp_path / "a"), **base))
+    train_backbone(BackboneTrainConfig(out=str(tmp_path / "b"), **{**base, "steps": 5}))
+    resumed = train_backbone(BackboneTrainConfig(out=str(tmp_path / "b"), **base))  # continues at step 5
+    a = load_file(straight / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(resumed / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    log = [json.loads(x) for x in (tmp_path / "b" / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [5, 10]
+
+    from diffusers import CogVideoXPipeline
+
+    pipe = CogVideoXPipeline.from_pretrained(straight)
+    out = pipe(prompt="a ball moves left", num_frames=7, height=16, width=16, num_inference_steps=2,
+               max_sequence_length=12, output_type="np", generator=torch.Generator().manual_seed(0))
+    assert out.frames.shape == (1, 8, 16, 16, 3)
+
+
+def test_missing_dataset_is_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match="lamo data physics"):
+        train_backbone(BackboneTrainConfig(data=str(tmp_path), out=str(tmp_path / "o"), preset="test"))
+
+
+def test_demo_pipeline_is_a_stock_cogvideox_pipeline():
+    from diffusers import CogVideoXPipeline, CogVideoXTransformer3DModel
+
+    pipe = build_demo_pipeline("test", ["ball"])
+    assert type(pipe) is CogVideoXPipeline and isinstance(pipe.transformer, CogVideoXTransformer3DModel)
+    assert pipe.vae_scale_factor_spatial == 4 and pipe.vae_scale_factor_temporal == 2
