@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from lamo.report import fmt_mean_std, plot_metric_bars, side_by_side, write_html
+
+
+def test_side_by_side_gif_animates_and_keeps_each_clip(tmp_path):
+    a = np.zeros((6, 8, 8, 3), np.uint8)
+    b = np.full((4, 8, 8, 3), 200, np.uint8)  # shorter clips hold their last frame
+    a[:, 2:4, 2:4] = 255
+    path = side_by_side(tmp_path / "x.gif", [a, b], ["left", "right"], scale=2, gap=3)
+    im = Image.open(path)
+    assert im.n_frames == 6 and im.info.get("loop") == 0
+    assert im.size == (2 * 8 * 2 + 3, 8 * 2 + 14)
+    frame = np.asarray(im.convert("RGB"))
+    assert frame[14 + 5, 16 + 3 + 5].min() > 150  # the right tile is the bright clip
+    with pytest.raises(ValueError, match="one label per clip"):
+        side_by_side(tmp_path / "y.gif", [a], ["a", "b"])
+
+
+def test_html_page_escapes_text_and_links_images(tmp_path):
+    plot_metric_bars(tmp_path / "m.png", "metric", ["a", "b"], [1.0, float("nan")], [0.1, 0.2], reference=1.0)
+    page = write_html(tmp_path / "index.html", "R<e>port", [
+        {"title": "Results", "text": ["x < y"], "table": {"header": ["name", "v"], "rows": [["a", "1"]]},
+         "images": ["m.png"]}])
+    text = page.read_text()
+    assert "R&lt;e&gt;port" in text and "x &lt; y" in text and "<img src='m.png'" in text
+    assert (tmp_path / "m.png").stat().st_size > 1000
+    assert fmt_mean_std(0.12345, 0.0456) == "0.123 ± 0.046" and fmt_mean_std(float("nan")) == "–"
