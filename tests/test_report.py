@@ -8,7 +8,8 @@ from lamo.report import fmt_mean_std, plot_metric_bars, side_by_side, write_html
 def test_side_by_side_gif_animates_and_keeps_each_clip(tmp_path):
     a = np.zeros((6, 8, 8, 3), np.uint8)
     b = np.full((4, 8, 8, 3), 200, np.uint8)  # shorter clips hold their last frame
-    a[:, 2:4, 2:4] = 255
+    for t in range(6):
+        a[t, 2:4, t : t + 2] = 255  # a moving square, so every frame differs
     path = side_by_side(tmp_path / "x.gif", [a, b], ["left", "right"], scale=2, gap=3)
     im = Image.open(path)
     assert im.n_frames == 6 and im.info.get("loop") == 0
