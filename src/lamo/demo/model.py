@@ -32,7 +32,7 @@ class DemoPreset:
     temporal_compression: int = 2  # autoencoder frames per latent frame
     heads: int = 4
     head_dim: int = 32
-    layers: int = 4
+    layers: int = 6
     transformer_patch: int = 2  # transformer patch on the latent grid
     text_dim: int = 64  # T5 d_model
     text_layers: int = 2
