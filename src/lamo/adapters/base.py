@@ -9,20 +9,28 @@ backbone-agnostic and talks to a backbone only through a :class:`BackboneAdapter
 * how to encode videos / prompts with the backbone's VAE / text encoder (for the latent cache);
 * one training forward that returns prediction, target and ``x̂0`` (for drift-loss fine-tuning).
 
-Implementations: :mod:`lamo.adapters.cogvideox`, :mod:`lamo.adapters.wan`.
+Implementations: :mod:`lamo.adapters.cogvideox`, :mod:`lamo.adapters.wan`; look one up with
+:func:`lamo.adapters.get_adapter`.
+
+Video frames given to ``encode_video`` are either what :func:`lamo.video_io.read_video` gives
+(``uint8``, ``(F, H, W, 3)`` or ``(B, F, H, W, 3)``) or float tensors ``(B, F, 3, H, W)`` in ``[-1, 1]``.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from ..parametrization import predict_x0, signal_weight
 from ..prior import pool_prompt_embeds
 
-__all__ = ["BackboneAdapter", "NoiseLevel", "TrainingForward"]
+__all__ = [
+    "BackboneAdapter", "NoiseLevel", "TrainingForward", "frames_to_vae_input", "text_pipeline",
+    "check_training_latents", "randn_like_latents",
+]
 
 
 @dataclass
@@ -47,6 +55,8 @@ class TrainingForward:
         x0_pred: clean latent implied by ``pred`` (carries gradient; for the drift loss).
         weight: ``(B,)`` signal weight ``w(t)`` of each sample's noise level.
         noise_level: the sampled noise levels.
+        noisy: the noisy input ``x_t`` the transformer saw (no gradient).
+        timesteps: ``(B,)`` the timesteps given to the transformer.
     """
 
     pred: torch.Tensor
@@ -54,13 +64,88 @@ class TrainingForward:
     x0_pred: torch.Tensor
     weight: torch.Tensor
     noise_level: NoiseLevel
+    noisy: torch.Tensor | None = None
+    timesteps: torch.Tensor | None = None
+
+
+def frames_to_vae_input(frames: Any, vae: Any) -> torch.Tensor:
+    """Video frames → the ``(B, 3, F, H, W)`` tensor in ``[-1, 1]`` a video VAE encodes.
+
+    Accepts ``uint8`` frames ``(F, H, W, 3)`` / ``(B, F, H, W, 3)`` (numpy or torch, as
+    :func:`lamo.video_io.read_video` returns them) or a float tensor ``(B, F, 3, H, W)`` already in
+    ``[-1, 1]``. The result is on the VAE's device, in its dtype.
+    """
+    param = next(vae.parameters())
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(np.ascontiguousarray(frames))
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"frames must be a numpy array or torch tensor, got {type(frames).__name__}")
+    if frames.dtype == torch.uint8:
+        if frames.ndim == 4:
+            frames = frames[None]  # (F, H, W, 3) -> (1, F, H, W, 3)
+        if frames.ndim != 5 or frames.shape[-1] != 3:
+            raise ValueError(
+                f"uint8 frames must be (F, H, W, 3) or (B, F, H, W, 3) RGB, got shape {tuple(frames.shape)}"
+            )
+        x = frames.to(param.device).permute(0, 4, 1, 2, 3)  # (B, F, H, W, 3) -> (B, 3, F, H, W)
+        return (x.float() / 127.5 - 1.0).to(param.dtype)
+    if not torch.is_floating_point(frames) or frames.ndim != 5 or frames.shape[2] != 3:
+        raise ValueError(
+            "frames must be uint8 (F, H, W, 3) / (B, F, H, W, 3), or float (B, F, 3, H, W) in [-1, 1]; "
+            f"got {frames.dtype} of shape {tuple(frames.shape)}"
+        )
+    return frames.to(param.device, param.dtype).permute(0, 2, 1, 3, 4)  # (B, F, 3, H, W) -> (B, 3, F, H, W)
+
+
+def text_pipeline(pipeline_cls: type, text_source: Any, tokenizer: Any) -> Any:
+    """A pipeline whose ``encode_prompt`` can run: ``text_source`` itself, or one built around a text encoder."""
+    if hasattr(text_source, "encode_prompt") and hasattr(text_source, "text_encoder"):
+        if getattr(text_source, "text_encoder", None) is None or getattr(text_source, "tokenizer", None) is None:
+            raise ValueError(
+                f"{type(text_source).__name__} has no text encoder / tokenizer (a model saved without them); "
+                "encode prompts with a pipeline that has them, or pass the text encoder and tokenizer"
+            )
+        return text_source
+    if tokenizer is None:
+        raise ValueError("encode_prompt: pass a pipeline, or a text encoder together with its tokenizer")
+    kwargs = dict(tokenizer=tokenizer, text_encoder=text_source, vae=None, transformer=None, scheduler=None)
+    return pipeline_cls(**kwargs)
+
+
+def check_training_latents(latents: torch.Tensor, channels: int, family: str) -> tuple[int, ...]:
+    """Raise a clear ``ValueError`` unless ``latents`` is ``(B, F, C, H, W)`` with ``C == channels``.
+
+    Returns the shape ``(B, F, C, H, W)``.
+    """
+    if not isinstance(latents, torch.Tensor) or latents.ndim != 5:
+        shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+        raise ValueError(f"{family} training_forward: latents must be (B, F, C, H, W), got {shape}")
+    if latents.shape[2] != channels:
+        raise ValueError(
+            f"{family} training_forward: latents have {latents.shape[2]} channels (dim 2 of (B, F, C, H, W)) but "
+            f"the transformer denoises {channels}; check the layout and that the latents come from this backbone's VAE"
+        )
+    return tuple(latents.shape)
+
+
+def randn_like_latents(shape: torch.Size, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """Gaussian noise of ``shape`` on ``like``'s device and dtype, drawn with ``generator`` (``randn_tensor``)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    return randn_tensor(shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
 class BackboneAdapter(ABC):
-    """Backbone-specific knowledge behind one interface. Subclasses set ``family`` and ``layout``."""
+    """Backbone-specific knowledge behind one interface. Subclasses set ``family`` and ``layout``.
+
+    Adapters hold no state: one instance serves any number of pipelines of its family.
+    """
 
     family: str = ""
     layout: str = "BFCHW"  # the backbone's own latent layout: "BFCHW" or "BCFHW"
+    # diffusers class-name prefixes of the family's pipelines / transformers (for get_adapter)
+    class_prefixes: tuple[str, ...] = ()
+    default_max_sequence_length: int = 226  # prompt tokens the family's pipeline encodes
 
     # ---------------------------------------------------------------- layout
     def to_bfchw(self, latents: torch.Tensor) -> torch.Tensor:
@@ -81,8 +166,19 @@ class BackboneAdapter(ABC):
         """``"epsilon"``, ``"v_prediction"`` or ``"flow"`` for this scheduler."""
 
     @abstractmethod
-    def noise_level(self, scheduler: Any, timestep: torch.Tensor | float, sample: torch.Tensor | None = None) -> NoiseLevel:
-        """The noise level the scheduler uses at ``timestep`` (after any SNR shift)."""
+    def noise_level(
+        self,
+        scheduler: Any,
+        timestep: torch.Tensor | float,
+        sample: torch.Tensor | None = None,
+        step_index: int | None = None,
+    ) -> NoiseLevel:
+        """The noise level the scheduler uses at ``timestep`` (after any SNR shift).
+
+        ``step_index``: for schedulers that index their noise levels by step (flow matching, UniPC)
+        the index into ``scheduler.sigmas``; by default the scheduler's current step, i.e. the step
+        its next ``step()`` call will take. ``sample``: tensors are put on its device.
+        """
 
     def x0(self, model_output: torch.Tensor, sample: torch.Tensor, level: NoiseLevel) -> torch.Tensor:
         """``x̂0`` from the scheduler's own parametrisation (tensors in any one layout)."""
@@ -93,9 +189,89 @@ class BackboneAdapter(ABC):
         return signal_weight(level.prediction_type, **level.kwargs())
 
     # ---------------------------------------------------------------- text
+    def prompt_mask(self, prompt_embeds: torch.Tensor) -> torch.Tensor | None:
+        """``(B, L)`` mask of the tokens that count when pooling, or ``None`` for all of them."""
+        return None
+
     def pool_prompt(self, prompt_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``(B, L, D)`` prompt embeddings → ``(B, D)`` prior condition (masked mean)."""
-        return pool_prompt_embeds(prompt_embeds, attention_mask)
+        """``(B, L, D)`` prompt embeddings → ``(B, D)`` prior condition (masked mean, in ≥ fp32).
+
+        Without ``attention_mask`` the family's own :meth:`prompt_mask` decides which tokens count.
+        """
+        embeds = prompt_embeds.to(torch.promote_types(prompt_embeds.dtype, torch.float32))
+        if attention_mask is None:
+            attention_mask = self.prompt_mask(prompt_embeds)
+        return pool_prompt_embeds(embeds, attention_mask)
+
+    @abstractmethod
+    def encode_prompt(
+        self,
+        text_source: Any,
+        prompts: str | Sequence[str],
+        tokenizer: Any = None,
+        max_sequence_length: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """Prompts → ``(B, L, D)`` prompt embeddings exactly as the family's pipeline feeds its transformer.
+
+        ``text_source`` is a pipeline of the family (its ``encode_prompt`` is used) or a text encoder,
+        then with ``tokenizer``. ``max_sequence_length`` defaults to the pipeline's own default.
+        """
+
+    # ---------------------------------------------------------------- latents
+    @abstractmethod
+    def encode_video(
+        self, vae: Any, frames: Any, generator: torch.Generator | None = None, sample: bool = True
+    ) -> torch.Tensor:
+        """Video frames → ``(B, F, C, H, W)`` latents in the space the transformer denoises.
+
+        ``frames``: see :func:`frames_to_vae_input`. ``sample``: draw from the VAE's posterior
+        (with ``generator``) rather than take its mode.
+        """
+
+    # ---------------------------------------------------------------- training
+    @abstractmethod
+    def training_forward(
+        self,
+        transformer: Any,
+        scheduler: Any,
+        latents_bfchw: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        timesteps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> TrainingForward:
+        """One fine-tuning forward: noise clean latents, run the transformer, return pred / target / ``x̂0``.
+
+        Args:
+            transformer: the family's transformer (gradients flow through it).
+            scheduler: the family's scheduler (its training noise schedule is used).
+            latents_bfchw: ``(B, F, C, H, W)`` clean latents (as :meth:`encode_video` gives them).
+            prompt_embeds: ``(B, L, D)`` prompt embeddings (as :meth:`encode_prompt` gives them).
+            noise: ``(B, F, C, H, W)`` Gaussian noise; drawn with ``generator`` when ``None``.
+            timesteps: ``(B,)`` timesteps in the scheduler's units (``[0, num_train_timesteps)``);
+                drawn with ``generator`` when ``None``.
+            generator: RNG for the draws.
+        """
+
+    # ---------------------------------------------------------------- priors
+    def check_prior(self, prior: Any, transformer: Any) -> None:
+        """Raise a ``ValueError`` (``TypeError`` for a non-prior) unless ``prior`` fits this backbone.
+
+        Checked: latent channels, prompt embedding width, and the family named in
+        ``prior.config.backbone`` (when set; a name starting with :attr:`family` counts as it).
+        """
+        from ..prior import MotionPrior
+
+        if not isinstance(prior, MotionPrior):
+            raise TypeError(f"motion prior must be a lamo.MotionPrior, got {type(prior).__name__}")
+        # A prior names its backbone freely ("cogvideox", "cogvideox-2b", "wan2.1-1.3b"): any name that
+        # starts with this family's name belongs to it; channel and text-width checks do the rest.
+        trained_for = (prior.config.backbone or "").lower()
+        same_family = not trained_for or trained_for.startswith(self.family)
+        prior.check_compatible(self.latent_channels(transformer), self.text_embed_dim(transformer),
+                               None if same_family else self.family)
 
     # ---------------------------------------------------------------- dims
     @abstractmethod

@@ -1,0 +1,202 @@
+"""CogVideoX adapter (2B / 5B / 1.5 text-to-video): layout ``(B, F, C, H, W)``, DDPM-family noise.
+
+* **Prediction**: ``scheduler.config.prediction_type`` — ``"v_prediction"`` for the released models.
+* **Noise level**: ``ᾱ_t = scheduler.alphas_cumprod[t]``. CogVideoX's schedulers apply their SNR shift
+  ``ᾱ ← ᾱ / (s + (1 − s)·ᾱ)`` (``snr_shift_scale``, 3.0 for 2B) and zero-terminal-SNR rescaling to
+  that tensor at construction, so reading the scheduler's own tensor gives the ᾱ_t its ``step`` uses —
+  for ``CogVideoXDDIMScheduler`` and ``CogVideoXDPMScheduler`` alike.
+* **Training**: ``x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε`` (``scheduler.add_noise``), target
+  ``v = √ᾱ_t·ε − √(1−ᾱ_t)·x0`` (``scheduler.get_velocity``) or ``ε``; 5B-style transformers get the
+  3D rotary embeddings :func:`rotary_embeddings` computes exactly as ``CogVideoXPipeline`` does.
+* **Prompt**: T5-XXL padded to 226 tokens, no mask — the padding tokens' embeddings are part of
+  what the transformer sees, so all tokens are pooled.
+* **Latents**: ``vae.encode(video).latent_dist.sample() · scaling_factor``, then
+  ``(B, C, F, H, W) -> (B, F, C, H, W)`` (the inverse of ``CogVideoXPipeline.decode_latents``).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from ..parametrization import check_prediction_type
+from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents, frames_to_vae_input,
+                   randn_like_latents, text_pipeline)
+
+__all__ = ["CogVideoXAdapter", "rotary_embeddings"]
+
+
+def rotary_embeddings(
+    transformer: Any, latent_frames: int, latent_height: int, latent_width: int, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CogVideoX's 3D RoPE ``(cos, sin)`` for a latent grid, as ``CogVideoXPipeline`` computes it.
+
+    Mirrors ``CogVideoXPipeline._prepare_rotary_positional_embeddings`` (which takes pixel sizes and
+    divides by the VAE's spatial factor): the grid is ``latent size // patch_size`` and positions are
+    cropped (1.0) or sliced (1.5, ``patch_size_t`` set) against the transformer's sample size.
+    Each tensor is ``(F'·H'·W', attention_head_dim)`` with ``F'`` the (temporally patched) frames.
+    """
+    from diffusers.models.embeddings import get_3d_rotary_pos_embed
+    from diffusers.pipelines.cogvideo.pipeline_cogvideox import get_resize_crop_region_for_grid
+
+    cfg = transformer.config
+    p, p_t = cfg.patch_size, cfg.patch_size_t
+    grid_height, grid_width = latent_height // p, latent_width // p
+    base_height, base_width = cfg.sample_height // p, cfg.sample_width // p
+    if p_t is None:
+        crops = get_resize_crop_region_for_grid((grid_height, grid_width), base_width, base_height)
+        return get_3d_rotary_pos_embed(
+            embed_dim=cfg.attention_head_dim, crops_coords=crops, grid_size=(grid_height, grid_width),
+            temporal_size=latent_frames, device=device,
+        )
+    return get_3d_rotary_pos_embed(
+        embed_dim=cfg.attention_head_dim, crops_coords=None, grid_size=(grid_height, grid_width),
+        temporal_size=(latent_frames + p_t - 1) // p_t, grid_type="slice", max_size=(base_height, base_width),
+        device=device,
+    )
+
+
+class CogVideoXAdapter(BackboneAdapter):
+    """Adapter for ``CogVideoXPipeline`` / ``CogVideoXTransformer3DModel`` (DESIGN.md §2)."""
+
+    family = "cogvideox"
+    layout = "BFCHW"
+    class_prefixes = ("CogVideoX",)
+    default_max_sequence_length = 226
+
+    # ---------------------------------------------------------------- noise levels
+    def prediction_type(self, scheduler: Any) -> str:
+        pt = scheduler.config.get("prediction_type", "epsilon")
+        if pt not in ("epsilon", "v_prediction"):
+            raise ValueError(
+                f"CogVideoX adapter: scheduler {type(scheduler).__name__} predicts {pt!r}; LaMo supports "
+                "'v_prediction' (the released CogVideoX models) and 'epsilon'"
+            )
+        return check_prediction_type(pt)
+
+    def alpha_bar(self, scheduler: Any, timesteps: torch.Tensor | int | float) -> torch.Tensor:
+        """``ᾱ_t`` from the scheduler's own (SNR-shifted) ``alphas_cumprod``: fp32, shaped like ``timesteps``."""
+        table = scheduler.alphas_cumprod  # (num_train_timesteps,), may live on the sampling device
+        t = torch.as_tensor(timesteps).to(table.device).long()
+        return table[t].float()
+
+    def noise_level(
+        self,
+        scheduler: Any,
+        timestep: torch.Tensor | float,
+        sample: torch.Tensor | None = None,
+        step_index: int | None = None,
+    ) -> NoiseLevel:
+        """``ᾱ_t`` at ``timestep`` (scalar or ``(B,)``); CogVideoX's schedulers index by timestep, so
+        ``step_index`` is not needed."""
+        a = self.alpha_bar(scheduler, timestep)
+        if sample is not None:
+            a = a.to(sample.device)
+        return NoiseLevel(self.prediction_type(scheduler), alpha_bar=a)
+
+    # ---------------------------------------------------------------- dims
+    def latent_channels(self, transformer: Any) -> int:
+        return int(transformer.config.out_channels or transformer.config.in_channels)
+
+    def text_embed_dim(self, transformer: Any) -> int:
+        return int(transformer.config.text_embed_dim)
+
+    # ---------------------------------------------------------------- text
+    def encode_prompt(
+        self,
+        text_source: Any,
+        prompts: str | Sequence[str],
+        tokenizer: Any = None,
+        max_sequence_length: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """Prompts → ``(B, 226, 4096)`` T5 embeddings, padding tokens included (``CogVideoXPipeline.encode_prompt``)."""
+        from diffusers import CogVideoXPipeline
+
+        pipe = text_pipeline(CogVideoXPipeline, text_source, tokenizer)
+        embeds, _ = pipe.encode_prompt(
+            prompt=[prompts] if isinstance(prompts, str) else list(prompts),
+            do_classifier_free_guidance=False,
+            num_videos_per_prompt=1,
+            max_sequence_length=max_sequence_length or self.default_max_sequence_length,
+            device=device,
+            dtype=dtype,
+        )
+        return embeds  # (B, L, D)
+
+    # ---------------------------------------------------------------- latents
+    @torch.no_grad()
+    def encode_video(
+        self, vae: Any, frames: Any, generator: torch.Generator | None = None, sample: bool = True
+    ) -> torch.Tensor:
+        """Frames → ``(B, F', C, H', W')`` latents: ``vae.encode(x).latent_dist.sample() · scaling_factor``.
+
+        CogVideoX's VAE maps ``1 + 4k`` frames to ``1 + k`` latent frames and compresses 8× in space.
+        """
+        x = frames_to_vae_input(frames, vae)  # (B, 3, F, H, W) in [-1, 1]
+        dist = vae.encode(x).latent_dist
+        z = dist.sample(generator) if sample else dist.mode()  # (B, C, F', H', W')
+        z = z * vae.config.scaling_factor
+        return z.permute(0, 2, 1, 3, 4).contiguous()  # (B, C, F, H, W) -> (B, F, C, H, W)
+
+    # ---------------------------------------------------------------- training
+    def training_forward(
+        self,
+        transformer: Any,
+        scheduler: Any,
+        latents_bfchw: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        timesteps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> TrainingForward:
+        """DDPM training forward (as diffusers' CogVideoX fine-tuning scripts do it).
+
+        ``t ~ U{0, …, N−1}`` unless given; ``x_t = scheduler.add_noise(x0, ε, t)``;
+        ``pred = transformer(x_t, prompt, t [, RoPE])``; target ``v = scheduler.get_velocity(x0, ε, t)``
+        (or ``ε``); ``x̂0`` from ``pred`` at ``ᾱ_t``; weight ``w(t) = ᾱ_t``. Shapes ``(B, F, C, H, W)``.
+        """
+        latents = latents_bfchw
+        B, F, C, H, W = check_training_latents(latents, self.latent_channels(transformer), self.family)
+        cfg = transformer.config
+        if cfg.in_channels != C:
+            raise ValueError(
+                f"CogVideoX adapter: the transformer takes {cfg.in_channels} input channels but the latents have "
+                f"{C}; image-to-video models (which concatenate image latents) are not supported by training_forward"
+            )
+        if cfg.patch_size_t is not None and F % cfg.patch_size_t:
+            raise ValueError(
+                f"this CogVideoX transformer patches {cfg.patch_size_t} latent frames together; got {F} latent "
+                f"frames — use clips whose latent frame count is a multiple of {cfg.patch_size_t}"
+            )
+        device = latents.device
+        if noise is None:
+            noise = randn_like_latents(latents.shape, generator, latents)
+        if timesteps is None:
+            gen_device = generator.device if generator is not None else torch.device("cpu")
+            timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (B,), generator=generator,
+                                      device=gen_device)
+        timesteps = torch.as_tensor(timesteps, device=device).long().expand(B)  # (B,)
+
+        noisy = scheduler.add_noise(latents, noise, timesteps)  # (B, F, C, H, W)
+        rope = rotary_embeddings(transformer, F, H, W, device) if cfg.use_rotary_positional_embeddings else None
+        ofs = latents.new_full((1,), 2.0) if cfg.ofs_embed_dim else None  # CogVideoX 1.5's fixed ofs, as its pipeline
+        pred = transformer(
+            hidden_states=noisy.to(transformer.dtype),
+            encoder_hidden_states=prompt_embeds.to(transformer.dtype),
+            timestep=timesteps,
+            ofs=ofs,
+            image_rotary_emb=rope,
+            return_dict=False,
+        )[0]  # (B, F, C, H, W)
+
+        level = self.noise_level(scheduler, timesteps, sample=latents)  # ᾱ_t: (B,)
+        if level.prediction_type == "v_prediction":
+            target = scheduler.get_velocity(latents, noise, timesteps)  # √ᾱ·ε − √(1−ᾱ)·x0
+        else:
+            target = noise
+        dtype = torch.promote_types(pred.dtype, torch.float32)  # x̂0 in ≥ fp32 (bf16 loses small drifts)
+        x0_pred = self.x0(pred.to(dtype), noisy.to(dtype), level)
+        return TrainingForward(pred=pred, target=target, x0_pred=x0_pred, weight=self.signal_weight(level),
+                               noise_level=level, noisy=noisy, timesteps=timesteps)

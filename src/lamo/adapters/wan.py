@@ -1,0 +1,199 @@
+"""Wan adapter (2.1 / 2.2 text-to-video): layout ``(B, C, F, H, W)``, flow matching.
+
+* **Prediction**: flow velocity ``v = ε − x0`` with ``x_t = (1 − σ)·x0 + σ·ε``, so ``x̂0 = x_t − σ_t·v``
+  (``UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True)``, Wan's default,
+  and ``FlowMatchEulerDiscreteScheduler``).
+* **Noise level**: ``σ_t = scheduler.sigmas[step_index]`` — both schedulers index their (shifted)
+  sigmas by step, not by timestep (UniPC's integer timesteps are truncated ``σ·1000``), and both
+  compute ``x̂0`` from exactly that σ inside ``step``. The step index is the scheduler's own counter
+  (``step_index``; before its first step, ``begin_index`` or the timestep's position, as the
+  scheduler itself would initialise it).
+* **Training**: ``σ = s·u / (1 + (s − 1)·u)``, ``u ~ U(0, 1)`` with the scheduler's shift ``s``
+  (the sampler's own σ distribution), timestep ``σ·N``; target ``ε − x0``.
+* **Prompt**: ``WanPipeline`` cuts the UMT5 output at each prompt's true length and zero-pads it
+  (to 512 tokens), so only non-zero tokens are pooled.
+* **Latents**: ``(z − latents_mean) / latents_std`` per channel (the inverse of what ``WanPipeline``
+  does before decoding), then ``(B, C, F, H, W) -> (B, F, C, H, W)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from ..parametrization import check_prediction_type
+from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents, frames_to_vae_input,
+                   randn_like_latents, text_pipeline)
+
+__all__ = ["WanAdapter"]
+
+
+class WanAdapter(BackboneAdapter):
+    """Adapter for ``WanPipeline`` / ``WanTransformer3DModel`` (DESIGN.md §2)."""
+
+    family = "wan"
+    layout = "BCFHW"
+    class_prefixes = ("Wan",)
+    default_max_sequence_length = 512
+
+    # ---------------------------------------------------------------- noise levels
+    def prediction_type(self, scheduler: Any) -> str:
+        pt = scheduler.config.get("prediction_type")
+        if pt is None or "FlowMatch" in type(scheduler).__name__:
+            return "flow"  # flow-matching schedulers have no prediction_type: they integrate a velocity
+        if pt == "flow_prediction" and not scheduler.config.get("use_flow_sigmas", False):
+            raise ValueError(
+                f"{type(scheduler).__name__} is set to predict flow but without use_flow_sigmas=True; "
+                "Wan's scheduler is UniPCMultistepScheduler(prediction_type='flow_prediction', use_flow_sigmas=True)"
+            )
+        if pt in ("epsilon", "v_prediction") and scheduler.config.get("use_flow_sigmas", False):
+            raise ValueError(f"{type(scheduler).__name__}: {pt!r} prediction with flow sigmas is not supported")
+        return check_prediction_type(pt)
+
+    def step_index(self, scheduler: Any, timestep: torch.Tensor | float) -> int:
+        """The index into ``scheduler.sigmas`` its next ``step(…, timestep, …)`` call will use."""
+        if getattr(scheduler, "step_index", None) is not None:
+            return int(scheduler.step_index)
+        if getattr(scheduler, "begin_index", None) is not None:
+            return int(scheduler.begin_index)
+        if not hasattr(scheduler, "index_for_timestep"):
+            raise ValueError(f"cannot tell which step {type(scheduler).__name__} is at; pass step_index=")
+        t = torch.as_tensor(timestep).to(scheduler.timesteps.device)
+        return int(scheduler.index_for_timestep(t))
+
+    def noise_level(
+        self,
+        scheduler: Any,
+        timestep: torch.Tensor | float,
+        sample: torch.Tensor | None = None,
+        step_index: int | None = None,
+    ) -> NoiseLevel:
+        """``σ_t = scheduler.sigmas[step_index]`` (flow); for a non-flow UniPC, ``ᾱ_t = 1 / (1 + σ²)``."""
+        pt = self.prediction_type(scheduler)
+        if step_index is None:
+            step_index = self.step_index(scheduler, timestep)
+        sigma = scheduler.sigmas[step_index].float()
+        if sample is not None:
+            sigma = sigma.to(sample.device)
+        if pt == "flow":
+            return NoiseLevel(pt, sigma=sigma)
+        return NoiseLevel(pt, alpha_bar=1.0 / (1.0 + sigma**2))  # VE σ = √((1−ᾱ)/ᾱ)
+
+    def training_shift(self, scheduler: Any) -> float:
+        """The σ shift ``s`` the sampler applies (UniPC ``flow_shift`` / FlowMatchEuler ``shift``; 1 = none)."""
+        cfg = scheduler.config
+        if cfg.get("use_flow_sigmas", False):
+            return float(cfg.get("flow_shift", 1.0))
+        return float(cfg.get("shift", 1.0))
+
+    # ---------------------------------------------------------------- dims
+    def latent_channels(self, transformer: Any) -> int:
+        return int(transformer.config.out_channels or transformer.config.in_channels)
+
+    def text_embed_dim(self, transformer: Any) -> int:
+        return int(transformer.config.text_dim)
+
+    # ---------------------------------------------------------------- text
+    def prompt_mask(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        """Tokens within each prompt's true length: ``WanPipeline`` zero-pads past it → ``(B, L)`` bool."""
+        return prompt_embeds.abs().amax(dim=-1) > 0  # (B, L, D) -> (B, L)
+
+    def encode_prompt(
+        self,
+        text_source: Any,
+        prompts: str | Sequence[str],
+        tokenizer: Any = None,
+        max_sequence_length: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """Prompts → ``(B, 512, D)`` UMT5 embeddings zero-padded past each prompt, via ``WanPipeline.encode_prompt``."""
+        from diffusers import WanPipeline
+
+        pipe = text_pipeline(WanPipeline, text_source, tokenizer)
+        embeds, _ = pipe.encode_prompt(
+            prompt=[prompts] if isinstance(prompts, str) else list(prompts),
+            do_classifier_free_guidance=False,
+            num_videos_per_prompt=1,
+            max_sequence_length=max_sequence_length or self.default_max_sequence_length,
+            device=device,
+            dtype=dtype,
+        )
+        return embeds  # (B, L, D)
+
+    # ---------------------------------------------------------------- latents
+    @torch.no_grad()
+    def encode_video(
+        self, vae: Any, frames: Any, generator: torch.Generator | None = None, sample: bool = True
+    ) -> torch.Tensor:
+        """Frames → ``(B, F', C, H', W')`` latents: ``(z − latents_mean) / latents_std`` of ``vae.encode(x)``.
+
+        Wan's VAE maps ``1 + 4k`` frames to ``1 + k`` latent frames and compresses 8× in space.
+        """
+        x = frames_to_vae_input(frames, vae)  # (B, 3, F, H, W) in [-1, 1]
+        dist = vae.encode(x).latent_dist
+        z = dist.sample(generator) if sample else dist.mode()  # (B, C, F', H', W')
+        C = z.shape[1]
+        mean = torch.tensor(vae.config.latents_mean, device=z.device, dtype=z.dtype).view(1, C, 1, 1, 1)
+        std = torch.tensor(vae.config.latents_std, device=z.device, dtype=z.dtype).view(1, C, 1, 1, 1)
+        z = (z - mean) / std
+        return self.to_bfchw(z).contiguous()  # (B, C, F, H, W) -> (B, F, C, H, W)
+
+    # ---------------------------------------------------------------- training
+    def training_forward(
+        self,
+        transformer: Any,
+        scheduler: Any,
+        latents_bfchw: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        timesteps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> TrainingForward:
+        """Flow-matching training forward.
+
+        ``σ = s·u/(1+(s−1)·u)``, ``u ~ U(0, 1)`` (or ``σ = t / N`` for given ``timesteps`` in
+        ``[0, N]``); ``x_t = (1 − σ)·x0 + σ·ε``; ``pred = transformer(x_t, σ·N, prompt)``; target
+        ``ε − x0``; ``x̂0 = x_t − σ·pred``; weight ``w = 1 − σ``. Inputs and outputs are
+        ``(B, F, C, H, W)``; the transformer runs in its own ``(B, C, F, H, W)``.
+        """
+        latents = latents_bfchw
+        B = check_training_latents(latents, self.latent_channels(transformer), self.family)[0]
+        if transformer.config.in_channels != latents.shape[2]:
+            raise ValueError(
+                f"Wan adapter: the transformer takes {transformer.config.in_channels} input channels but the latents "
+                f"have {latents.shape[2]}; image-to-video models are not supported by training_forward"
+            )
+        device = latents.device
+        if noise is None:
+            noise = randn_like_latents(latents.shape, generator, latents)
+        num_train = scheduler.config.num_train_timesteps
+        if timesteps is None:
+            gen_device = generator.device if generator is not None else torch.device("cpu")
+            u = torch.rand(B, generator=generator, device=gen_device).to(device)  # (B,)
+            s = self.training_shift(scheduler)
+            sigma = s * u / (1 + (s - 1) * u)
+            timesteps = sigma * num_train
+        else:
+            timesteps = torch.as_tensor(timesteps, device=device).float().expand(B)  # (B,)
+            sigma = timesteps / num_train
+
+        x0 = self.from_bfchw(latents)  # (B, F, C, H, W) -> (B, C, F, H, W)
+        eps = self.from_bfchw(noise)  # (B, F, C, H, W) -> (B, C, F, H, W)
+        s_b = sigma.to(latents.dtype).view(B, 1, 1, 1, 1)
+        noisy = (1 - s_b) * x0 + s_b * eps  # x_t: (B, C, F, H, W)
+        pred = transformer(
+            hidden_states=noisy.to(transformer.dtype),
+            timestep=timesteps,
+            encoder_hidden_states=prompt_embeds.to(transformer.dtype),
+            return_dict=False,
+        )[0]  # (B, C, F, H, W)
+
+        pred = self.to_bfchw(pred)  # (B, C, F, H, W) -> (B, F, C, H, W)
+        noisy = self.to_bfchw(noisy)  # (B, C, F, H, W) -> (B, F, C, H, W)
+        target = noise - latents  # ε − x0, (B, F, C, H, W)
+        level = NoiseLevel("flow", sigma=sigma.float())
+        dtype = torch.promote_types(pred.dtype, torch.float32)  # x̂0 in ≥ fp32 (bf16 loses small drifts)
+        x0_pred = self.x0(pred.to(dtype), noisy.to(dtype), level)
+        return TrainingForward(pred=pred, target=target, x0_pred=x0_pred, weight=self.signal_weight(level),
+                               noise_level=level, noisy=noisy, timesteps=timesteps)

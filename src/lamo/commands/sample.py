@@ -1,0 +1,274 @@
+"""``lamo sample``: sample videos with a LaMo pipeline, sweeping the Motion Prior Guidance scale λ.
+
+Every (prompt, seed, λ) makes ``OUT/<prompt_idx>_<seed>_<λ>.mp4``; the videos of one prompt and seed
+share their initial noise, so λ is the only difference between them. ``OUT/run.json`` records the
+arguments, library versions, the prior's config, each video's file, seconds and per-step ``L_guide``
+(measured at every step whenever a prior is given, λ = 0 included, unless ``--no-guide-loss``); it is
+rewritten after each video so an interrupted run keeps what it made.
+
+Prompts come as text (``--prompt`` repeated, or ``--prompts-file``: one per line, or JSONL with a
+``"prompt"`` field) or, for models saved without a text encoder, as precomputed embeddings
+(``--prompt-embeds FILE.safetensors`` holding ``prompt_embeds`` ``(N, L, D)``, optionally
+``negative_prompt_embeds`` ``(N or 1, L, D)`` — needed when ``--guidance-scale > 1`` — and the prompt
+texts as JSON under the metadata key ``prompts``; :func:`save_prompt_embeds` writes one).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+FAMILIES = ("cogvideox", "wan")
+DEFAULT_FPS = {"cogvideox": 8, "wan": 16}
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+__all__ = ["register", "save_prompt_embeds", "load_prompt_embeds", "read_prompts_file"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sample",
+        help="sample videos with Motion Prior Guidance (sweep λ over prompts and seeds)",
+        description="Sample videos with a LaMo pipeline (CogVideoX or Wan), sweeping the Motion Prior Guidance "
+                    "scale λ over prompts and seeds. Writes OUT/<prompt_idx>_<seed>_<λ>.mp4 and OUT/run.json.",
+        epilog="Models saved without a text encoder take --prompt-embeds FILE.safetensors (tensors 'prompt_embeds' "
+               "(N, L, D) and, for CFG, 'negative_prompt_embeds' (N or 1, L, D); write it with "
+               "lamo.commands.sample.save_prompt_embeds).",
+    )
+    p.add_argument("--model", required=True, help="diffusers pipeline folder or hub id (CogVideoX or Wan)")
+    p.add_argument("--family", choices=FAMILIES, default=None,
+                   help="backbone family (default: read from the model's model_index.json)")
+    p.add_argument("--prior", default=None, help="motion prior folder (MotionPrior.save_pretrained)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", action="append", help="a text prompt (repeat for several)")
+    src.add_argument("--prompts-file", help="text file, one prompt per line, or JSONL with a 'prompt' field")
+    src.add_argument("--prompt-embeds", help="safetensors file of precomputed prompt embeddings "
+                                             "(for models saved without a text encoder; see below)")
+    p.add_argument("--negative-prompt", default=None, help="negative prompt text (CFG)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="random seeds (default: 0)")
+    p.add_argument("--steps", type=int, default=50, help="denoising steps (default: 50)")
+    p.add_argument("--guidance-scale", type=float, default=None,
+                   help="classifier-free guidance scale (default: the pipeline's)")
+    p.add_argument("--motion-guidance-scale", type=float, nargs="+", action="extend", default=None, metavar="LAMBDA",
+                   help="MPG scale λ ≥ 0; repeat or list several to sweep (default: 1.0 with --prior, else 0)")
+    p.add_argument("--window", type=float, default=0.8, help="MPG window ρ: guide steps s ≥ (1 − ρ)·S (default: 0.8)")
+    p.add_argument("--mode", choices=("output", "latent"), default="output",
+                   help="correct the model output (the method) or x_t (ablation)")
+    p.add_argument("--frames", type=int, default=None, help="video frames (default: the pipeline's)")
+    p.add_argument("--height", type=int, default=None, help="video height in pixels (default: the pipeline's)")
+    p.add_argument("--width", type=int, default=None, help="video width in pixels (default: the pipeline's)")
+    p.add_argument("--max-sequence-length", type=int, default=None, help="prompt tokens (default: the pipeline's)")
+    p.add_argument("--fps", type=float, default=None, help="frames per second of the mp4s (CogVideoX 8, Wan 16)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
+                   help="model dtype (default: bfloat16 on CUDA, float32 on CPU)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--no-guide-loss", action="store_true",
+                   help="measure L_guide only at guided steps (saves one prior forward per unguided step)")
+    p.add_argument("--out", default="samples", help="output folder (default: samples)")
+    p.set_defaults(func=run_sample)
+
+
+# ---------------------------------------------------------------------------------------- prompt I/O
+def save_prompt_embeds(path: str | os.PathLike, prompt_embeds: Any, negative_prompt_embeds: Any = None,
+                       prompts: list[str] | None = None) -> Path:
+    """Write the ``--prompt-embeds`` file: ``prompt_embeds`` ``(N, L, D)``, optional negatives, prompt texts."""
+    from safetensors.torch import save_file
+
+    tensors = {"prompt_embeds": prompt_embeds.detach().cpu().contiguous()}
+    if negative_prompt_embeds is not None:
+        tensors["negative_prompt_embeds"] = negative_prompt_embeds.detach().cpu().contiguous()
+    metadata = {"prompts": json.dumps(list(prompts))} if prompts is not None else None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def load_prompt_embeds(path: str | os.PathLike) -> tuple[Any, Any, list[str] | None]:
+    """Read a ``--prompt-embeds`` file → ``(prompt_embeds, negative_prompt_embeds or None, prompts or None)``."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prompt embeddings file {path} not found")
+    with safe_open(str(path), framework="pt") as f:
+        keys = set(f.keys())
+        if "prompt_embeds" not in keys:
+            raise ValueError(f"{path} holds no 'prompt_embeds' tensor (found {sorted(keys)})")
+        embeds = f.get_tensor("prompt_embeds")
+        negative = f.get_tensor("negative_prompt_embeds") if "negative_prompt_embeds" in keys else None
+        meta = f.metadata() or {}
+    if embeds.ndim != 3:
+        raise ValueError(f"{path}: prompt_embeds must be (N, L, D), got shape {tuple(embeds.shape)}")
+    if negative is not None and (negative.ndim != 3 or negative.shape[0] not in (1, embeds.shape[0])
+                                 or negative.shape[1:] != embeds.shape[1:]):
+        raise ValueError(f"{path}: negative_prompt_embeds must be (N or 1, L, D) like prompt_embeds "
+                         f"{tuple(embeds.shape)}, got {tuple(negative.shape)}")
+    prompts = json.loads(meta["prompts"]) if "prompts" in meta else None
+    return embeds, negative, prompts
+
+
+def read_prompts_file(path: str | os.PathLike) -> list[str]:
+    """Prompts from a text file (one per line) or JSONL (``{"prompt": ...}`` per line); blank lines skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prompts file {path} not found")
+    prompts = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                prompts.append(str(json.loads(line)["prompt"]))
+            except (json.JSONDecodeError, KeyError) as e:
+                raise ValueError(f"{path}:{n}: a JSONL line needs a 'prompt' field ({e})") from e
+        else:
+            prompts.append(line)
+    if not prompts:
+        raise ValueError(f"{path} holds no prompts")
+    return prompts
+
+
+# ---------------------------------------------------------------------------------------- run
+def _versions() -> dict[str, str]:
+    import platform
+
+    import diffusers
+    import torch
+    import transformers
+
+    from .. import __version__
+
+    return dict(lamo=__version__, torch=torch.__version__, diffusers=diffusers.__version__,
+                transformers=transformers.__version__, python=platform.python_version())
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _load_kwargs(model: str, dtype: Any) -> dict[str, Any]:
+    """``from_pretrained`` kwargs: the dtype, and ``None`` for components the model was saved without
+    (e.g. no tokenizer / text encoder), which diffusers otherwise reports as missing."""
+    from diffusers import DiffusionPipeline
+
+    try:  # diffusers ≥ 0.36 renamed `torch_dtype` to `dtype`
+        from diffusers.utils.deprecation_utils import _TORCH_DTYPE_DEPRECATION_MESSAGE  # noqa: F401
+        kwargs: dict[str, Any] = {"dtype": dtype}
+    except ImportError:
+        kwargs = {"torch_dtype": dtype}
+    index = DiffusionPipeline.load_config(model)
+    for name, value in index.items():
+        if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] is None and value[1] is None:
+            kwargs[name] = None
+    return kwargs
+
+
+def _fmt_lambda(lam: float) -> str:
+    return f"{lam:g}"
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..adapters.registry import detect_family
+    from ..pipelines import pipeline_class
+    from ..video_io import write_video
+
+    t_start = time.perf_counter()
+    # ---- what to sample
+    embeds = negative = None
+    if args.prompt_embeds:
+        embeds, negative, texts = load_prompt_embeds(args.prompt_embeds)
+        texts = texts or [None] * embeds.shape[0]
+    else:
+        texts = list(args.prompt) if args.prompt else read_prompts_file(args.prompts_file)
+    lambdas = args.motion_guidance_scale or ([1.0] if args.prior else [0.0])
+    if any(lam < 0 for lam in lambdas):
+        raise ValueError(f"--motion-guidance-scale values must be ≥ 0, got {lambdas}")
+    if any(lam > 0 for lam in lambdas) and not args.prior:
+        raise ValueError("--motion-guidance-scale > 0 needs a motion prior: pass --prior PATH")
+    if not os.path.exists(args.model) and not _HUB_ID.fullmatch(args.model):
+        raise FileNotFoundError(f"model {args.model!r} is neither a local folder nor a hub id (owner/name)")
+
+    # ---- the pipeline
+    family = args.family or detect_family(args.model)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype_name = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
+    dtype = getattr(torch, dtype_name)
+    pipe = pipeline_class(family).from_pretrained(args.model, **_load_kwargs(args.model, dtype)).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    if embeds is None and (getattr(pipe, "tokenizer", None) is None or getattr(pipe, "text_encoder", None) is None):
+        raise ValueError(f"{args.model} has no tokenizer / text encoder (saved without them): pass --prompt-embeds "
+                         "FILE.safetensors with precomputed prompt embeddings instead of text prompts")
+    prior = pipe.load_motion_prior(args.prior) if args.prior else None
+    cfg_on = args.guidance_scale is None or args.guidance_scale > 1.0  # both pipelines default to CFG
+    if embeds is not None and cfg_on and negative is None:
+        raise ValueError(f"{args.prompt_embeds} has no 'negative_prompt_embeds', which classifier-free guidance needs "
+                         "for a model without a text encoder; add them or pass --guidance-scale 1")
+    load_seconds = time.perf_counter() - t_start
+
+    # ---- the sweep
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fps = args.fps or DEFAULT_FPS[family]
+    record: dict[str, Any] = dict(
+        command="lamo sample",
+        args={k: v for k, v in vars(args).items() if k != "func"},
+        versions=_versions(),
+        family=family, pipeline=type(pipe).__name__, device=str(device), dtype=dtype_name, fps=fps,
+        prior=None if prior is None else dict(path=args.prior, config=dict(prior.config)),
+        prompts=texts, seeds=list(args.seeds), lambdas=lambdas,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status="running",
+        timings=dict(load_seconds=round(load_seconds, 3)), videos=[],
+    )
+    call_kwargs: dict[str, Any] = dict(num_inference_steps=args.steps, output_type="np",
+                                       motion_guidance_window=args.window, motion_guidance_mode=args.mode,
+                                       motion_guidance_record=prior is not None and not args.no_guide_loss)
+    for key, value in dict(guidance_scale=args.guidance_scale, num_frames=args.frames, height=args.height,
+                           width=args.width, max_sequence_length=args.max_sequence_length).items():
+        if value is not None:
+            call_kwargs[key] = value
+    if args.negative_prompt is not None and embeds is None:
+        call_kwargs["negative_prompt"] = args.negative_prompt
+
+    jobs = [(i, seed, lam) for i in range(len(texts)) for seed in args.seeds for lam in lambdas]
+    sample_seconds = 0.0
+    for i, seed, lam in tqdm(jobs, desc="lamo sample", unit="video"):
+        kwargs = dict(call_kwargs, motion_guidance_scale=lam, generator=torch.Generator("cpu").manual_seed(seed))
+        if embeds is not None:
+            kwargs["prompt_embeds"] = embeds[i:i + 1].to(device, dtype)
+            if negative is not None:
+                kwargs["negative_prompt_embeds"] = negative[i if negative.shape[0] > 1 else 0][None].to(device, dtype)
+        else:
+            kwargs["prompt"] = texts[i]
+        t0 = time.perf_counter()
+        frames = pipe(**kwargs).frames[0]  # (T, H, W, 3) float in [0, 1]
+        seconds = time.perf_counter() - t0
+        sample_seconds += seconds
+        path = write_video(out / f"{i}_{seed}_{_fmt_lambda(lam)}.mp4", frames, fps=fps)
+        history = pipe.motion_guidance_history
+        record["videos"].append(dict(
+            file=path.name, prompt_index=i, prompt=texts[i], seed=seed, motion_guidance_scale=lam,
+            frames=int(frames.shape[0]), height=int(frames.shape[1]), width=int(frames.shape[2]),
+            seconds=round(seconds, 3),
+            guided_steps=[r.step for r in history if r.guided],
+            guide_loss=[dict(step=r.step, loss=float(r.loss.sum())) for r in history],
+        ))
+        _write_json(out / "run.json", record)
+
+    record["status"] = "done"
+    record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record["timings"].update(sample_seconds=round(sample_seconds, 3),
+                             total_seconds=round(time.perf_counter() - t_start, 3))
+    _write_json(out / "run.json", record)
+    print(f"wrote {len(jobs)} video(s) and run.json to {out}")
+    return 0

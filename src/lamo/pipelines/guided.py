@@ -1,0 +1,282 @@
+"""Motion Prior Guidance inside diffusers' own denoising loop (DESIGN.md §1.5, §2).
+
+A LaMo pipeline is the stock diffusers pipeline plus :class:`MotionGuidedPipelineMixin`. For the
+duration of one call with guidance on, :class:`GuidedSchedulerStep` wraps two bound methods:
+
+* ``scheduler.step`` — it receives exactly what guidance needs: the CFG-mixed model output ``o``,
+  the timestep and the noisy latent ``x_t``. At guided steps the wrapper computes
+  ``o ← o − λ·∇_o L_guide`` (or, ``mode="latent"``, ``x_t ← x_t − λ·∇_{x_t} L_guide``) with
+  :class:`~lamo.guidance.MotionPriorGuidance` and hands the result to the real ``step``. Outside the
+  window the very same tensors are passed through, so the trajectory is bit-identical there.
+* ``pipe.encode_prompt`` — to capture the *conditional* prompt embeddings the transformer sees
+  (after ``num_videos_per_prompt`` repetition, before CFG concatenation), which the adapter pools
+  into the prior's condition.
+
+The diffusers loop itself is not copied, so LaMo follows diffusers' releases. Both wraps are
+undone when the call ends, also on an exception. The step's index is the number of ``step`` calls so
+far in this call and ``S = len(scheduler.timesteps)``; any scheduler ``step`` signature works
+(``CogVideoXDPMScheduler.step(model_output, old_pred_original_sample, timestep, timestep_back,
+sample, …)`` differs from DDIM's) because arguments are bound by name.
+
+The gradient graph holds ``x̂0(o)`` and the prior only: the transformer ran under the pipeline's
+``torch.no_grad()`` before ``step`` was called, so its output is a leaf without history.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import warnings
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+
+from ..adapters.base import BackboneAdapter
+from ..guidance import GUIDANCE_MODES, MotionPriorGuidance
+from ..prior import MotionPrior
+
+__all__ = ["GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin"]
+
+
+@dataclass
+class GuidanceRecord:
+    """One denoising step as guidance saw it (``pipe.motion_guidance_history`` holds one per step).
+
+    Attributes:
+        step: 0-based step index ``s`` of ``S``.
+        timestep: the scheduler's timestep at that step.
+        guided: whether the step was corrected (``s ≥ (1 − ρ)·S`` and ``λ > 0``).
+        loss: ``(B,)`` per-sample ``L_guide`` of ``x̂0`` *before* this step's correction (detached,
+            on the sampling device; ``loss.sum()`` is the ``L_guide`` that λ multiplies).
+    """
+
+    step: int
+    timestep: float
+    guided: bool
+    loss: torch.Tensor
+
+
+@contextmanager
+def _patched(obj: Any, name: str, replacement: Any) -> Iterator[None]:
+    """Set ``obj.name = replacement`` (an instance attribute) and restore what was there on exit."""
+    had_own = name in vars(obj)
+    previous = vars(obj).get(name)
+    setattr(obj, name, replacement)
+    try:
+        yield
+    finally:
+        if had_own:
+            setattr(obj, name, previous)
+        else:
+            delattr(obj, name)
+
+
+class GuidedSchedulerStep:
+    """Context manager that guides every ``pipe.scheduler.step`` call of one pipeline call.
+
+    Args:
+        pipe: a diffusers pipeline with ``scheduler`` and ``encode_prompt``.
+        adapter: the backbone's adapter (layout, noise level, prompt pooling).
+        guidance: the configured :class:`~lamo.guidance.MotionPriorGuidance` (λ may be 0 with ``record``).
+        record: also measure ``L_guide`` (without changing anything) at steps that are not guided.
+        history: list that receives one :class:`GuidanceRecord` per measured step.
+    """
+
+    def __init__(
+        self,
+        pipe: Any,
+        adapter: BackboneAdapter,
+        guidance: MotionPriorGuidance,
+        record: bool = False,
+        history: list[GuidanceRecord] | None = None,
+    ):
+        self.pipe = pipe
+        self.adapter = adapter
+        self.scheduler = pipe.scheduler
+        self.guidance = guidance
+        self.record = record
+        self.history = [] if history is None else history
+        self.calls = 0
+        self.prompt_embeds: torch.Tensor | None = None
+        self._cond: torch.Tensor | None = None
+        self._stack = ExitStack()
+
+    # ---------------------------------------------------------------- install / restore
+    def __enter__(self) -> "GuidedSchedulerStep":
+        step = self.scheduler.step  # the bound method diffusers would call
+        signature = inspect.signature(step)
+        missing = {"model_output", "timestep", "sample"} - set(signature.parameters)
+        if missing:
+            raise TypeError(
+                f"{type(self.scheduler).__name__}.step has no {sorted(missing)} argument(s); motion guidance "
+                "needs a scheduler whose step takes model_output, timestep and sample"
+            )
+        encode_prompt = self.pipe.encode_prompt
+
+        # functools.wraps keeps the signature visible (inspect follows __wrapped__): pipelines inspect
+        # it to decide whether to pass `eta` / `generator`, and must decide exactly as without LaMo.
+        @functools.wraps(step)
+        def guided_step(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            self._guide(bound.arguments)
+            return step(*bound.args, **bound.kwargs)
+
+        @functools.wraps(encode_prompt)
+        def capturing_encode_prompt(*args: Any, **kwargs: Any) -> Any:
+            out = encode_prompt(*args, **kwargs)
+            if self.prompt_embeds is None:
+                self.prompt_embeds = out[0]  # conditional prompt embeddings (B·n, L, D)
+            return out
+
+        self._stack.enter_context(_patched(self.scheduler, "step", guided_step))
+        self._stack.enter_context(_patched(self.pipe, "encode_prompt", capturing_encode_prompt))
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._stack.__exit__(*exc)
+
+    # ---------------------------------------------------------------- one step
+    def condition(self, batch: int, device: torch.device) -> torch.Tensor | None:
+        """``(B, D)`` pooled conditional prompt embedding, one row per latent in the batch."""
+        if self._cond is None:
+            if self.prompt_embeds is None:
+                warnings.warn("motion guidance: the pipeline did not call encode_prompt; the prior uses its "
+                              "learned null condition", stacklevel=3)
+                return None
+            pooled = self.adapter.pool_prompt(self.prompt_embeds)  # (B_p, L, D) -> (B_p, D)
+            if batch % pooled.shape[0]:
+                raise ValueError(
+                    f"motion guidance: {pooled.shape[0]} prompt embeddings for a batch of {batch} latents"
+                )
+            # diffusers repeats each prompt num_videos_per_prompt times consecutively
+            self._cond = pooled.repeat_interleave(batch // pooled.shape[0], dim=0).to(device)  # (B, D)
+        return self._cond
+
+    def _guide(self, arguments: dict[str, Any]) -> None:
+        """Guide one ``step`` call in place on its bound ``arguments`` (``model_output`` or ``sample``)."""
+        step_index, num_steps = self.calls, len(self.scheduler.timesteps)
+        self.calls += 1
+        active = self.guidance.is_active(step_index, num_steps)
+        if not (active or self.record):
+            return  # pass the very same tensors through
+        output, timestep, sample = arguments["model_output"], arguments["timestep"], arguments["sample"]
+        level = self.adapter.noise_level(self.scheduler, timestep, sample=sample)  # before step() advances
+        cond = self.condition(output.shape[0], output.device)
+        o = self.adapter.to_bfchw(output)  # backbone layout -> (B, F, C, H, W)
+        x = self.adapter.to_bfchw(sample)  # backbone layout -> (B, F, C, H, W)
+        if active:
+            result = self.guidance(o, x, step_index=step_index, num_steps=num_steps,
+                                   prediction_type=level.prediction_type, cond=cond, **level.kwargs())
+            loss = result.loss
+            if self.guidance.mode == "output":
+                arguments["model_output"] = self.adapter.from_bfchw(result.model_output).contiguous()
+            else:
+                arguments["sample"] = self.adapter.from_bfchw(result.sample).contiguous()
+        else:
+            with torch.no_grad():
+                loss = self.guidance.loss(o, x, level.prediction_type, cond=cond, **level.kwargs())
+        self.history.append(GuidanceRecord(step_index, float(timestep), active, loss.detach()))
+
+
+# ---------------------------------------------------------------------------------------- mixin
+class MotionGuidedPipelineMixin:
+    """Adds Motion Prior Guidance to a diffusers video pipeline without touching its loop.
+
+    Subclasses list this mixin first and set :attr:`adapter`, e.g.
+    ``class LaMoCogVideoXPipeline(MotionGuidedPipelineMixin, CogVideoXPipeline)``. Construction,
+    ``from_pretrained`` / ``save_pretrained`` and every call argument are the parent's; the prior is not
+    a pipeline component (it is neither saved nor moved by ``.to()``; each call moves it to the
+    execution device).
+    """
+
+    adapter: BackboneAdapter
+    _motion_prior: MotionPrior | None = None
+
+    # ---------------------------------------------------------------- the prior
+    @property
+    def backbone_transformer(self) -> Any:
+        """The transformer whose dims the prior must match (Wan 2.2 may only have ``transformer_2``)."""
+        transformer = getattr(self, "transformer", None)
+        return transformer if transformer is not None else getattr(self, "transformer_2", None)
+
+    def check_motion_prior(self, prior: MotionPrior) -> None:
+        """Raise a ``ValueError`` naming the mismatch if ``prior`` was trained for another backbone."""
+        self.adapter.check_prior(prior, self.backbone_transformer)
+
+    @property
+    def motion_prior(self) -> MotionPrior | None:
+        """The default prior used when a call passes no ``motion_prior=`` (checked when set)."""
+        return self._motion_prior
+
+    @motion_prior.setter
+    def motion_prior(self, prior: MotionPrior | None) -> None:
+        if prior is not None:
+            self.check_motion_prior(prior)
+        self._motion_prior = prior
+
+    def load_motion_prior(self, path: str, **kwargs: Any) -> MotionPrior:
+        """Load a prior saved with ``MotionPrior.save_pretrained``, check it fits, and make it the default."""
+        prior = MotionPrior.from_pretrained(path, **kwargs)
+        self.motion_prior = prior
+        return prior
+
+    @property
+    def motion_guidance_history(self) -> list[GuidanceRecord]:
+        """:class:`GuidanceRecord` of each guided (or, with ``motion_guidance_record``, each) step of the last call."""
+        return self.__dict__.setdefault("_motion_guidance_history", [])
+
+    # ---------------------------------------------------------------- the call
+    def __call__(
+        self,
+        *args: Any,
+        motion_prior: MotionPrior | None = None,
+        motion_guidance_scale: float = 0.0,
+        motion_guidance_window: float = 0.8,
+        motion_guidance_mode: str = "output",
+        motion_guidance_record: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """The parent pipeline's call (same arguments, same output) with Motion Prior Guidance.
+
+        Args:
+            motion_prior: the :class:`~lamo.MotionPrior` to guide with; defaults to ``self.motion_prior``.
+            motion_guidance_scale: λ ≥ 0 (0, the default, turns guidance off: the output is the stock
+                pipeline's, bit for bit). λ is defined per sample and per latent element so it means
+                the same at any batch size and resolution; see :mod:`lamo.guidance`.
+            motion_guidance_window: ρ ∈ [0, 1]; steps ``s ≥ (1 − ρ)·S`` are guided (0.8 skips the
+                noisiest 20 %).
+            motion_guidance_mode: ``"output"`` (correct the model output, the method) or ``"latent"``
+                (correct ``x_t``, the paper's direct-latent-edit ablation).
+            motion_guidance_record: also measure ``L_guide`` at unguided steps (all steps when λ = 0),
+                without changing the output — for baselines and plots.
+
+        After the call, :attr:`motion_guidance_history` holds one :class:`GuidanceRecord` per guided
+        (or recorded) step.
+        """
+        if not (isinstance(motion_guidance_scale, (int, float)) and math.isfinite(motion_guidance_scale)
+                and motion_guidance_scale >= 0):
+            raise ValueError(f"motion_guidance_scale (λ) must be a finite number ≥ 0, got {motion_guidance_scale!r}")
+        if motion_guidance_mode not in GUIDANCE_MODES:
+            raise ValueError(f"unknown motion_guidance_mode {motion_guidance_mode!r}; expected one of {GUIDANCE_MODES}")
+        if motion_prior is not None:
+            self.check_motion_prior(motion_prior)
+        prior = motion_prior if motion_prior is not None else self.motion_prior
+        self._motion_guidance_history = []
+        if prior is None:
+            if motion_guidance_scale > 0 or motion_guidance_record:
+                raise ValueError(
+                    "motion guidance needs a motion prior: pass motion_prior=, set pipe.motion_prior or call "
+                    "pipe.load_motion_prior(path)"
+                )
+            return super().__call__(*args, **kwargs)
+        if motion_guidance_scale == 0 and not motion_guidance_record:
+            return super().__call__(*args, **kwargs)  # off: nothing is wrapped
+
+        prior.to(self._execution_device)
+        guidance = MotionPriorGuidance(prior, scale=motion_guidance_scale, window=motion_guidance_window,
+                                       mode=motion_guidance_mode)
+        with GuidedSchedulerStep(self, self.adapter, guidance, record=motion_guidance_record,
+                                 history=self._motion_guidance_history):
+            return super().__call__(*args, **kwargs)

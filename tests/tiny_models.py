@@ -1,0 +1,254 @@
+"""Tiny random diffusers video backbones for tests — built offline, nothing is downloaded.
+
+Every part is the real diffusers class on the backbone's code path, shrunk to a few thousand
+parameters the way diffusers' own tests do (``tests/pipelines/cogvideo/test_cogvideox.py``,
+``tests/pipelines/wan/test_wan.py``). There is no tokenizer or text encoder: pass random prompt
+embeddings from :func:`random_prompt_embeds` as ``prompt_embeds=`` / ``negative_prompt_embeds=``.
+
+Factories (each returns the ``components`` dict a pipeline class takes, so the stock diffusers
+pipeline and a LaMo pipeline can be built from the very same weights):
+
+* :func:`tiny_cogvideox_components` — CogVideoX-2B style (sinusoidal positions, SNR shift 3.0) or,
+  with ``rope=True``, CogVideoX-5B style (rotary embeddings, SNR shift 1.0); DDIM or DPM scheduler.
+* :func:`tiny_wan_components` — Wan 2.1 style; UniPC with flow sigmas or FlowMatchEuler.
+* :func:`tiny_text_encoder` — a random ``T5EncoderModel`` + word-level tokenizer, for code that
+  encodes prompts itself (``encode_prompt``); pass them as ``text_encoder=`` / ``tokenizer=``.
+* :func:`tiny_motion_prior` — a ``MotionPrior("tiny")`` whose zero-initialised output layer is
+  re-initialised to small random values, so it predicts non-zero motion (as a trained prior would).
+
+Sizes: video ``NUM_FRAMES × HEIGHT × WIDTH`` = 13 × 32 × 32 → latents of 4 frames × 4 × 4 (both
+VAEs compress 4× in time and 8× in space), prompts of ``TEXT_LEN`` tokens × ``TEXT_DIM``.
+``cogvideox_call_kwargs`` / ``wan_call_kwargs`` hold the matching pipeline call arguments.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = [
+    "HEIGHT", "WIDTH", "NUM_FRAMES", "LATENT_FRAMES", "TEXT_LEN", "TEXT_DIM",
+    "COGVIDEOX_LATENT_CHANNELS", "WAN_LATENT_CHANNELS",
+    "tiny_cogvideox_components", "tiny_wan_components", "tiny_pipeline",
+    "random_prompt_embeds", "tiny_text_encoder", "tiny_motion_prior", "cogvideox_call_kwargs", "wan_call_kwargs",
+]
+
+HEIGHT = WIDTH = 32  # pixels -> 4 × 4 latents
+NUM_FRAMES = 13  # video frames -> (13 − 1) / 4 + 1 = 4 latent frames
+LATENT_FRAMES = 4
+TEXT_LEN = 16  # prompt tokens (CogVideoX: must equal the transformer's max_text_seq_length)
+TEXT_DIM = 32  # prompt embedding width
+COGVIDEOX_LATENT_CHANNELS = 4
+WAN_LATENT_CHANNELS = 4
+
+
+# ---------------------------------------------------------------------------------------- CogVideoX
+def tiny_cogvideox_components(
+    *,
+    rope: bool = False,
+    scheduler: str = "ddim",
+    latent_channels: int = COGVIDEOX_LATENT_CHANNELS,
+    text_dim: int = TEXT_DIM,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Components of a tiny random ``CogVideoXPipeline`` (tokenizer and text encoder are ``None``).
+
+    Args:
+        rope: ``False`` → CogVideoX-2B style (sinusoidal 3D positions, scheduler SNR shift 3.0);
+            ``True`` → CogVideoX-5B style (``use_rotary_positional_embeddings=True``, SNR shift 1.0).
+        scheduler: ``"ddim"`` (``CogVideoXDDIMScheduler``) or ``"dpm"`` (``CogVideoXDPMScheduler``,
+            whose ``step`` signature differs). Both v-prediction, trailing spacing, zero-terminal-SNR
+            rescaling, as in the released checkpoints' scheduler configs.
+        latent_channels: ``C`` of the latent space.
+        text_dim: prompt embedding width.
+        seed: weights are drawn after ``torch.manual_seed(seed)``.
+    """
+    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXDPMScheduler,
+                           CogVideoXTransformer3DModel)
+
+    torch.manual_seed(seed)
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=2,
+        attention_head_dim=16,  # RoPE splits the head dim three ways: keep it ≥ 16
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        time_embed_dim=4,
+        text_embed_dim=text_dim,
+        num_layers=1,
+        sample_width=WIDTH // 8,  # latent width
+        sample_height=HEIGHT // 8,  # latent height
+        sample_frames=NUM_FRAMES,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=TEXT_LEN,
+        use_rotary_positional_embeddings=rope,
+    )
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=latent_channels,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
+    )
+    scheduler_cls = {"ddim": CogVideoXDDIMScheduler, "dpm": CogVideoXDPMScheduler}[scheduler]
+    sched = scheduler_cls(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+        prediction_type="v_prediction", rescale_betas_zero_snr=True, set_alpha_to_one=True,
+        snr_shift_scale=1.0 if rope else 3.0, timestep_spacing="trailing",
+    )
+    return dict(tokenizer=None, text_encoder=None, vae=vae.eval(), transformer=transformer.eval(), scheduler=sched)
+
+
+def cogvideox_call_kwargs(**overrides: Any) -> dict[str, Any]:
+    """Call arguments matching :func:`tiny_cogvideox_components` (add ``prompt_embeds`` etc.)."""
+    kw = dict(height=HEIGHT, width=WIDTH, num_frames=NUM_FRAMES, num_inference_steps=4, guidance_scale=6.0,
+              max_sequence_length=TEXT_LEN, output_type="latent")
+    kw.update(overrides)
+    return kw
+
+
+# ---------------------------------------------------------------------------------------- Wan
+def tiny_wan_components(
+    *,
+    scheduler: str = "unipc",
+    latent_channels: int = WAN_LATENT_CHANNELS,
+    text_dim: int = TEXT_DIM,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Components of a tiny random ``WanPipeline`` (tokenizer and text encoder are ``None``).
+
+    Args:
+        scheduler: ``"unipc"`` (``UniPCMultistepScheduler`` with flow sigmas, Wan 2.1's default,
+            ``flow_shift=3``) or ``"euler"`` (``FlowMatchEulerDiscreteScheduler``, ``shift=3``).
+        latent_channels: ``z_dim`` of the VAE; its ``latents_mean`` / ``latents_std`` are set to
+            non-trivial values so the normalisation is exercised.
+        text_dim: prompt embedding width.
+        seed: weights are drawn after ``torch.manual_seed(seed)``.
+    """
+    from diffusers import (AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler,
+                           WanTransformer3DModel)
+
+    torch.manual_seed(seed)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        text_dim=text_dim,
+        freq_dim=32,
+        ffn_dim=32,
+        num_layers=1,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    )
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=latent_channels,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        latents_mean=[0.1 * (c - latent_channels / 2) for c in range(latent_channels)],
+        latents_std=[0.5 + 0.25 * c for c in range(latent_channels)],
+    )
+    if scheduler == "unipc":
+        sched = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                        num_train_timesteps=1000, flow_shift=3.0)
+    elif scheduler == "euler":
+        sched = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    else:
+        raise ValueError(f"unknown scheduler {scheduler!r}; use 'unipc' or 'euler'")
+    return dict(tokenizer=None, text_encoder=None, vae=vae.eval(), transformer=transformer.eval(), scheduler=sched)
+
+
+def wan_call_kwargs(**overrides: Any) -> dict[str, Any]:
+    """Call arguments matching :func:`tiny_wan_components` (add ``prompt_embeds`` etc.)."""
+    kw = dict(height=HEIGHT, width=WIDTH, num_frames=NUM_FRAMES, num_inference_steps=4, guidance_scale=5.0,
+              max_sequence_length=TEXT_LEN, output_type="latent")
+    kw.update(overrides)
+    return kw
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def tiny_pipeline(pipeline_cls: type, components: dict[str, Any]):
+    """``pipeline_cls(**components)`` on CPU with the progress bar off (any CogVideoX / Wan pipeline class)."""
+    pipe = pipeline_cls(**components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def random_prompt_embeds(
+    batch: int = 1,
+    seq_len: int = TEXT_LEN,
+    dim: int = TEXT_DIM,
+    seed: int = 0,
+    true_lengths: list[int] | None = None,
+) -> torch.Tensor:
+    """Random prompt embeddings ``(batch, seq_len, dim)``.
+
+    With ``true_lengths`` the tokens past each prompt's length are zero, as ``WanPipeline`` pads
+    its T5 output (CogVideoX keeps the T5 outputs of its padding tokens, so leave it ``None`` there).
+    """
+    g = torch.Generator().manual_seed(seed)
+    embeds = torch.randn(batch, seq_len, dim, generator=g)
+    if true_lengths is not None:
+        for b, n in enumerate(true_lengths):
+            embeds[b, n:] = 0
+    return embeds
+
+
+def tiny_text_encoder(dim: int = TEXT_DIM, words: tuple[str, ...] = (), seed: int = 0):
+    """``(text_encoder, tokenizer)``: a random 1-layer ``T5EncoderModel`` of width ``dim`` and a word-level
+    fast tokenizer with T5's special tokens (``<pad>`` 0, ``</s>`` 1 appended, ``<unk>`` 2).
+
+    The vocabulary is ``words`` plus a few physics-caption words; other words map to ``<unk>``.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for w in ("a", "the", "red", "blue", "ball", "balls", "two", "bounces", "falls", "rolls", "collide", "on",
+              "floor", *words):
+        vocab.setdefault(w.lower(), len(vocab))
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.normalizer = normalizers.Lowercase()
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    torch.manual_seed(seed)
+    config = T5Config(vocab_size=len(vocab), d_model=dim, d_kv=8, d_ff=2 * dim, num_layers=1, num_heads=2,
+                      dropout_rate=0.0)
+    return T5EncoderModel(config).eval(), tokenizer
+
+
+def tiny_motion_prior(
+    latent_channels: int,
+    text_dim: int = TEXT_DIM,
+    backbone: str = "",
+    seed: int = 0,
+    output_std: float = 0.05,
+):
+    """A ``MotionPrior`` (preset ``"tiny"``) that predicts non-zero motion.
+
+    The prior zero-initialises its output conv (an untrained prior predicts no motion); here that
+    conv and the FiLM layers are re-drawn from ``N(0, output_std²)`` so the field depends on the
+    latent and the prompt, like a trained prior's.
+    """
+    from lamo import MotionPrior
+
+    torch.manual_seed(seed)
+    prior = MotionPrior.from_preset("tiny", latent_channels=latent_channels, text_embed_dim=text_dim,
+                                    backbone=backbone)
+    with torch.no_grad():
+        prior.conv_out.weight.normal_(0, output_std)
+        prior.conv_out.bias.normal_(0, output_std)
+        for block in prior.blocks:
+            block.film.weight.normal_(0, output_std)
+    return prior.eval()
