@@ -1,0 +1,221 @@
+"""``lamo eval …``: score a folder of videos. Each sub-command prints a table and writes a JSON report.
+
+* ``lamo eval physics DIR`` — track the balls of the physics world and score gravity, ballistic fit,
+  bounces, velocity jumps, object permanence, shape stability and fidelity (:mod:`lamo.physics.metrics`);
+* ``lamo eval motion DIR`` — weight-free VBench-style dynamic degree, motion smoothness and temporal
+  flickering on any video (:mod:`lamo.motion_metrics`).
+
+``DIR`` is a dataset folder with ``metadata.jsonl`` (its ``"video"`` entries are scored, in order), a
+folder searched recursively for videos, or one video file. A clip that cannot be scored (unreadable,
+empty, wrong frame size, no object …) gets an entry with an ``"error"`` message and the other clips'
+results are kept. Exit status: 0 when at least one clip was scored; 1 when none was, when an
+unexpected error happened, or (with ``--strict``) when any clip failed.
+
+To add a sub-command: write ``_register_<name>(esub)`` that adds a parser and calls
+:func:`add_common_arguments`, and a function that builds a ``score(frames) -> dataclass with
+to_dict()`` and hands it to :func:`run_eval`; list the register function in :func:`register`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
+
+__all__ = ["register", "find_videos", "score_videos", "run_eval", "format_table", "add_common_arguments"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score videos: physics of the ball world, VBench-style motion metrics")
+    esub = p.add_subparsers(dest="eval_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    _register_physics(esub)
+    _register_motion(esub)
+
+
+def add_common_arguments(p: argparse.ArgumentParser, report_name: str) -> None:
+    p.add_argument("dir", help="dataset folder (metadata.jsonl), folder of videos (searched recursively) or a video")
+    p.add_argument("--out", default=None, help=f"JSON report path (default: DIR/{report_name})")
+    p.add_argument("--per-clip", action="store_true", help="also print one line per clip")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 if any clip could not be scored")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sub-commands
+# ---------------------------------------------------------------------------------------------
+
+
+def _register_physics(esub: argparse._SubParsersAction) -> None:
+    from ..physics.world import WORLD_PRESETS
+
+    p = esub.add_parser("physics", help="physics metrics of clips of the ball world (tracker + fits)",
+                        description=__doc__.split("\n\n")[0])
+    add_common_arguments(p, "eval_physics.json")
+    p.add_argument("--preset", choices=sorted(WORLD_PRESETS), default=None,
+                   help="world preset of the clips (default: DIR/world.json)")
+    p.add_argument("--world", default=None, help="a world.json to use (overrides DIR/world.json and --preset)")
+    p.set_defaults(func=_physics, report_name="eval_physics.json")
+
+
+def _physics(args: argparse.Namespace) -> int:
+    from ..physics.dataset import load_world_config
+    from ..physics.metrics import PHYSICS_METRICS, evaluate_clip
+    from ..physics.world import get_world_config
+
+    src = Path(args.dir)
+    found = (src if src.is_dir() else src.parent) / "world.json"
+    if args.world:
+        world, origin = load_world_config(args.world), str(args.world)
+    elif args.preset:
+        world, origin = get_world_config(args.preset), f"preset {args.preset}"
+        if found.is_file() and load_world_config(found) != world:
+            print(f"note: {found} differs from preset {args.preset}; using the preset as asked", file=sys.stderr)
+    elif found.is_file():
+        world, origin = load_world_config(found), str(found)
+    else:
+        raise ValueError(f"no world.json next to {src}: pass --preset (tiny, small, medium) or --world FILE "
+                         "to say which world the clips come from")
+    header = {"world": world.to_dict(), "world_source": origin}
+    title = (f"physics of {src} — world: {origin} "
+             f"({world.size} px, {world.frames} frames, g = {world.gravity} px/frame²)")
+    return run_eval(args, lambda frames: evaluate_clip(frames, world), PHYSICS_METRICS, "lamo eval physics",
+                    title, header)
+
+
+def _register_motion(esub: argparse._SubParsersAction) -> None:
+    p = esub.add_parser("motion", help="VBench-style motion metrics (OpenCV flow) of any videos",
+                        description=__doc__.split("\n\n")[0])
+    add_common_arguments(p, "eval_motion.json")
+    p.set_defaults(func=_motion, report_name="eval_motion.json")
+
+
+def _motion(args: argparse.Namespace) -> int:
+    from ..motion_metrics import MOTION_METRICS, motion_metrics
+
+    return run_eval(args, motion_metrics, MOTION_METRICS, "lamo eval motion", f"motion metrics of {args.dir}", {})
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared machinery
+# ---------------------------------------------------------------------------------------------
+
+
+def find_videos(source: str | os.PathLike) -> list[tuple[str, Path, dict]]:
+    """``(name, path, metadata record)`` of each video to score (see the module docstring)."""
+    from ..physics.dataset import read_metadata
+
+    source = Path(source)
+    if source.is_file():
+        return [(source.name, source, {})]
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    if (source / "metadata.jsonl").is_file():
+        records = read_metadata(source)
+        missing = [n for n, r in enumerate(records, 1) if "video" not in r]
+        if missing:
+            raise ValueError(f"{source / 'metadata.jsonl'}: line(s) {missing[:5]} have no \"video\" entry")
+        return [(r["video"], source / r["video"], r) for r in records]
+    paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    return [(p.relative_to(source).as_posix(), p, {}) for p in paths]
+
+
+def score_videos(items: list[tuple[str, Path, dict]], score: Callable, desc: str) -> list[dict]:
+    """Read and score each video; a failure becomes ``{"video", "error"}`` instead of stopping the run.
+
+    Errors the library raises for bad input (unreadable, wrong size, no object: ``ValueError`` and
+    its subclasses, ``VideoReadError``) are expected; anything else is also kept per clip but flagged
+    ``"unexpected": true`` so that the command exits non-zero.
+    """
+    from tqdm.auto import tqdm
+
+    from ..video_io import VideoReadError, read_video
+
+    entries = []
+    for name, path, record in tqdm(items, desc=desc, unit="clip"):
+        entry: dict = {"video": name}
+        for key in ("caption", "scenario", "seed"):
+            if key in record:
+                entry[key] = record[key]
+        try:
+            entry["metrics"] = score(read_video(path)).to_dict()
+        except (VideoReadError, ValueError) as e:
+            entry["error"] = str(e)
+        except Exception as e:  # noqa: BLE001 — one bad clip must not lose the others' results
+            entry["error"], entry["unexpected"] = f"{type(e).__name__}: {e}", True
+        entries.append(entry)
+    return entries
+
+
+def _jsonable(x):
+    """NaN / inf -> None, recursively (strict JSON)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, Mapping):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def _fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+
+
+def format_table(summary: dict[str, dict], info: Mapping[str, tuple[str, str, str]], n_scored: int) -> str:
+    """The summary as an aligned text table: metric, mean, std, clips where defined, better, unit."""
+    rows = [("metric", "mean", "std", "clips", "better", "unit")]
+    for name, s in summary.items():
+        unit, better, _ = info[name]
+        rows.append((name, _fmt(s["mean"]), _fmt(s["std"]), f"{s['n']}/{n_scored}", better, unit))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i in (0, 4, 5) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_eval(args: argparse.Namespace, score: Callable, info: Mapping[str, tuple[str, str, str]], command: str,
+             title: str, header: dict) -> int:
+    """Find, score, summarise, print and write the report of one ``lamo eval`` sub-command."""
+    from ..physics.metrics import aggregate
+
+    src = Path(args.dir)
+    items = find_videos(src)
+    if not items:
+        raise FileNotFoundError(f"{src}: no videos found ({', '.join(VIDEO_SUFFIXES)})")
+    entries = score_videos(items, score, command.split()[-1])
+    scored = [e["metrics"] for e in entries if "metrics" in e]
+    failed = [e for e in entries if "error" in e]
+    summary = aggregate(scored, info)
+    report = {
+        "command": command, "source": str(src), **header,
+        "n_clips": len(entries), "n_scored": len(scored), "n_failed": len(failed),
+        "summary": summary,
+        "metrics": {k: {"unit": u, "better": b, "meaning": m} for k, (u, b, m) in info.items()},
+        "clips": entries,
+    }
+    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / args.report_name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(_jsonable(report), indent=1) + "\n")
+
+    print(f"{title}\n{len(entries)} clip(s): {len(scored)} scored, {len(failed)} failed\n")
+    print(format_table(summary, info, len(scored)))
+    if args.per_clip:
+        print()
+        for e in entries:
+            vals = " ".join(f"{k}={_fmt(e['metrics'][k])}" for k in info if k in e.get("metrics", {}))
+            print(f"  {e['video']}: {vals or 'error'}")
+    if failed:
+        print("\nclips that could not be scored:")
+        for e in failed:
+            print(f"  {e['video']}: {e['error']}")
+    print(f"\nreport: {out}")
+    unexpected = any(e.get("unexpected") for e in failed)
+    return 1 if not scored or unexpected or (args.strict and failed) else 0

@@ -1,0 +1,176 @@
+"""Clips with captions, and datasets of them on disk.
+
+On-disk format (what ``lamo data physics`` writes and the training code reads)::
+
+    DIR/world.json          the WorldConfig (plus "preset" and "units")
+    DIR/metadata.jsonl      one JSON object per clip, one per line:
+                            {"video": "videos/000000.mp4", "caption": "...", "scenario": "throw",
+                             "seed": 7000000, "index": 0, "frames": T, "size": S,
+                             "states": Trajectory.to_json()}   # exact ground truth per frame
+    DIR/videos/000000.mp4   H.264, yuv444p (lamo.video_io.write_video)
+
+Captions are templated from the scenario and from what actually happened (the contact events), e.g.
+"a red ball is thrown to the right, bounces off the wall and bounces on the floor".
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .render import render
+from .world import WORLD_PRESETS, Trajectory, WorldConfig, get_world_config, simulate
+
+__all__ = ["Clip", "caption", "make_clip", "clip_seed", "write_dataset", "read_metadata", "load_world_config"]
+
+
+@dataclass
+class Clip:
+    """One clip: ground truth, frames and caption."""
+
+    trajectory: Trajectory
+    frames: np.ndarray  # (T, S, S, 3) uint8 RGB
+    caption: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Captions
+# ---------------------------------------------------------------------------------------------
+
+
+def _ball(colour: str) -> str:
+    return f"{'an' if colour[0] in 'aeiou' else 'a'} {colour} ball"
+
+
+def _join(base: str, clauses: list[str]) -> str:
+    if not clauses:
+        return base
+    if len(clauses) == 1:
+        return f"{base} and {clauses[0]}"
+    return f"{base}, {', '.join(clauses[:-1])} and {clauses[-1]}"
+
+
+def caption(traj: Trajectory) -> str:
+    """A templated caption of what happens in ``traj`` (only events that happen in the clip)."""
+    names = [_ball(c) for c in traj.colours]
+    subject = " and ".join(names)
+    plural = len(names) > 1
+    verb = lambda one, many: many if plural else one  # noqa: E731
+    first = {}  # kind -> time of its first impact
+    for ev in traj.events:
+        first.setdefault(ev.kind, ev.time)
+    phrases = {
+        "ball": "collide" if plural else "hits another ball",
+        "wall": verb("bounces off the wall", "bounce off the wall"),
+        "floor": verb("bounces on the floor", "bounce on the floor"),
+    }
+    clauses = [phrases[k] for k in sorted(first, key=first.get)]
+    vx0 = traj.velocity[0, 0, 0]
+    side = "right" if vx0 > 0 else "left"
+    if traj.scenario == "drop":
+        base = f"{subject} {verb('is', 'are')} dropped"
+        clauses = clauses or [verb("falls", "fall")]
+    elif traj.scenario == "throw":
+        base = f"{subject} is thrown to the {side}"
+    elif traj.scenario == "roll":
+        base = f"{subject} rolls to the {side}"
+        clauses = [c for c in clauses if "floor" not in c]  # it is on the floor all along
+        if traj.friction > 0:
+            stopped = np.all(np.abs(traj.velocity[-1]) < 1e-9)
+            clauses.append("comes to a stop" if stopped else "slows down")
+    elif traj.scenario == "collide":
+        how = "roll" if traj.variant == "floor" else "fly"
+        base = f"{subject} {how} toward each other"
+        if traj.variant == "floor":
+            clauses = [c for c in clauses if "floor" not in c]
+    elif traj.scenario == "pass":
+        base = f"{subject} flies across from {'left to right' if vx0 > 0 else 'right to left'}"
+        if not traj.visible[-1].any():
+            clauses.append("leaves the scene")
+    else:
+        base = f"{subject} moves"
+    return _join(base, clauses)
+
+
+# ---------------------------------------------------------------------------------------------
+# Clips and datasets
+# ---------------------------------------------------------------------------------------------
+
+
+def clip_seed(seed: int, index: int) -> int:
+    """The simulator seed of clip ``index`` of a dataset made with ``seed`` (recorded in the metadata)."""
+    return int(seed) * 1_000_000 + int(index)
+
+
+def make_clip(cfg: WorldConfig, seed: int, scenario: str | None = None) -> Clip:
+    """Simulate, render and caption one clip (deterministic in ``seed``)."""
+    traj = simulate(cfg, seed, scenario)
+    return Clip(traj, render(traj, cfg), caption(traj))
+
+
+def write_dataset(
+    out: str | os.PathLike,
+    n: int,
+    cfg: WorldConfig | str = "tiny",
+    seed: int = 0,
+    progress: bool = True,
+    preset_name: str | None = None,
+) -> Path:
+    """Write ``n`` clips to ``out`` in the format above; returns the path of ``metadata.jsonl``.
+
+    ``metadata.jsonl`` is written to a temporary name and renamed at the end, so a finished dataset is
+    always complete.
+    """
+    from tqdm.auto import tqdm
+
+    from ..video_io import write_video
+
+    if isinstance(cfg, str):
+        preset_name, cfg = cfg, get_world_config(cfg)
+    if n < 1:
+        raise ValueError(f"the number of clips must be ≥ 1, got {n}")
+    out = Path(out)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    world = {"preset": preset_name, "units": "pixels and frames (gravity in px/frame²)", **cfg.to_dict()}
+    (out / "world.json").write_text(json.dumps(world, indent=2) + "\n")
+    tmp = out / ".metadata.jsonl.tmp"
+    with open(tmp, "w") as f:
+        for i in tqdm(range(n), desc="physics clips", unit="clip", disable=not progress):
+            s = clip_seed(seed, i)
+            clip = make_clip(cfg, s)
+            rel = f"videos/{i:06d}.mp4"
+            write_video(out / rel, clip.frames, fps=cfg.fps)
+            record = {"video": rel, "caption": clip.caption, "scenario": clip.trajectory.scenario, "seed": s,
+                      "index": i, "frames": cfg.frames, "size": cfg.size, "states": clip.trajectory.to_json()}
+            f.write(json.dumps(record) + "\n")
+    os.replace(tmp, out / "metadata.jsonl")
+    return out / "metadata.jsonl"
+
+
+def read_metadata(folder: str | os.PathLike) -> list[dict]:
+    """The records of ``folder/metadata.jsonl`` (blank lines skipped; a bad line is an error naming it)."""
+    path = Path(folder) / "metadata.jsonl"
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not valid JSON ({e})") from e
+    return records
+
+
+def load_world_config(path: str | os.PathLike) -> WorldConfig:
+    """Read a ``world.json`` (or the one inside a dataset folder) back into a :class:`WorldConfig`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "world.json"
+    d = json.loads(path.read_text())
+    d.pop("units", None)
+    preset = d.pop("preset", None)
+    if not d and preset in WORLD_PRESETS:
+        return get_world_config(preset)
+    return WorldConfig.from_dict(d)
