@@ -27,7 +27,7 @@ class DemoPreset:
 
     frames: int = 16  # video frames
     size: int = 32  # video height = width, pixels
-    latent_channels: int = 16
+    latent_channels: int = 32
     patch_size: int = 4  # autoencoder spatial patch
     temporal_compression: int = 2  # autoencoder frames per latent frame
     heads: int = 4
@@ -36,7 +36,7 @@ class DemoPreset:
     transformer_patch: int = 2  # transformer patch on the latent grid
     text_dim: int = 64  # T5 d_model
     text_layers: int = 2
-    max_text_len: int = 16
+    max_text_len: int = 32
 
     @property
     def latent_frames(self) -> int:

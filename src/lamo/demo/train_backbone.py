@@ -26,7 +26,7 @@ from ..video_io import VideoReadError, read_video
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .model import DEMO_PRESETS, build_demo_pipeline, caption_vocabulary
 
-__all__ = ["BackboneTrainConfig", "train_backbone", "encode_clips"]
+__all__ = ["BackboneTrainConfig", "train_backbone", "encode_clips", "export_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +186,32 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
     pipe.save_pretrained(final)
     (final / "lamo_demo.json").write_text(json.dumps({"preset": asdict(preset), "train": asdict(cfg)}, indent=2))
     return final
+
+
+def export_checkpoint(run: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:
+    """Save the EMA weights of a checkpoint (default: the newest) of a run as a pipeline folder.
+
+    Lets a long run be inspected — or shipped — before it ends. The vocabulary is rebuilt from the
+    run's dataset captions (``metadata.jsonl`` only; no video is read).
+    """
+    run = Path(run)
+    ckpt = Path(checkpoint) if checkpoint else latest_checkpoint(run / "checkpoints")
+    if ckpt is None or not (ckpt / "config.json").is_file():
+        raise FileNotFoundError(f"no complete checkpoint in {run / 'checkpoints'}")
+    cfg = BackboneTrainConfig(**json.loads((ckpt / "config.json").read_text()))
+    rows = [json.loads(x) for x in (Path(cfg.data) / "metadata.jsonl").read_text().splitlines() if x.strip()]
+    pipe = build_demo_pipeline(cfg.preset, caption_vocabulary(r["caption"] for r in rows))
+    from safetensors.torch import load_file
+
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    tensors = load_file(ckpt / "model.safetensors")
+    for alias, name in state.get("aliases", {}).items():
+        tensors[alias] = tensors[name]
+    modules = torch.nn.ModuleDict({"transformer": pipe.transformer, "text_encoder": pipe.text_encoder})
+    modules.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+    pipe.vae.load_state_dict({k[len("vae."):]: v for k, v in tensors.items() if k.startswith("vae.")})
+    out = Path(out)
+    pipe.save_pretrained(out)
+    (out / "lamo_demo.json").write_text(json.dumps(
+        {"preset": asdict(DEMO_PRESETS[cfg.preset]), "train": asdict(cfg), "step": state["step"]}, indent=2))
+    return out

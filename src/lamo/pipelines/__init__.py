@@ -9,6 +9,7 @@ bit for bit.
 """
 from __future__ import annotations
 
+from ..demo import autoencoder as _demo_autoencoder  # noqa: F401  (lets from_pretrained load the demo's VAE)
 from .cogvideox import LaMoCogVideoXPipeline
 from .guided import GuidanceRecord, GuidedSchedulerStep, MotionGuidedPipelineMixin
 from .wan import LaMoWanPipeline
