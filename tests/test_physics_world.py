@@ -26,6 +26,8 @@ def test_presets_and_config_round_trip():
         WorldConfig(colours=("red", "purple"))
     with pytest.raises(ValueError, match="unknown world preset"):
         get_world_config("huge")
+    with pytest.raises(ValueError, match="largest radius"):  # too big to place two balls for "collide"
+        get_world_config("tiny", size=16, radius=(2.0, 3.0))
 
 
 def test_same_seed_same_clip_different_seed_different_clip():

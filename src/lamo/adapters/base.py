@@ -17,6 +17,7 @@ Video frames given to ``encode_video`` are either what :func:`lamo.video_io.read
 """
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -75,7 +76,7 @@ def frames_to_vae_input(frames: Any, vae: Any) -> torch.Tensor:
     :func:`lamo.video_io.read_video` returns them) or a float tensor ``(B, F, 3, H, W)`` already in
     ``[-1, 1]``. The result is on the VAE's device, in its dtype.
     """
-    param = next(vae.parameters())
+    param = next(itertools.chain(vae.parameters(), vae.buffers()))  # a VAE may hold buffers only
     if isinstance(frames, np.ndarray):
         frames = torch.from_numpy(np.ascontiguousarray(frames))
     if not isinstance(frames, torch.Tensor):

@@ -93,6 +93,10 @@ class WorldConfig:
             problems.append("restitution and ball_restitution must lie in [0, 1]")
         if len(self.radius) != 2 or not 1.0 <= self.radius[0] <= self.radius[1] < self.size / 4:
             problems.append(f"radius must be (min, max) with 1 ≤ min ≤ max < size/4, got {self.radius}")
+        elif self.radius[1] > 0.2 * self.size - 1:
+            # the "collide" family starts each ball within the outer 20 % of the width
+            problems.append(f"the largest radius must be ≤ 0.2·size − 1 = {0.2 * self.size - 1:g} px for size "
+                            f"{self.size}, got {self.radius[1]}")
         if unknown := [c for c in self.colours if c not in PALETTE]:
             problems.append(f"unknown colours {unknown}; the palette is {list(PALETTE)}")
         if len(self.colours) < 2:
