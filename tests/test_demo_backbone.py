@@ -95,3 +95,19 @@ def test_demo_pipeline_is_a_stock_cogvideox_pipeline():
     pipe = build_demo_pipeline("test", ["ball"])
     assert type(pipe) is CogVideoXPipeline and isinstance(pipe.transformer, CogVideoXTransformer3DModel)
     assert pipe.vae_scale_factor_spatial == 4 and pipe.vae_scale_factor_temporal == 2
+
+
+def test_drift_loss_fine_tune_starts_from_a_trained_pipeline(tmp_path):
+    data = _dataset(tmp_path)
+    base = train_backbone(BackboneTrainConfig(data=str(data), out=str(tmp_path / "base"), preset="test",
+                                              batch_size=4, save_every=5, steps=5))
+    tuned = train_backbone(BackboneTrainConfig(data=str(data), out=str(tmp_path / "mdl"), preset="test", batch_size=4,
+                                               save_every=3, steps=3, init_from=str(base), drift_weight=0.4, lr=1e-3))
+    log = [json.loads(x) for x in (tmp_path / "mdl" / "loss.jsonl").read_text().splitlines()]
+    assert log[-1]["drift"] > 0 and np.isfinite(log[-1]["drift"])
+    plain = [json.loads(x) for x in (tmp_path / "base" / "loss.jsonl").read_text().splitlines()]
+    assert plain[-1]["drift"] == 0.0  # no drift term unless asked for
+    a = load_file(base / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(tuned / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert (tuned / "vae" / "config.json").is_file() and (tuned / "tokenizer").is_dir()

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..losses import drift_loss_terms
 from ..video_io import VideoReadError, read_video
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .model import DEMO_PRESETS, build_demo_pipeline, caption_vocabulary
@@ -49,6 +50,9 @@ class BackboneTrainConfig:
     seed: int = 0
     save_every: int = 500
     threads: int = 0  # torch CPU threads (0: leave torch's default)
+    init_from: str = ""  # a demo pipeline folder to fine-tune instead of starting from scratch
+    drift_weight: float = 0.0  # λ_drift of the Motion Drift Loss (0: plain denoising loss)
+    drift_tau: int = 2
 
 
 def load_dataset_clips(data: str | Path, frames: int, size: int) -> tuple[np.ndarray, list[str]]:
@@ -113,8 +117,13 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
     log.info("loaded %d clips from %s", len(videos), cfg.data)
 
     torch.manual_seed(cfg.seed)
-    pipe = build_demo_pipeline(preset, caption_vocabulary(captions))
-    pipe.vae.fit(torch.from_numpy(videos[:2048]).float().div(127.5).sub(1).permute(0, 4, 1, 2, 3))
+    if cfg.init_from:
+        from diffusers import CogVideoXPipeline
+
+        pipe = CogVideoXPipeline.from_pretrained(cfg.init_from)  # tokenizer, VAE and weights of a trained run
+    else:
+        pipe = build_demo_pipeline(preset, caption_vocabulary(captions))
+        pipe.vae.fit(torch.from_numpy(videos[:2048]).float().div(127.5).sub(1).permute(0, 4, 1, 2, 3))
     latents = encode_clips(pipe.vae, videos)  # (N, F, C, h, w)
     tok = pipe.tokenizer(list(captions) + [""], padding="max_length", max_length=preset.max_text_len,
                          truncation=True, return_tensors="pt").input_ids
@@ -139,7 +148,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
 
     alphas = scheduler.alphas_cumprod.float()  # (1000,)
     modules.train()
-    history = []
+    history, drift_history = [], []
     bar = tqdm(total=cfg.steps, initial=step, desc="backbone", unit="step", dynamic_ncols=True)
     t0 = time.time()
     while step < cfg.steps:
@@ -155,6 +164,12 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
         emb = text_encoder(batch_ids)[0]  # (B, L, D)
         pred = transformer(hidden_states=x_t, encoder_hidden_states=emb, timestep=t, return_dict=False)[0]
         loss = torch.nn.functional.mse_loss(pred, v_target)
+        drift = torch.zeros(())
+        if cfg.drift_weight > 0:
+            # L = L_denoise + λ_drift · w(t) · L_drift, x̂0 from the v-prediction, w(t) = ᾱ_t (DESIGN.md §1.3)
+            x0_hat = a.sqrt() * x_t - (1 - a).sqrt() * pred
+            drift = drift_loss_terms(x0_hat, x0, tau=cfg.drift_tau, weight=a.flatten()).weighted.mean()
+            loss = loss + cfg.drift_weight * drift
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
         opt.zero_grad(set_to_none=True)
@@ -167,6 +182,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
                 pe.lerp_(pm, 1 - d)
         step += 1
         history.append(loss.item())
+        drift_history.append(drift.item())
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(history[-100:]):.4f}")
@@ -177,6 +193,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
             save_checkpoint(out / "checkpoints", step, tensors, opt, asdict(cfg), gen.get_state())
             with open(out / "loss.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, "loss": float(np.mean(history[-cfg.save_every:])),
+                                    "drift": float(np.mean(drift_history[-cfg.save_every:])),
                                     "elapsed_s": time.time() - t0}) + "\n")
     bar.close()
 
@@ -200,7 +217,12 @@ def export_checkpoint(run: str | Path, out: str | Path, checkpoint: str | Path |
         raise FileNotFoundError(f"no complete checkpoint in {run / 'checkpoints'}")
     cfg = BackboneTrainConfig(**json.loads((ckpt / "config.json").read_text()))
     rows = [json.loads(x) for x in (Path(cfg.data) / "metadata.jsonl").read_text().splitlines() if x.strip()]
-    pipe = build_demo_pipeline(cfg.preset, caption_vocabulary(r["caption"] for r in rows))
+    if cfg.init_from:
+        from diffusers import CogVideoXPipeline
+
+        pipe = CogVideoXPipeline.from_pretrained(cfg.init_from)
+    else:
+        pipe = build_demo_pipeline(cfg.preset, caption_vocabulary(r["caption"] for r in rows))
     from safetensors.torch import load_file
 
     state = json.loads((ckpt / "trainer_state.json").read_text())
