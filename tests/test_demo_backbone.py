@@ -102,7 +102,8 @@ def test_drift_loss_fine_tune_starts_from_a_trained_pipeline(tmp_path):
     base = train_backbone(BackboneTrainConfig(data=str(data), out=str(tmp_path / "base"), preset="test",
                                               batch_size=4, save_every=5, steps=5))
     tuned = train_backbone(BackboneTrainConfig(data=str(data), out=str(tmp_path / "mdl"), preset="test", batch_size=4,
-                                               save_every=3, steps=3, init_from=str(base), drift_weight=0.4, lr=1e-3))
+                                               save_every=3, steps=3, init_from=str(base), drift_weight=0.4, lr=1e-3,
+                                               train_text_encoder=False))
     log = [json.loads(x) for x in (tmp_path / "mdl" / "loss.jsonl").read_text().splitlines()]
     assert log[-1]["drift"] > 0 and np.isfinite(log[-1]["drift"])
     plain = [json.loads(x) for x in (tmp_path / "base" / "loss.jsonl").read_text().splitlines()]
@@ -110,4 +111,7 @@ def test_drift_loss_fine_tune_starts_from_a_trained_pipeline(tmp_path):
     a = load_file(base / "transformer" / "diffusion_pytorch_model.safetensors")
     b = load_file(tuned / "transformer" / "diffusion_pytorch_model.safetensors")
     assert any(not torch.equal(a[k], b[k]) for k in a)
+    te_a = load_file(base / "text_encoder" / "model.safetensors")
+    te_b = load_file(tuned / "text_encoder" / "model.safetensors")
+    assert all(torch.equal(te_a[k], te_b[k]) for k in te_a)  # the text space is kept
     assert (tuned / "vae" / "config.json").is_file() and (tuned / "tokenizer").is_dir()

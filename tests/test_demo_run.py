@@ -16,32 +16,45 @@ WORLD = {"size": 16, "frames": 8, "radius": (1.5, 2.0), "gravity": 0.4}
 def tiny_backbone(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     write_dataset(root / "data", 24, get_world_config("tiny", **WORLD), seed=1, progress=False)
-    return train_backbone(BackboneTrainConfig(data=str(root / "data"), out=str(root / "run"), preset="test",
+    base = train_backbone(BackboneTrainConfig(data=str(root / "data"), out=str(root / "run"), preset="test",
                                               steps=4, batch_size=4, save_every=4))
+    tuned = {}
+    for name, weight in (("fine-tuned (no drift loss)", 0.0), ("MDL (drift-loss fine-tune)", 0.4)):
+        run = train_backbone(BackboneTrainConfig(data=str(root / "data"), out=str(root / f"ft{weight}"), preset="test",
+                                                 steps=2, batch_size=4, save_every=2, init_from=str(base),
+                                                 drift_weight=weight, train_text_encoder=False))
+        tuned[name] = str(run / "transformer")
+    return base, tuned
 
 
 def test_demo_writes_a_report_with_every_number(tiny_backbone, tmp_path):
-    cfg = DemoConfig(out=str(tmp_path / "report"), backbone=str(tiny_backbone), world_overrides=WORLD,
+    base, tuned = tiny_backbone
+    cfg = DemoConfig(out=str(tmp_path / "report"), backbone=str(base), finetunes=tuned, world_overrides=WORLD,
                      prior_clips=16, prior_preset="tiny", prior_steps=3, prior_batch=4, test_prompts=2,
                      test_seeds=(0, 1), val_prompts=2, sweep=(0.1, 1.0), steps=3)
     assert run_demo(cfg=cfg) == 0
     res = json.loads((tmp_path / "report" / "results.json").read_text())
-    assert set(res["summary"]) == {"ground truth", "baseline", f"MPG λ={res['lambda']:g}",
-                                   f"direct latent edit λ={res['lambda']:g}"}
+    lam = res["lambda"]
+    assert set(res["summary"]) == {"ground truth", "baseline", f"MPG λ={lam:g}", f"direct latent edit λ={lam:g}",
+                                   "fine-tuned (no drift loss)", "MDL (drift-loss fine-tune)", f"MDL + MPG λ={lam:g}"}
+    assert set(res["paired"]) == {f"MPG λ={lam:g} vs baseline", "MDL (drift-loss fine-tune) vs fine-tuned (no drift loss)",
+                                  f"MDL + MPG λ={lam:g} vs baseline"}
+    # the MDL variant really samples another transformer: its clips differ from the baseline's
+    assert res["per_clip"]["MDL (drift-loss fine-tune)"] != res["per_clip"]["baseline"]
     assert len(res["per_clip"]["baseline"]) == 4  # 2 prompts × 2 seeds
     assert res["summary"]["ground truth"]["detection_rate"]["mean"] == 1.0
     assert 0 <= res["prior"]["val_cosine"] <= 1 and res["prior"]["val_cosine_before"] == 0.0  # zero-init prior
     page = (tmp_path / "report" / "index.html").read_text()
     for img in ("media/prompt_0.gif", "media/sweep.png", "media/metric_jump_rate.png"):
         assert (tmp_path / "report" / img).is_file() and img in page
-    assert "Did MPG help?" in page
+    assert "Did it help? MPG" in page and "MDL (drift-loss fine-tune) vs fine-tuned" in page
 
 
 def test_demo_refuses_a_missing_backbone_or_another_world(tmp_path, tiny_backbone, capsys):
     assert main(["demo", "--backbone", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     assert "demo backbone is missing" in capsys.readouterr().err
     with pytest.raises(ValueError, match="pick the world it was trained on"):
-        run_demo(cfg=DemoConfig(out=str(tmp_path / "r"), backbone=str(tiny_backbone)))
+        run_demo(cfg=DemoConfig(out=str(tmp_path / "r"), backbone=str(tiny_backbone[0])))
 
 
 def test_lambda_selection_and_verdicts():

@@ -43,7 +43,12 @@ __all__ = ["DemoConfig", "run_demo", "fit_prior", "DEFAULT_BACKBONE"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BACKBONE = Path(__file__).resolve().parent.parent / "assets" / "demo-backbone"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_BACKBONE = ASSETS / "demo-backbone"
+#: Transformers fine-tuned from the demo backbone for the same steps, without and with the Motion Drift
+#: Loss (``lamo demo train-backbone --init-from … [--drift-weight 0.4]``); the demo uses those present.
+DEFAULT_FINETUNES = {"fine-tuned (no drift loss)": ASSETS / "demo-finetune-plain",
+                     "MDL (drift-loss fine-tune)": ASSETS / "demo-finetune-mdl"}
 
 #: Metrics in the headline table, in order (name -> better).
 HEADLINE = ["ballistic_residual", "gravity_error", "jump_rate", "permanence_error", "radius_cv",
@@ -63,6 +68,7 @@ class DemoConfig:
 
     out: str = "report"
     backbone: str = str(DEFAULT_BACKBONE)
+    finetunes: dict = field(default_factory=lambda: {k: str(v) for k, v in DEFAULT_FINETUNES.items()})
     world: str = "tiny"
     world_overrides: dict = field(default_factory=dict)  # e.g. {"size": 16, "frames": 8} for tests
     prior_clips: int = 512
@@ -219,6 +225,8 @@ def _paired(base: list[dict], other: list[dict], metric: str, n_seeds: int) -> d
 # ------------------------------------------------------------------------------------- main
 def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     """Run the demo end to end; return 0 on success."""
+    from diffusers import CogVideoXTransformer3DModel
+
     from ..pipelines import LaMoCogVideoXPipeline
 
     cfg = cfg or DemoConfig(out=str(out))
@@ -277,30 +285,45 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     t = time.time()
     test = _prompts(world, seed=3, n=cfg.test_prompts)
     prompts = [c.caption for c in test]
-    variants = {"baseline": (0.0, "output"), f"MPG λ={lam_best:g}": (lam_best, "output"),
-                f"direct latent edit λ={lam_best:g}": (lam_best, "latent")}
+    mpg, plain_ft, mdl = f"MPG λ={lam_best:g}", *DEFAULT_FINETUNES
+    variants = {"baseline": (None, 0.0, "output"), mpg: (None, lam_best, "output"),
+                f"direct latent edit λ={lam_best:g}": (None, lam_best, "latent")}
+    tuned = {k: Path(v) for k, v in cfg.finetunes.items() if (Path(v) / "config.json").is_file()}
+    if plain_ft in tuned and mdl in tuned:
+        variants.update({plain_ft: (plain_ft, 0.0, "output"), mdl: (mdl, 0.0, "output"),
+                         f"MDL + MPG λ={lam_best:g}": (mdl, lam_best, "output")})
+    else:
+        log.warning("fine-tuned transformers not found (%s): the MDL variants are skipped", ", ".join(cfg.finetunes.values()))
     frames, rows = {}, {}
-    for name, (lam, mode) in tqdm(variants.items(), desc="sampling test prompts", unit="variant", dynamic_ncols=True):
+    base_transformer = pipe.transformer
+    for name, (ft, lam, mode) in tqdm(variants.items(), desc="sampling test prompts", unit="variant", dynamic_ncols=True):
+        pipe.transformer = base_transformer if ft is None else CogVideoXTransformer3DModel.from_pretrained(tuned[ft])
         frames[name] = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, lam, mode)
         rows[name] = _score(frames[name], world)
+    pipe.transformer = base_transformer
     gt = np.stack([c.frames for c in test])[None]  # (1, P, T, H, W, 3)
     rows["ground truth"] = _score(gt, world)
     timings["test_s"] = time.time() - t
 
     # 5–6. summary, report
     summary = {name: _summary(r, 1 if name == "ground truth" else len(cfg.test_seeds)) for name, r in rows.items()}
-    mpg = f"MPG λ={lam_best:g}"
-    paired = {m: _paired(rows["baseline"], rows[mpg], m, len(cfg.test_seeds)) for m in HEADLINE}
-    verdicts = []
-    for m in HEADLINE:
-        p, better = paired[m], _better(m)
-        word = verdict(p, better)
-        if word == "undefined":
-            verdicts.append(f"{m}: undefined on these clips")
-            continue
-        verdicts.append(f"{m} ({better} is better): {word} — MPG − baseline = {p['diff']:+.4g} "
-                        f"(per-seed differences {', '.join(f'{d:+.3g}' for d in p['seed_diffs'])}; "
-                        f"MPG better on {100 * p['improved']:.0f} % of {p['n']} pairs)")
+    comparisons = [(mpg, "baseline")]
+    if mdl in variants:
+        comparisons += [(mdl, plain_ft), (f"MDL + MPG λ={lam_best:g}", "baseline")]
+    paired, verdicts = {}, {}
+    for a, b in comparisons:
+        key = f"{a} vs {b}"
+        paired[key] = {m: _paired(rows[b], rows[a], m, len(cfg.test_seeds)) for m in HEADLINE}
+        verdicts[key] = []
+        for m in HEADLINE:
+            p, better = paired[key][m], _better(m)
+            word = verdict(p, better)
+            if word == "undefined":
+                verdicts[key].append(f"{m}: undefined on these clips")
+                continue
+            verdicts[key].append(
+                f"{m} ({better} is better): {word} — difference {p['diff']:+.4g} (per-seed "
+                f"{', '.join(f'{d:+.3g}' for d in p['seed_diffs'])}; better on {100 * p['improved']:.0f} % of {p['n']} pairs)")
 
     media = outdir / "media"
     images = []
@@ -327,7 +350,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
         "date": time.strftime("%Y-%m-%d"), "backbone": meta, "prior": prior_stats, "lambda": lam_best,
         "lambda_selected_by": selection_metric,
-        "sweep": {str(k): v for k, v in sweep.items()}, "summary": summary, "paired_mpg_vs_baseline": paired,
+        "sweep": {str(k): v for k, v in sweep.items()}, "summary": summary, "paired": paired,
         "verdicts": verdicts, "per_clip": rows, "prompts": prompts, "timings": timings,
     }
     (outdir / "results.json").write_text(json.dumps(results, indent=2, default=float))
@@ -340,20 +363,22 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
             f"λ = {lam_best:g} was chosen on {cfg.val_prompts} validation prompts × {len(cfg.val_seeds)} seed(s) "
             f"(lowest {selection_metric}); results below are on {cfg.test_prompts} other prompts × "
             f"{len(cfg.test_seeds)} seeds, {cfg.steps} sampling steps, CFG {cfg.cfg_scale}, window ρ = {cfg.window}.",
-            "Not run in this demo yet: the Motion Drift Loss fine-tune (MDL, MDL+MPG) and a training-free "
-            "peer baseline."]},
-        {"title": "Did MPG help? (paired over the same prompts and seeds)", "text": [
+            ("MDL: the backbone's transformer fine-tuned with the Motion Drift Loss, compared with the same "
+             "fine-tune without it (same data, steps and seed), so extra training is not mistaken for MDL."
+             if mdl in variants else "MDL variants skipped: no fine-tuned transformers were found."),
+            "Not run in this demo yet: a training-free peer baseline (e.g. FlowMo-style variance guidance)."]},
+        *({"title": f"Did it help? {key} (paired over the same prompts and seeds)", "text": [
             "A metric counts as improved or worsened only when the paired difference points the same way for "
-            "every seed; otherwise: no clear change.", *verdicts]},
+            "every seed; otherwise: no clear change.", *v]} for key, v in verdicts.items()),
         {"title": "Metrics (mean ± std over clips)",
          "table": {"header": ["variant", *HEADLINE, "failed clips"], "rows": table_rows}},
         {"title": "Plots", "images": images},
-        {"title": "Side by side (seed 0): ground truth, baseline, MPG, direct latent edit", "images": anims},
+        {"title": "Side by side (seed 0): ground truth and every variant", "images": anims},
         {"title": "The paper's own figures, for context (VideoPhy SA / PC, not comparable with this world)",
          "table": {"header": ["model", "SA / PC"], "rows": PAPER_FIGURES}},
         {"title": "Timings (s)", "json": timings},
     ])
-    _print_table(names, summary, verdicts)
+    _print_table(names, summary, [f"[{k}] {v}" for k, vs in verdicts.items() for v in vs])
     print(f"\nreport: {page}  ({timings['total_s']:.0f} s)")
     return 0
 

@@ -53,6 +53,7 @@ class BackboneTrainConfig:
     init_from: str = ""  # a demo pipeline folder to fine-tune instead of starting from scratch
     drift_weight: float = 0.0  # λ_drift of the Motion Drift Loss (0: plain denoising loss)
     drift_tau: int = 2
+    train_text_encoder: bool = True  # False: only the transformer learns (fine-tunes keep the text space)
 
 
 def load_dataset_clips(data: str | Path, frames: int, size: int) -> tuple[np.ndarray, list[str]]:
@@ -130,6 +131,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
     ids, null_ids = tok[:-1], tok[-1]  # (N, L), (L,)
 
     transformer, text_encoder, scheduler = pipe.transformer, pipe.text_encoder, pipe.scheduler
+    text_encoder.requires_grad_(cfg.train_text_encoder)
     modules = torch.nn.ModuleDict({"transformer": transformer, "text_encoder": text_encoder})
     ema = copy.deepcopy(modules).requires_grad_(False)
     params = [p for p in modules.parameters() if p.requires_grad]
@@ -179,7 +181,8 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
         with torch.no_grad():
             d = min(cfg.ema_decay, (1 + step) / (10 + step))
             for pe, pm in zip(ema.parameters(), modules.parameters()):
-                pe.lerp_(pm, 1 - d)
+                if pm.requires_grad:
+                    pe.lerp_(pm, 1 - d)
         step += 1
         history.append(loss.item())
         drift_history.append(drift.item())
