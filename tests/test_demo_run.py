@@ -31,14 +31,16 @@ def test_demo_writes_a_report_with_every_number(tiny_backbone, tmp_path):
     base, tuned = tiny_backbone
     cfg = DemoConfig(out=str(tmp_path / "report"), backbone=str(base), finetunes=tuned, world_overrides=WORLD,
                      prior_clips=16, prior_preset="tiny", prior_steps=3, prior_batch=4, test_prompts=2,
-                     test_seeds=(0, 1), val_prompts=2, sweep=(0.1, 1.0), steps=3)
+                     test_seeds=(0, 1), val_prompts=2, sweep=(0.1, 1.0), flowmo_sweep=(1.0,), steps=3)
     assert run_demo(cfg=cfg) == 0
     res = json.loads((tmp_path / "report" / "results.json").read_text())
     lam = res["lambda"]
     assert set(res["summary"]) == {"ground truth", "baseline", f"MPG λ={lam:g}", f"direct latent edit λ={lam:g}",
-                                   "fine-tuned (no drift loss)", "MDL (drift-loss fine-tune)", f"MDL + MPG λ={lam:g}"}
+                                   "fine-tuned (no drift loss)", "MDL (drift-loss fine-tune)", f"MDL + MPG λ={lam:g}",
+                                   "FlowMo-style peer η=1"}
     assert set(res["paired"]) == {f"MPG λ={lam:g} vs baseline", "MDL (drift-loss fine-tune) vs fine-tuned (no drift loss)",
-                                  f"MDL + MPG λ={lam:g} vs baseline"}
+                                  f"MDL + MPG λ={lam:g} vs baseline", "FlowMo-style peer η=1 vs baseline"}
+    assert set(res["sampling_s"]) == set(res["summary"]) - {"ground truth"}
     # the MDL variant really samples another transformer: its clips differ from the baseline's
     assert res["per_clip"]["MDL (drift-loss fine-tune)"] != res["per_clip"]["baseline"]
     assert len(res["per_clip"]["baseline"]) == 4  # 2 prompts × 2 seeds

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..adapters import get_adapter
 from ..motion_metrics import MOTION_METRICS, motion_metrics
+from ..peers import FlowMoGuidance
 from ..physics.dataset import clip_seed, make_clip
 from ..physics.metrics import PHYSICS_METRICS, ClipError, evaluate_clip
 from ..physics.world import get_world_config
@@ -81,6 +82,8 @@ class DemoConfig:
     val_prompts: int = 6
     val_seeds: tuple[int, ...] = (100,)
     sweep: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
+    flowmo_sweep: tuple[float, ...] = (0.3, 1.0, 3.0)  # η of the FlowMo-style peer, chosen like λ
+    flowmo_fraction: float = 0.3  # the peer guides the first 30 % of the steps
     steps: int = 25
     cfg_scale: float = 4.0
     window: float = 0.8
@@ -134,14 +137,18 @@ def _prompts(world, seed: int, n: int) -> list:
 
 
 def _sample(pipe, prompts: list[str], seeds: tuple[int, ...], cfg: DemoConfig, preset: dict,
-            prior: MotionPrior | None, lam: float, mode: str = "output") -> np.ndarray:
-    """All (prompt, seed) pairs in one batch → ``(len(seeds), len(prompts), T, H, W, 3)`` uint8."""
+            prior: MotionPrior | None, lam: float, mode: str = "output", flowmo: float = 0.0) -> np.ndarray:
+    """All (prompt, seed) pairs in one batch → ``(len(seeds), len(prompts), T, H, W, 3)`` uint8.
+
+    ``flowmo > 0`` samples under the FlowMo-style peer (η = ``flowmo``) instead of MPG."""
     batch = [p for _ in seeds for p in prompts]
     gens = [torch.Generator().manual_seed(1000 * s + i) for s in seeds for i in range(len(prompts))]
-    out = pipe(prompt=batch, generator=gens, num_frames=preset["num_frames"], height=preset["size"],
-               width=preset["size"], num_inference_steps=cfg.steps, guidance_scale=cfg.cfg_scale,
-               max_sequence_length=preset["max_text_len"], output_type="np", motion_prior=prior,
-               motion_guidance_scale=lam, motion_guidance_window=cfg.window, motion_guidance_mode=mode)
+    peer = FlowMoGuidance(pipe, scale=flowmo, steps=round(cfg.flowmo_fraction * cfg.steps))
+    with peer:
+        out = pipe(prompt=batch, generator=gens, num_frames=preset["num_frames"], height=preset["size"],
+                   width=preset["size"], num_inference_steps=cfg.steps, guidance_scale=cfg.cfg_scale,
+                   max_sequence_length=preset["max_text_len"], output_type="np", motion_prior=prior,
+                   motion_guidance_scale=lam, motion_guidance_window=cfg.window, motion_guidance_mode=mode)
     frames = (np.clip(out.frames, 0, 1) * 255).round().astype(np.uint8)  # (S·P, T, H, W, 3)
     return frames.reshape(len(seeds), len(prompts), *frames.shape[1:])
 
@@ -279,6 +286,11 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         sweep_rows[lam] = _score(_sample(pipe, val_prompts, cfg.val_seeds, cfg, preset, prior, lam), world)
     sweep = {lam: _summary(rows, len(cfg.val_seeds)) for lam, rows in sweep_rows.items()}
     lam_best, selection_metric = select_lambda(sweep, cfg.sweep)
+    flowmo_sweep = {0.0: sweep[0.0]}
+    for eta in tqdm(cfg.flowmo_sweep, desc="FlowMo η sweep (validation)", unit="η", dynamic_ncols=True):
+        flowmo_sweep[eta] = _summary(_score(_sample(pipe, val_prompts, cfg.val_seeds, cfg, preset, None, 0.0,
+                                                    flowmo=eta), world), len(cfg.val_seeds))
+    eta_best, _ = select_lambda(flowmo_sweep, cfg.flowmo_sweep) if cfg.flowmo_sweep else (0.0, "")
     timings["sweep_s"] = time.time() - t
 
     # 4b. test prompts × seeds under each variant (same initial noise per pair)
@@ -286,8 +298,11 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     test = _prompts(world, seed=3, n=cfg.test_prompts)
     prompts = [c.caption for c in test]
     mpg, plain_ft, mdl = f"MPG λ={lam_best:g}", *DEFAULT_FINETUNES
+    flowmo = f"FlowMo-style peer η={eta_best:g}"
     variants = {"baseline": (None, 0.0, "output"), mpg: (None, lam_best, "output"),
                 f"direct latent edit λ={lam_best:g}": (None, lam_best, "latent")}
+    if cfg.flowmo_sweep:
+        variants[flowmo] = (None, 0.0, "flowmo")
     tuned = {k: Path(v) for k, v in cfg.finetunes.items() if (Path(v) / "config.json").is_file()}
     if plain_ft in tuned and mdl in tuned:
         variants.update({plain_ft: (plain_ft, 0.0, "output"), mdl: (mdl, 0.0, "output"),
@@ -296,9 +311,15 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         log.warning("fine-tuned transformers not found (%s): the MDL variants are skipped", ", ".join(cfg.finetunes.values()))
     frames, rows = {}, {}
     base_transformer = pipe.transformer
+    sample_s = {}
     for name, (ft, lam, mode) in tqdm(variants.items(), desc="sampling test prompts", unit="variant", dynamic_ncols=True):
         pipe.transformer = base_transformer if ft is None else CogVideoXTransformer3DModel.from_pretrained(tuned[ft])
-        frames[name] = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, lam, mode)
+        t_v = time.time()
+        if mode == "flowmo":
+            frames[name] = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, None, 0.0, flowmo=eta_best)
+        else:
+            frames[name] = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, lam, mode)
+        sample_s[name] = time.time() - t_v
         rows[name] = _score(frames[name], world)
     pipe.transformer = base_transformer
     gt = np.stack([c.frames for c in test])[None]  # (1, P, T, H, W, 3)
@@ -307,7 +328,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
 
     # 5–6. summary, report
     summary = {name: _summary(r, 1 if name == "ground truth" else len(cfg.test_seeds)) for name, r in rows.items()}
-    comparisons = [(mpg, "baseline")]
+    comparisons = [(mpg, "baseline")] + ([(flowmo, "baseline")] if flowmo in variants else [])
     if mdl in variants:
         comparisons += [(mdl, plain_ft), (f"MDL + MPG λ={lam_best:g}", "baseline")]
     paired, verdicts = {}, {}
@@ -350,7 +371,8 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
         "date": time.strftime("%Y-%m-%d"), "backbone": meta, "prior": prior_stats, "lambda": lam_best,
         "lambda_selected_by": selection_metric,
-        "sweep": {str(k): v for k, v in sweep.items()}, "summary": summary, "paired": paired,
+        "sweep": {str(k): v for k, v in sweep.items()}, "flowmo_eta": eta_best,
+        "flowmo_sweep": {str(k): v for k, v in flowmo_sweep.items()}, "sampling_s": sample_s, "summary": summary, "paired": paired,
         "verdicts": verdicts, "per_clip": rows, "prompts": prompts, "timings": timings,
     }
     (outdir / "results.json").write_text(json.dumps(results, indent=2, default=float))
@@ -366,7 +388,8 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
             ("MDL: the backbone's transformer fine-tuned with the Motion Drift Loss, compared with the same "
              "fine-tune without it (same data, steps and seed), so extra training is not mistaken for MDL."
              if mdl in variants else "MDL variants skipped: no fine-tuned transformers were found."),
-            "Not run in this demo yet: a training-free peer baseline (e.g. FlowMo-style variance guidance)."]},
+            f"Peer: FlowMo-style variance guidance through the backbone (lamo.peers.flowmo), η = {eta_best:g} chosen "
+            f"on the same validation prompts, first {round(cfg.flowmo_fraction * cfg.steps)} steps guided."]},
         *({"title": f"Did it help? {key} (paired over the same prompts and seeds)", "text": [
             "A metric counts as improved or worsened only when the paired difference points the same way for "
             "every seed; otherwise: no clear change.", *v]} for key, v in verdicts.items()),
@@ -376,6 +399,9 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         {"title": "Side by side (seed 0): ground truth and every variant", "images": anims},
         {"title": "The paper's own figures, for context (VideoPhy SA / PC, not comparable with this world)",
          "table": {"header": ["model", "SA / PC"], "rows": PAPER_FIGURES}},
+        {"title": "Sampling wall time per variant (s, all test videos, this machine)",
+         "table": {"header": ["variant", "seconds", "× baseline"],
+                   "rows": [[n, f"{v:.1f}", f"{v / sample_s['baseline']:.2f}"] for n, v in sample_s.items()]}},
         {"title": "Timings (s)", "json": timings},
     ])
     _print_table(names, summary, [f"[{k}] {v}" for k, vs in verdicts.items() for v in vs])
