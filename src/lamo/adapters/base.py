@@ -205,6 +205,9 @@ class BackboneAdapter(ABC):
         return pool_prompt_embeds(embeds, attention_mask)
 
     @abstractmethod
+    def pipeline_class(self) -> type:
+        """The family's diffusers pipeline class (its ``encode_prompt`` defines the prompt embeddings)."""
+
     def encode_prompt(
         self,
         text_source: Any,
@@ -219,6 +222,16 @@ class BackboneAdapter(ABC):
         ``text_source`` is a pipeline of the family (its ``encode_prompt`` is used) or a text encoder,
         then with ``tokenizer``. ``max_sequence_length`` defaults to the pipeline's own default.
         """
+        pipe = text_pipeline(self.pipeline_class(), text_source, tokenizer)
+        embeds, _ = pipe.encode_prompt(
+            prompt=[prompts] if isinstance(prompts, str) else list(prompts),
+            do_classifier_free_guidance=False,
+            num_videos_per_prompt=1,
+            max_sequence_length=max_sequence_length or self.default_max_sequence_length,
+            device=device,
+            dtype=dtype,
+        )
+        return embeds  # (B, L, D)
 
     # ---------------------------------------------------------------- latents
     @abstractmethod

@@ -15,13 +15,13 @@
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from ..parametrization import check_prediction_type
 from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents, frames_to_vae_input,
-                   randn_like_latents, text_pipeline)
+                   randn_like_latents)
 
 __all__ = ["CogVideoXAdapter", "rotary_embeddings"]
 
@@ -102,28 +102,11 @@ class CogVideoXAdapter(BackboneAdapter):
         return int(transformer.config.text_embed_dim)
 
     # ---------------------------------------------------------------- text
-    def encode_prompt(
-        self,
-        text_source: Any,
-        prompts: str | Sequence[str],
-        tokenizer: Any = None,
-        max_sequence_length: int | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> torch.Tensor:
-        """Prompts → ``(B, 226, 4096)`` T5 embeddings, padding tokens included (``CogVideoXPipeline.encode_prompt``)."""
+    def pipeline_class(self) -> type:
+        """``diffusers.CogVideoXPipeline``: its ``encode_prompt`` gives the T5 embeddings, padding tokens included."""
         from diffusers import CogVideoXPipeline
 
-        pipe = text_pipeline(CogVideoXPipeline, text_source, tokenizer)
-        embeds, _ = pipe.encode_prompt(
-            prompt=[prompts] if isinstance(prompts, str) else list(prompts),
-            do_classifier_free_guidance=False,
-            num_videos_per_prompt=1,
-            max_sequence_length=max_sequence_length or self.default_max_sequence_length,
-            device=device,
-            dtype=dtype,
-        )
-        return embeds  # (B, L, D)
+        return CogVideoXPipeline
 
     # ---------------------------------------------------------------- latents
     @torch.no_grad()

@@ -17,13 +17,13 @@
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from ..parametrization import check_prediction_type
 from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents, frames_to_vae_input,
-                   randn_like_latents, text_pipeline)
+                   randn_like_latents)
 
 __all__ = ["WanAdapter"]
 
@@ -98,28 +98,11 @@ class WanAdapter(BackboneAdapter):
         """Tokens within each prompt's true length: ``WanPipeline`` zero-pads past it → ``(B, L)`` bool."""
         return prompt_embeds.abs().amax(dim=-1) > 0  # (B, L, D) -> (B, L)
 
-    def encode_prompt(
-        self,
-        text_source: Any,
-        prompts: str | Sequence[str],
-        tokenizer: Any = None,
-        max_sequence_length: int | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> torch.Tensor:
-        """Prompts → ``(B, 512, D)`` UMT5 embeddings zero-padded past each prompt, via ``WanPipeline.encode_prompt``."""
+    def pipeline_class(self) -> type:
+        """``diffusers.WanPipeline``: its ``encode_prompt`` gives the UMT5 embeddings zero-padded past each prompt."""
         from diffusers import WanPipeline
 
-        pipe = text_pipeline(WanPipeline, text_source, tokenizer)
-        embeds, _ = pipe.encode_prompt(
-            prompt=[prompts] if isinstance(prompts, str) else list(prompts),
-            do_classifier_free_guidance=False,
-            num_videos_per_prompt=1,
-            max_sequence_length=max_sequence_length or self.default_max_sequence_length,
-            device=device,
-            dtype=dtype,
-        )
-        return embeds  # (B, L, D)
+        return WanPipeline
 
     # ---------------------------------------------------------------- latents
     @torch.no_grad()
