@@ -1,0 +1,165 @@
+"""Sampling cost: baseline vs Motion Prior Guidance vs a FlowMo-style peer, measured in one run.
+
+Random weights at a real architecture's size are enough for timing (DESIGN.md §5). For each variant
+the script samples the same latents (``output_type="latent"``: the VAE is not part of the question)
+and records wall time per video and, on CUDA, peak allocated memory.
+
+    python benchmarks/bench_sampling.py --arch demo                       # the shipped toy backbone, CPU
+    python benchmarks/bench_sampling.py --arch tiny                       # a 1-layer random CogVideoX, CPU
+    python benchmarks/bench_sampling.py --arch cogvideox-2b --device cuda --dtype bfloat16   # 49×480×720, 50 steps
+
+Writes ``benchmarks/results/sampling_<arch>_<device>.json`` (device, versions, command, date).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+# Transformer configs of the released models (diffusers' config.json), and the sampling setting of §5.
+ARCHS = {
+    "cogvideox-2b": dict(transformer=dict(num_attention_heads=30, attention_head_dim=64, in_channels=16, out_channels=16,
+                                          time_embed_dim=512, text_embed_dim=4096, num_layers=30, sample_width=90,
+                                          sample_height=60, sample_frames=49, patch_size=2, temporal_compression_ratio=4,
+                                          max_text_seq_length=226),
+                         snr_shift=3.0, frames=49, height=480, width=720, steps=50),
+    "cogvideox-5b": dict(transformer=dict(num_attention_heads=48, attention_head_dim=64, in_channels=16, out_channels=16,
+                                          time_embed_dim=512, text_embed_dim=4096, num_layers=42, sample_width=90,
+                                          sample_height=60, sample_frames=49, patch_size=2, temporal_compression_ratio=4,
+                                          max_text_seq_length=226, use_rotary_positional_embeddings=True),
+                         snr_shift=1.0, frames=49, height=480, width=720, steps=50),
+    "tiny": dict(transformer=dict(num_attention_heads=2, attention_head_dim=16, in_channels=16, out_channels=16,
+                                  time_embed_dim=32, text_embed_dim=64, num_layers=1, sample_width=8, sample_height=8,
+                                  sample_frames=13, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16),
+                 snr_shift=3.0, frames=13, height=64, width=64, steps=10),
+}
+
+
+def build(arch: str, device: str, dtype: torch.dtype):
+    """A latent-only LaMo CogVideoX pipeline (random weights or the demo backbone) and its call kwargs."""
+    from diffusers import CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
+
+    from lamo.pipelines import LaMoCogVideoXPipeline
+
+    if arch == "demo":
+        from lamo.demo.run import DEFAULT_BACKBONE
+
+        pipe = LaMoCogVideoXPipeline.from_pretrained(DEFAULT_BACKBONE, torch_dtype=dtype)
+        meta = json.loads((DEFAULT_BACKBONE / "lamo_demo.json").read_text())["preset"]
+        t = meta["temporal_compression"]
+        kwargs = dict(prompt=["a red ball is thrown to the right and bounces on the floor"], height=meta["size"],
+                      width=meta["size"], num_frames=(meta["frames"] // t - 1) * t + 1, num_inference_steps=25,
+                      max_sequence_length=meta["max_text_len"])
+    else:
+        a = ARCHS[arch]
+        transformer = CogVideoXTransformer3DModel(**a["transformer"]).to(dtype)
+        scheduler = CogVideoXDDIMScheduler(prediction_type="v_prediction", timestep_spacing="trailing",
+                                           rescale_betas_zero_snr=True, snr_shift_scale=a["snr_shift"],
+                                           beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                                           clip_sample=False, set_alpha_to_one=True)
+        pipe = LaMoCogVideoXPipeline(tokenizer=None, text_encoder=None, vae=None, transformer=transformer,
+                                     scheduler=scheduler)
+        L, D = a["transformer"]["max_text_seq_length"], a["transformer"]["text_embed_dim"]
+        g = torch.Generator().manual_seed(0)
+        kwargs = dict(prompt_embeds=torch.randn(1, L, D, generator=g).to(device, dtype),
+                      negative_prompt_embeds=torch.randn(1, L, D, generator=g).to(device, dtype),
+                      height=a["height"], width=a["width"], num_frames=a["frames"], num_inference_steps=a["steps"],
+                      max_sequence_length=L)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    kwargs.update(guidance_scale=6.0, output_type="latent")
+    return pipe, kwargs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", choices=[*ARCHS, "demo"], default="tiny")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--prior-preset", default="base", help="MotionPrior preset (base ≈ 10M parameters)")
+    p.add_argument("--prior-dtype", default=None, choices=["float32", "bfloat16"], help="default: --dtype")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--flowmo-steps", type=int, default=None, help="guided steps of the peer (default: 30 %% of S)")
+    p.add_argument("--no-flowmo", action="store_true", help="skip the FlowMo-style peer (it can run out of memory)")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+
+    from lamo import MotionPrior
+    from lamo.peers import FlowMoGuidance
+
+    dtype = getattr(torch, args.dtype)
+    torch.manual_seed(0)
+    pipe, kwargs = build(args.arch, args.device, dtype)
+    C = pipe.transformer.config.in_channels
+    D = pipe.transformer.config.text_embed_dim
+    prior = MotionPrior.from_preset(args.prior_preset, latent_channels=C, text_embed_dim=D, backbone="cogvideox")
+    torch.nn.init.normal_(prior.conv_out.weight, std=1e-3)  # a non-zero field, as after training
+    prior.to(args.device, getattr(torch, args.prior_dtype or args.dtype))
+    S = kwargs["num_inference_steps"]
+    flowmo_steps = args.flowmo_steps if args.flowmo_steps is not None else round(0.3 * S)
+    cuda = args.device.startswith("cuda")
+
+    def run(name: str, **extra):
+        times, peak = [], None
+        for r in range(args.repeats + 1):  # the first call warms up
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            if name.startswith("flowmo"):
+                with FlowMoGuidance(pipe, scale=0.1, steps=flowmo_steps):
+                    pipe(generator=torch.Generator(args.device).manual_seed(r), **kwargs)
+            else:
+                pipe(generator=torch.Generator(args.device).manual_seed(r), **kwargs, **extra)
+            if cuda:
+                torch.cuda.synchronize()
+                peak = torch.cuda.max_memory_allocated() / 2**30
+            if r:
+                times.append(time.perf_counter() - t0)
+        med = sorted(times)[len(times) // 2]
+        print(f"{name:>10}: {med:.3f} s/video (median of {len(times)})" + (f", peak {peak:.2f} GiB" if peak else ""))
+        return {"seconds_per_video": med, "all_seconds": times, "peak_gib": peak}
+
+    results = {"baseline": run("baseline"),
+               "mpg": run("mpg", motion_prior=prior, motion_guidance_scale=1.0, motion_guidance_window=0.8)}
+    if not args.no_flowmo:
+        try:
+            results["flowmo"] = run("flowmo")
+        except torch.OutOfMemoryError as e:  # noqa: PERF203 - reported, not fatal
+            results["flowmo"] = {"error": f"out of memory: {e}"}
+            print("    flowmo: out of memory")
+    base = results["baseline"]["seconds_per_video"]
+    for name, r in results.items():
+        if "seconds_per_video" in r:
+            r["time_vs_baseline"] = r["seconds_per_video"] / base
+            if r["peak_gib"] is not None and results["baseline"]["peak_gib"] is not None:
+                r["extra_peak_gib"] = r["peak_gib"] - results["baseline"]["peak_gib"]
+    import diffusers
+
+    device_name = torch.cuda.get_device_name() if cuda else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    record = {
+        "arch": args.arch, "device": device_name, "dtype": args.dtype, "prior_preset": args.prior_preset,
+        "prior_parameters_m": prior.num_parameters_m(), "steps": S, "flowmo_guided_steps": flowmo_steps,
+        "call": {k: (list(v.shape) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()},
+        "results": results, "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
+                                         "python": sys.version.split()[0]},
+        "command": "python benchmarks/bench_sampling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    out = Path(args.out or Path(__file__).parent / "results" / f"sampling_{args.arch}_{'cuda' if cuda else 'cpu'}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2))
+    for name, r in results.items():
+        if "time_vs_baseline" in r:
+            print(f"{name:>10}: ×{r['time_vs_baseline']:.3f} time" + (f", +{r['extra_peak_gib']:.2f} GiB" if "extra_peak_gib" in r else ""))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
