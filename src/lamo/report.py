@@ -72,7 +72,11 @@ def plot_metric_bars(path: str | Path, metric: str, names: Sequence[str], means:
 
     fig, ax = plt.subplots(figsize=(max(3.5, 0.9 * len(names) + 1.5), 2.8), dpi=110)
     xs = np.arange(len(names))
-    ax.bar(xs, np.nan_to_num(means), yerr=np.nan_to_num(stds), color="#4c72b0", capsize=3)
+    means, stds = np.asarray(means, float), np.asarray(stds, float)
+    ok = np.isfinite(means)
+    ax.bar(xs[ok], means[ok], yerr=np.nan_to_num(stds[ok]), color="#4c72b0", capsize=3)
+    for x in xs[~ok]:  # an undefined metric is not a zero: say so instead of drawing a bar
+        ax.text(x, 0, "undefined", rotation=90, ha="center", va="bottom", fontsize=7, color="#888")
     if reference is not None and np.isfinite(reference):
         ax.axhline(reference, color="#c44e52", ls="--", lw=1, label="ground truth")
         ax.legend(fontsize=7, loc="best")
@@ -118,7 +122,7 @@ def plot_sweep(path: str | Path, xs: Sequence[float], series: Mapping[str, tuple
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def write_html(path: str | Path, title: str, sections: Sequence[Mapping]) -> Path:
@@ -141,7 +145,7 @@ def write_html(path: str | Path, title: str, sections: Sequence[Mapping]) -> Pat
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
              "text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
-             ".imgs{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}figcaption{font-size:11px;color:#666}"
+             ".scroll{overflow-x:auto}.imgs{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}figcaption{font-size:11px;color:#666}"
              "img{image-rendering:pixelated;max-width:100%}pre{background:#f7f7f7;padding:8px;font-size:11px}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")

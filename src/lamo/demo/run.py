@@ -363,8 +363,12 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         clips_i = [c.frames] + [frames[n][0, i] for n in variants]
         anims.append(side_by_side(media / f"prompt_{i}.gif", clips_i, names, fps=world.fps, scale=4).relative_to(outdir))
 
-    table_rows = [[n] + [fmt_mean_std(summary[n][m]["mean"], summary[n][m]["std"]) for m in HEADLINE]
-                  + [str(summary[n]["failed_clips"])] for n in names]
+    def cell(n: str, m: str) -> str:
+        s = summary[n][m]
+        return f"{fmt_mean_std(s['mean'], s['std'])} (n={s['n']}/{s['n'] + s['n_undefined']})"
+
+    table_rows = [[m, _better(m)] + [cell(n, m) for n in names] for m in HEADLINE]
+    table_rows.append(["failed clips", ""] + [str(summary[n]["failed_clips"]) for n in names])
     timings["total_s"] = time.time() - t_start
     results = {
         "config": asdict(cfg), "lamo_version": __version__, "torch": torch.__version__,
@@ -393,8 +397,10 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         *({"title": f"Did it help? {key} (paired over the same prompts and seeds)", "text": [
             "A metric counts as improved or worsened only when the paired difference points the same way for "
             "every seed; otherwise: no clear change.", *v]} for key, v in verdicts.items()),
-        {"title": "Metrics (mean ± std over clips)",
-         "table": {"header": ["variant", *HEADLINE, "failed clips"], "rows": table_rows}},
+        {"title": "Metrics (mean ± std over clips; n = clips where the metric is defined)",
+         "text": ["A metric is undefined on a clip when the clip lacks what it measures (no free flight long enough "
+                  "to fit, no bounce): compare n as well as the mean."],
+         "table": {"header": ["metric", "better", *names], "rows": table_rows}},
         {"title": "Plots", "images": images},
         {"title": "Side by side (seed 0): ground truth and every variant", "images": anims},
         {"title": "The paper's own figures, for context (VideoPhy SA / PC, not comparable with this world)",
