@@ -28,9 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .video_io import VideoReadError
+
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, TypeError) as e:
+    except (ValueError, FileNotFoundError, TypeError, VideoReadError) as e:
         # Errors the library raises for bad input carry a message meant for the user.
         print(f"lamo {args.command}: error: {e}", file=sys.stderr)
         return 2
