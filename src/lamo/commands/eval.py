@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     _register_physics(esub)
     _register_motion(esub)
+    for name in ("videophy", "videophy2", "vbench"):
+        _register_benchmark(esub, name)
 
 
 def add_common_arguments(p: argparse.ArgumentParser, report_name: str) -> None:
@@ -98,6 +100,81 @@ def _motion(args: argparse.Namespace) -> int:
     from ..motion_metrics import MOTION_METRICS, motion_metrics
 
     return run_eval(args, motion_metrics, MOTION_METRICS, "lamo eval motion", f"motion metrics of {args.dir}", {})
+
+
+def _register_benchmark(esub: argparse._SubParsersAction, name: str) -> None:
+    p = esub.add_parser(name, help=f"generate for the {name} prompts (resumable), score with its evaluator, aggregate",
+                        description="See lamo.evals.benchmarks for the prompt-file formats, the evaluators and the "
+                                    "aggregation.")
+    p.add_argument("prompts", help="the benchmark's prompt file (CSV / VBench JSON / JSONL / text)")
+    p.add_argument("--model", required=True, help="diffusers pipeline folder or hub id (CogVideoX or Wan)")
+    p.add_argument("--prior", default=None, help="motion prior folder (MPG on when given)")
+    p.add_argument("--motion-guidance-scale", type=float, default=None, help="λ (default: 1 with --prior, else 0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--out", required=True, help="output folder: videos, videos.csv, scores and report.json")
+    p.add_argument("--scores", default=None, help="per-video scores the evaluator wrote (CSV/JSONL: videopath, sa, pc)")
+    p.add_argument("--evaluator-cmd", default=None,
+                   help="command that runs the evaluator: {input} = OUT/videos.csv, {output} = the scores file it writes")
+    p.add_argument("--sample-args", default="", help="extra `lamo sample` arguments, e.g. \"--height 480 --width 720\"")
+    p.set_defaults(func=_benchmark, benchmark=name)
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    import csv
+    import shlex
+
+    from ..cli import build_parser
+    from ..evals.benchmarks import (BENCHMARKS, EvaluatorMissing, aggregate, read_benchmark_prompts, read_scores,
+                                    run_evaluator)
+    from ..motion_metrics import MOTION_METRICS, motion_metrics
+    from ..physics.metrics import aggregate as aggregate_metrics
+
+    out = Path(args.out)
+    prompts = read_benchmark_prompts(args.prompts)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "prompts.txt").write_text("\n".join(p.replace("\n", " ") for p in prompts) + "\n")
+    lam = args.motion_guidance_scale if args.motion_guidance_scale is not None else (1.0 if args.prior else 0.0)
+    argv = ["sample", "--model", args.model, "--prompts-file", str(out / "prompts.txt"), "--seeds",
+            *map(str, args.seeds), "--steps", str(args.steps), "--motion-guidance-scale", str(lam),
+            "--out", str(out / "videos"), "--skip-existing", *shlex.split(args.sample_args)]
+    if args.prior:
+        argv += ["--prior", args.prior]
+    sample_args = build_parser().parse_args(argv)
+    sample_args.func(sample_args)  # resumable: videos already made are kept
+
+    run = json.loads((out / "videos" / "run.json").read_text())
+    with open(out / "videos.csv", "w", newline="") as f:  # the evaluators' input: videopath, caption
+        w = csv.writer(f)
+        w.writerow(["videopath", "caption"])
+        for v in run["videos"]:
+            w.writerow([str((out / "videos" / v["file"]).resolve()), v["prompt"]])
+
+    report: dict = {"benchmark": args.benchmark, "model": args.model, "prior": args.prior, "lambda": lam,
+                    "n_videos": len(run["videos"]), "paper": BENCHMARKS[args.benchmark]["paper"]}
+    entries = score_videos(find_videos(out / "videos"), motion_metrics, "motion")
+    report["motion"] = aggregate_metrics([e["metrics"] for e in entries if "metrics" in e], MOTION_METRICS)
+    status = 0
+    try:
+        scores_path = Path(args.scores) if args.scores else run_evaluator(
+            args.benchmark, args.evaluator_cmd, out / "videos.csv", out / "scores.csv")
+        if args.benchmark == "vbench":
+            report["vbench"] = json.loads(scores_path.read_text())
+        else:
+            report["scores"] = aggregate(args.benchmark, read_scores(scores_path))
+    except EvaluatorMissing as e:
+        report["evaluator_missing"] = str(e)
+        print(f"\n{e}\nThe weight-free motion metrics are in the report.")
+    (out / "report.json").write_text(json.dumps(_jsonable(report), indent=1) + "\n")
+    print()
+    print(format_table(report["motion"], MOTION_METRICS, sum("metrics" in e for e in entries)))
+    if "scores" in report:
+        s = report["scores"]
+        print(f"\n{args.benchmark}: SA {s['SA']:.1f}  PC {s['PC']:.1f}  joint {s['joint']:.1f}  (n = {s['n']})")
+        for model, (sa, pc) in report["paper"].items():
+            print(f"  paper, {model}: SA {sa}" + (f"  PC {pc}" if pc is not None else ""))
+    print(f"\nreport: {out / 'report.json'}")
+    return status
 
 
 # ---------------------------------------------------------------------------------------------

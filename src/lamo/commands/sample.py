@@ -69,6 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-guide-loss", action="store_true",
                    help="measure L_guide only at guided steps (saves one prior forward per unguided step)")
     p.add_argument("--out", default="samples", help="output folder (default: samples)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="resume: keep videos already in OUT (and their run.json entries) and make only the missing")
     p.set_defaults(func=run_sample)
 
 
@@ -241,6 +243,16 @@ def run_sample(args: argparse.Namespace) -> int:
         call_kwargs["negative_prompt"] = args.negative_prompt
 
     jobs = [(i, seed, lam) for i in range(len(texts)) for seed in args.seeds for lam in lambdas]
+    if getattr(args, "skip_existing", False):
+        done = {f"{i}_{seed}_{_fmt_lambda(lam)}.mp4" for i, seed, lam in jobs
+                if (out / f"{i}_{seed}_{_fmt_lambda(lam)}.mp4").is_file()
+                and (out / f"{i}_{seed}_{_fmt_lambda(lam)}.mp4").stat().st_size > 0}
+        if (out / "run.json").is_file():
+            previous = json.loads((out / "run.json").read_text()).get("videos", [])
+            record["videos"] = [v for v in previous if v.get("file") in done]
+        jobs = [j for j in jobs if f"{j[0]}_{j[1]}_{_fmt_lambda(j[2])}.mp4" not in done]
+        if done:
+            print(f"skipping {len(done)} video(s) already in {out}")
     sample_seconds = 0.0
     for i, seed, lam in tqdm(jobs, desc="lamo sample", unit="video"):
         kwargs = dict(call_kwargs, motion_guidance_scale=lam, generator=torch.Generator("cpu").manual_seed(seed))

@@ -1,0 +1,1 @@
+"""Harnesses for the benchmarks the paper reports (VideoPhy, VideoPhy2, VBench)."""

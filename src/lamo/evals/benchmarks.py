@@ -1,0 +1,128 @@
+"""VideoPhy, VideoPhy2 and VBench harnesses: generate, score with the benchmark's evaluator, aggregate.
+
+**Prompt files** (the user supplies the benchmark's own): CSV with a ``caption`` (VideoPhy,
+VideoPhy2) or ``prompt`` column; JSON as VBench ships it (a list of objects with ``prompt_en``);
+JSONL with ``prompt`` / ``caption``; or plain text, one prompt per line.
+
+**Evaluators.** The judges are large models with their own code, so LaMo does not re-implement them;
+it writes their input file (``videos.csv``: ``videopath,caption``) and either
+
+* runs the user's evaluator installation: ``--evaluator-cmd "python …/eval.py --input {input} --output {output}"``
+  (``{input}`` is ``videos.csv``, ``{output}`` the CSV/JSONL of per-video scores it must write), or
+* reads per-video scores the user produced: ``--scores FILE`` (CSV/JSONL with ``videopath`` and
+  ``sa`` / ``pc`` columns).
+
+**Aggregation**, exactly as each benchmark defines it:
+
+* VideoPhy (SA and PC judged by VideoCon-Physics in [0, 1]): a video counts when its score is
+  ``≥ 0.5``; ``SA = 100·mean(sa ≥ 0.5)``, ``PC = 100·mean(pc ≥ 0.5)``, ``joint = 100·mean(both)``.
+* VideoPhy2 (1–5 ratings by VideoPhy-2-AutoEval): a video counts when rated ``≥ 4``.
+* VBench: per-dimension scores from VBench itself, averaged as given; LaMo adds its weight-free motion
+  metrics (:mod:`lamo.motion_metrics`) in any case.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shlex
+import subprocess
+from pathlib import Path
+
+__all__ = ["BENCHMARKS", "read_benchmark_prompts", "aggregate", "read_scores", "EvaluatorMissing", "run_evaluator"]
+
+#: name -> (score threshold, score range, evaluator the user must provide, the paper's figures SA/PC).
+BENCHMARKS = {
+    "videophy": dict(threshold=0.5, range=(0.0, 1.0),
+                     evaluator="VideoCon-Physics (checkpoint 'videophysics/videocon_physics' on the Hugging Face Hub, "
+                               "with the evaluation code of the VideoPhy repository, Bansal et al. 2024)",
+                     paper={"CogVideoX-2B": (60.5, 25.6), "LaMo-2B": (67.2, 31.4), "VideoREPA-2B": (64.2, 29.7),
+                            "CogVideoX-5B": (70.0, 32.3), "LaMo-5B": (73.0, 41.0), "VideoREPA-5B": (72.1, 40.1)}),
+    "videophy2": dict(threshold=4.0, range=(1.0, 5.0),
+                      evaluator="VideoPhy-2-AutoEval (checkpoint 'videophysics/videophy_2_auto' on the Hugging Face "
+                                "Hub, with the VideoPhy-2 evaluation code)",
+                      paper={"CogVideoX-2B": (21.0, 68.0), "LaMo-2B": (25.4, 75.4)}),
+    "vbench": dict(threshold=None, range=None,
+                   evaluator="VBench (pip package 'vbench' with its model weights), run on the generated videos",
+                   paper={"CogVideoX-5B (total)": (78.2, None), "LaMo-5B (total)": (79.6, None)}),
+}
+
+
+class EvaluatorMissing(RuntimeError):
+    """The benchmark's evaluator was not given; the message says what is needed and where it comes from."""
+
+
+def read_benchmark_prompts(path: str | Path) -> list[str]:
+    """Prompts of a benchmark prompt file (CSV, VBench JSON, JSONL or text); see the module docstring."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prompt file {path} not found")
+    text = path.read_text()
+    prompts: list[str] = []
+    if path.suffix == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        key = next((k for k in ("caption", "prompt", "text") if rows and k in rows[0]), None)
+        if key is None:
+            raise ValueError(f"{path}: a CSV prompt file needs a 'caption' or 'prompt' column")
+        prompts = [r[key] for r in rows]
+    elif path.suffix == ".json":
+        items = json.loads(text)
+        prompts = [it.get("prompt_en") or it.get("prompt") or it.get("caption") for it in items]
+    elif path.suffix == ".jsonl":
+        prompts = [json.loads(x).get("prompt") or json.loads(x).get("caption") for x in text.splitlines() if x.strip()]
+    else:
+        prompts = [x.strip() for x in text.splitlines() if x.strip()]
+    prompts = [p for p in prompts if p]
+    if not prompts:
+        raise ValueError(f"{path} holds no prompts")
+    return prompts
+
+
+def read_scores(path: str | Path) -> list[dict]:
+    """Per-video scores from a CSV or JSONL with ``videopath`` and ``sa`` / ``pc`` (any case)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"scores file {path} not found")
+    if path.suffix == ".jsonl":
+        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    else:
+        rows = list(csv.DictReader(path.read_text().splitlines()))
+    out = []
+    for r in rows:
+        r = {k.lower(): v for k, v in r.items()}
+        out.append({"videopath": r.get("videopath") or r.get("video"),
+                    "sa": float(r["sa"]) if r.get("sa") not in (None, "") else math.nan,
+                    "pc": float(r["pc"]) if r.get("pc") not in (None, "") else math.nan})
+    return out
+
+
+def aggregate(benchmark: str, scores: list[dict]) -> dict:
+    """SA, PC and joint (percent) of per-video scores, as the benchmark defines them."""
+    spec = BENCHMARKS[benchmark]
+    thr, (lo, hi) = spec["threshold"], spec["range"]
+    rows = [r for r in scores if math.isfinite(r["sa"]) and math.isfinite(r["pc"])]
+    if not rows:
+        raise ValueError(f"no video has both SA and PC scores ({len(scores)} rows)")
+    bad = [r for r in rows if not (lo <= r["sa"] <= hi and lo <= r["pc"] <= hi)]
+    if bad:
+        raise ValueError(f"{benchmark} scores must lie in [{lo}, {hi}]; e.g. {bad[0]}")
+    sa = [r["sa"] >= thr for r in rows]
+    pc = [r["pc"] >= thr for r in rows]
+    n = len(rows)
+    return {"SA": 100 * sum(sa) / n, "PC": 100 * sum(pc) / n,
+            "joint": 100 * sum(a and b for a, b in zip(sa, pc)) / n, "n": n, "n_unscored": len(scores) - n}
+
+
+def run_evaluator(benchmark: str, command: str | None, videos_csv: Path, output: Path) -> Path:
+    """Run the user's evaluator command (``{input}``, ``{output}`` substituted); return its output file."""
+    if not command:
+        raise EvaluatorMissing(
+            f"no {benchmark} evaluator given. It needs {BENCHMARKS[benchmark]['evaluator']}. Run it on "
+            f"{videos_csv} and pass --scores FILE, or give --evaluator-cmd \"… {{input}} … {{output}}\"."
+        )
+    argv = [a.replace("{input}", str(videos_csv)).replace("{output}", str(output)) for a in shlex.split(command)]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0 or not output.is_file():
+        raise RuntimeError(f"the evaluator command failed (exit {done.returncode}); its stderr ends with:\n"
+                           f"{done.stderr[-2000:]}")
+    return output
