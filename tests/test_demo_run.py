@@ -45,6 +45,7 @@ def test_demo_writes_a_report_with_every_number(tiny_backbone, tmp_path):
     assert res["per_clip"]["MDL (drift-loss fine-tune)"] != res["per_clip"]["baseline"]
     assert len(res["per_clip"]["baseline"]) == 4  # 2 prompts × 2 seeds
     assert res["summary"]["ground truth"]["detection_rate"]["mean"] == 1.0
+    assert res["summary"]["baseline"]["guide_loss"]["n"] == 4  # L_guide measured for unguided variants too
     assert 0 <= res["prior"]["val_cosine"] <= 1 and res["prior"]["val_cosine_before"] == 0.0  # zero-init prior
     page = (tmp_path / "report" / "index.html").read_text()
     for img in ("media/prompt_0.gif", "media/sweep.png", "media/metric_jump_rate.png"):

@@ -53,7 +53,7 @@ DEFAULT_FINETUNES = {"fine-tuned (no drift loss)": ASSETS / "demo-finetune-plain
 
 #: Metrics in the headline table, in order (name -> better).
 HEADLINE = ["ballistic_residual", "gravity_error", "jump_rate", "permanence_error", "radius_cv",
-            "detection_rate", "restitution_error", "motion_smoothness", "temporal_flickering"]
+            "detection_rate", "restitution_error", "motion_smoothness", "temporal_flickering", "guide_loss"]
 
 #: What the paper reports, for context (DESIGN.md §6; VideoPhy SA/PC, judged by a 7B model).
 PAPER_FIGURES = [
@@ -137,10 +137,12 @@ def _prompts(world, seed: int, n: int) -> list:
 
 
 def _sample(pipe, prompts: list[str], seeds: tuple[int, ...], cfg: DemoConfig, preset: dict,
-            prior: MotionPrior | None, lam: float, mode: str = "output", flowmo: float = 0.0) -> np.ndarray:
-    """All (prompt, seed) pairs in one batch → ``(len(seeds), len(prompts), T, H, W, 3)`` uint8.
+            prior: MotionPrior | None, lam: float, mode: str = "output",
+            flowmo: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """All (prompt, seed) pairs in one batch → ``(len(seeds), len(prompts), T, H, W, 3)`` uint8 frames, and
+    ``(S·P,)`` ``L_guide`` of ``x̂0`` at the last step (before its correction; ``None`` without a prior).
 
-    ``flowmo > 0`` samples under the FlowMo-style peer (η = ``flowmo``) instead of MPG."""
+    ``flowmo > 0`` samples under the FlowMo-style peer (η = ``flowmo``)."""
     batch = [p for _ in seeds for p in prompts]
     gens = [torch.Generator().manual_seed(1000 * s + i) for s in seeds for i in range(len(prompts))]
     peer = FlowMoGuidance(pipe, scale=flowmo, steps=round(cfg.flowmo_fraction * cfg.steps))
@@ -148,9 +150,12 @@ def _sample(pipe, prompts: list[str], seeds: tuple[int, ...], cfg: DemoConfig, p
         out = pipe(prompt=batch, generator=gens, num_frames=preset["num_frames"], height=preset["size"],
                    width=preset["size"], num_inference_steps=cfg.steps, guidance_scale=cfg.cfg_scale,
                    max_sequence_length=preset["max_text_len"], output_type="np", motion_prior=prior,
-                   motion_guidance_scale=lam, motion_guidance_window=cfg.window, motion_guidance_mode=mode)
+                   motion_guidance_scale=lam, motion_guidance_window=cfg.window, motion_guidance_mode=mode,
+                   motion_guidance_record=prior is not None)
+    history = pipe.motion_guidance_history if prior is not None else []
+    guide_loss = history[-1].loss.detach().cpu().numpy() if history else None
     frames = (np.clip(out.frames, 0, 1) * 255).round().astype(np.uint8)  # (S·P, T, H, W, 3)
-    return frames.reshape(len(seeds), len(prompts), *frames.shape[1:])
+    return frames.reshape(len(seeds), len(prompts), *frames.shape[1:]), guide_loss
 
 
 def _score(frames: np.ndarray, world) -> list[dict]:
@@ -210,8 +215,12 @@ def verdict(p: dict, better: str) -> str:
     return "improved" if good else "worsened"
 
 
+#: L_guide of the final x̂0 under the trained prior (DESIGN.md §1.5): what MPG lowers — not a law of physics.
+EXTRA_METRICS = {"guide_loss": ("latent²", "lower", "L_guide of x̂0 at the last step, under the demo's prior")}
+
+
 def _better(metric: str) -> str:
-    return (PHYSICS_METRICS.get(metric) or MOTION_METRICS.get(metric) or ("", "", ""))[1]
+    return (PHYSICS_METRICS.get(metric) or MOTION_METRICS.get(metric) or EXTRA_METRICS.get(metric) or ("", "", ""))[1]
 
 
 def _paired(base: list[dict], other: list[dict], metric: str, n_seeds: int) -> dict:
@@ -283,13 +292,13 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     val_prompts = [c.caption for c in val]
     sweep_rows = {}
     for lam in tqdm((0.0, *cfg.sweep), desc="λ sweep (validation)", unit="λ", dynamic_ncols=True):
-        sweep_rows[lam] = _score(_sample(pipe, val_prompts, cfg.val_seeds, cfg, preset, prior, lam), world)
+        sweep_rows[lam] = _score(_sample(pipe, val_prompts, cfg.val_seeds, cfg, preset, prior, lam)[0], world)
     sweep = {lam: _summary(rows, len(cfg.val_seeds)) for lam, rows in sweep_rows.items()}
     lam_best, selection_metric = select_lambda(sweep, cfg.sweep)
     flowmo_sweep = {0.0: sweep[0.0]}
     for eta in tqdm(cfg.flowmo_sweep, desc="FlowMo η sweep (validation)", unit="η", dynamic_ncols=True):
         flowmo_sweep[eta] = _summary(_score(_sample(pipe, val_prompts, cfg.val_seeds, cfg, preset, None, 0.0,
-                                                    flowmo=eta), world), len(cfg.val_seeds))
+                                                    flowmo=eta)[0], world), len(cfg.val_seeds))
     eta_best, _ = select_lambda(flowmo_sweep, cfg.flowmo_sweep) if cfg.flowmo_sweep else (0.0, "")
     timings["sweep_s"] = time.time() - t
 
@@ -316,11 +325,13 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         pipe.transformer = base_transformer if ft is None else CogVideoXTransformer3DModel.from_pretrained(tuned[ft])
         t_v = time.time()
         if mode == "flowmo":
-            frames[name] = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, None, 0.0, flowmo=eta_best)
+            frames[name], guide = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, 0.0, flowmo=eta_best)
         else:
-            frames[name] = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, lam, mode)
+            frames[name], guide = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, lam, mode)
         sample_s[name] = time.time() - t_v
         rows[name] = _score(frames[name], world)
+        for r, v in zip(rows[name], guide if guide is not None else []):  # same (seed, prompt) order
+            r["guide_loss"] = float(v)
     pipe.transformer = base_transformer
     gt = np.stack([c.frames for c in test])[None]  # (1, P, T, H, W, 3)
     rows["ground truth"] = _score(gt, world)
