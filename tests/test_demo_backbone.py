@@ -115,3 +115,13 @@ def test_drift_loss_fine_tune_starts_from_a_trained_pipeline(tmp_path):
     te_b = load_file(tuned / "text_encoder" / "model.safetensors")
     assert all(torch.equal(te_a[k], te_b[k]) for k in te_a)  # the text space is kept
     assert (tuned / "vae" / "config.json").is_file() and (tuned / "tokenizer").is_dir()
+
+
+def test_train_backbone_cli_parses_booleans():
+    from lamo.cli import build_parser
+
+    a = build_parser().parse_args(["demo", "train-backbone", "--data", "d", "--train-text-encoder", "no",
+                                   "--drift-weight", "0.4"])
+    assert a.train_text_encoder is False and a.drift_weight == 0.4
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "train-backbone", "--data", "d", "--train-text-encoder", "maybe"])

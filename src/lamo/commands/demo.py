@@ -27,10 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = dsub.add_parser("train-backbone", help="train the demo backbone from scratch (resumes from its last checkpoint)")
     defaults = BackboneTrainConfig()
     for f in fields(BackboneTrainConfig):
-        t.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
-                       default=getattr(defaults, f.name), required=f.name == "data")
+        value = getattr(defaults, f.name)
+        t.add_argument(f"--{f.name.replace('_', '-')}", type=_yes_no if isinstance(value, bool) else type(value),
+                       default=value, required=f.name == "data", metavar="yes|no" if isinstance(value, bool) else None)
     t.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     t.set_defaults(func=_train_backbone)
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1"):
+        return True
+    if text.lower() in ("no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
 
 
 def _train_backbone(args: argparse.Namespace) -> int:
