@@ -322,7 +322,8 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     base_transformer = pipe.transformer
     sample_s = {}
     for name, (ft, lam, mode) in tqdm(variants.items(), desc="sampling test prompts", unit="variant", dynamic_ncols=True):
-        pipe.transformer = base_transformer if ft is None else CogVideoXTransformer3DModel.from_pretrained(tuned[ft])
+        pipe.transformer = (base_transformer if ft is None else  # shipped in bf16, run in fp32 like the base
+                            CogVideoXTransformer3DModel.from_pretrained(tuned[ft], torch_dtype=torch.float32))
         t_v = time.time()
         if mode == "flowmo":
             frames[name], guide = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, 0.0, flowmo=eta_best)
