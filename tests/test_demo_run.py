@@ -72,3 +72,4 @@ def test_lambda_selection_and_verdicts():
     assert verdict(p, "lower") == "improved" and verdict(p, "higher") == "worsened"
     assert verdict({**p, "seed_diffs": [-0.5, 0.1]}, "lower") == "no clear change"
     assert verdict({"n": 0, "diff": float("nan"), "seed_diffs": []}, "lower") == "undefined"
+    assert verdict({"n": 1, "diff": 0.3, "seed_diffs": [0.3]}, "lower") == "too few clips to tell"

@@ -204,11 +204,14 @@ def select_lambda(sweep: dict, candidates) -> tuple[float, str]:
 
 
 def verdict(p: dict, better: str) -> str:
-    """"improved" / "worsened" when the paired difference points the same way for every seed,
-    else "no clear change"."""
+    """"improved" / "worsened" when the paired difference points the same way for every seed (at least
+    two seeds with the metric defined), else "no clear change"."""
     if not p["n"] or not math.isfinite(p["diff"]):
         return "undefined"
-    signs = {np.sign(d) for d in p["seed_diffs"] if math.isfinite(d)}
+    diffs = [d for d in p["seed_diffs"] if math.isfinite(d)]
+    if len(diffs) < 2:
+        return "too few clips to tell"  # defined for one seed only: no spread to judge against
+    signs = {np.sign(d) for d in diffs}
     if len(signs) != 1 or 0 in signs:
         return "no clear change"
     good = (p["diff"] < 0) if better == "lower" else (p["diff"] > 0)
