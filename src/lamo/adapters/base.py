@@ -234,15 +234,25 @@ class BackboneAdapter(ABC):
         return embeds  # (B, L, D)
 
     # ---------------------------------------------------------------- latents
-    @abstractmethod
+    @torch.no_grad()
     def encode_video(
         self, vae: Any, frames: Any, generator: torch.Generator | None = None, sample: bool = True
     ) -> torch.Tensor:
         """Video frames → ``(B, F, C, H, W)`` latents in the space the transformer denoises.
 
         ``frames``: see :func:`frames_to_vae_input`. ``sample``: draw from the VAE's posterior
-        (with ``generator``) rather than take its mode.
+        (with ``generator``) rather than take its mode. The family's :meth:`normalize_latents` maps the
+        VAE's output to the transformer's latent space.
         """
+        x = frames_to_vae_input(frames, vae)  # (B, 3, F, H, W) in [-1, 1]
+        dist = vae.encode(x).latent_dist
+        z = dist.sample(generator) if sample else dist.mode()  # (B, C, F', H', W')
+        z = self.normalize_latents(vae, z)
+        return z.permute(0, 2, 1, 3, 4).contiguous()  # (B, C, F, H, W) -> (B, F, C, H, W)
+
+    @abstractmethod
+    def normalize_latents(self, vae: Any, z: torch.Tensor) -> torch.Tensor:
+        """The VAE's ``(B, C, F, H, W)`` output → the transformer's latent space (same shape)."""
 
     # ---------------------------------------------------------------- training
     @abstractmethod

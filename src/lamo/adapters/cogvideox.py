@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..parametrization import check_prediction_type
-from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents, frames_to_vae_input,
+from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents,
                    randn_like_latents)
 
 __all__ = ["CogVideoXAdapter", "rotary_embeddings"]
@@ -109,19 +109,12 @@ class CogVideoXAdapter(BackboneAdapter):
         return CogVideoXPipeline
 
     # ---------------------------------------------------------------- latents
-    @torch.no_grad()
-    def encode_video(
-        self, vae: Any, frames: Any, generator: torch.Generator | None = None, sample: bool = True
-    ) -> torch.Tensor:
-        """Frames → ``(B, F', C, H', W')`` latents: ``vae.encode(x).latent_dist.sample() · scaling_factor``.
+    def normalize_latents(self, vae: Any, z: torch.Tensor) -> torch.Tensor:
+        """``z · scaling_factor`` (the inverse of ``CogVideoXPipeline.decode_latents``).
 
         CogVideoX's VAE maps ``1 + 4k`` frames to ``1 + k`` latent frames and compresses 8× in space.
         """
-        x = frames_to_vae_input(frames, vae)  # (B, 3, F, H, W) in [-1, 1]
-        dist = vae.encode(x).latent_dist
-        z = dist.sample(generator) if sample else dist.mode()  # (B, C, F', H', W')
-        z = z * vae.config.scaling_factor
-        return z.permute(0, 2, 1, 3, 4).contiguous()  # (B, C, F, H, W) -> (B, F, C, H, W)
+        return z * vae.config.scaling_factor
 
     # ---------------------------------------------------------------- training
     def training_forward(

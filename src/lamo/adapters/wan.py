@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..parametrization import check_prediction_type
-from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents, frames_to_vae_input,
+from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents,
                    randn_like_latents)
 
 __all__ = ["WanAdapter"]
@@ -105,22 +105,15 @@ class WanAdapter(BackboneAdapter):
         return WanPipeline
 
     # ---------------------------------------------------------------- latents
-    @torch.no_grad()
-    def encode_video(
-        self, vae: Any, frames: Any, generator: torch.Generator | None = None, sample: bool = True
-    ) -> torch.Tensor:
-        """Frames → ``(B, F', C, H', W')`` latents: ``(z − latents_mean) / latents_std`` of ``vae.encode(x)``.
+    def normalize_latents(self, vae: Any, z: torch.Tensor) -> torch.Tensor:
+        """``(z − latents_mean) / latents_std`` per channel (the inverse of ``WanPipeline``'s decode).
 
         Wan's VAE maps ``1 + 4k`` frames to ``1 + k`` latent frames and compresses 8× in space.
         """
-        x = frames_to_vae_input(frames, vae)  # (B, 3, F, H, W) in [-1, 1]
-        dist = vae.encode(x).latent_dist
-        z = dist.sample(generator) if sample else dist.mode()  # (B, C, F', H', W')
         C = z.shape[1]
         mean = torch.tensor(vae.config.latents_mean, device=z.device, dtype=z.dtype).view(1, C, 1, 1, 1)
         std = torch.tensor(vae.config.latents_std, device=z.device, dtype=z.dtype).view(1, C, 1, 1, 1)
-        z = (z - mean) / std
-        return self.to_bfchw(z).contiguous()  # (B, C, F, H, W) -> (B, F, C, H, W)
+        return (z - mean) / std
 
     # ---------------------------------------------------------------- training
     def training_forward(
