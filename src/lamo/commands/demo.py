@@ -15,6 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = DemoConfig()
     p.add_argument("--out", default=d.out, help="report folder (default: report)")
     p.add_argument("--backbone", default=d.backbone, help="demo backbone pipeline folder (default: the shipped one)")
+    p.add_argument("--finetune-plain", default=d.finetunes["fine-tuned (no drift loss)"],
+                   help="transformer folder fine-tuned without the drift loss (the MDL control)")
+    p.add_argument("--finetune-mdl", default=d.finetunes["MDL (drift-loss fine-tune)"],
+                   help="transformer folder fine-tuned with the Motion Drift Loss")
     p.add_argument("--prior-steps", type=int, default=d.prior_steps, help="motion prior training steps")
     p.add_argument("--steps", type=int, default=d.steps, help="sampling steps")
     p.add_argument("--test-prompts", type=int, default=d.test_prompts, help="held-out prompts")
@@ -56,7 +60,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     from ..demo.run import DemoConfig, run_demo
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = DemoConfig(out=args.out, backbone=args.backbone, prior_steps=args.prior_steps, steps=args.steps,
+    finetunes = {"fine-tuned (no drift loss)": args.finetune_plain, "MDL (drift-loss fine-tune)": args.finetune_mdl}
+    cfg = DemoConfig(out=args.out, backbone=args.backbone, finetunes=finetunes, prior_steps=args.prior_steps,
+                     steps=args.steps,
                      test_prompts=args.test_prompts, test_seeds=tuple(args.seeds), sweep=tuple(args.sweep),
                      threads=args.threads)
     return run_demo(cfg=cfg)
