@@ -7,6 +7,7 @@ and records wall time per video and, on CUDA, peak allocated memory.
     python benchmarks/bench_sampling.py --arch demo                       # the shipped toy backbone, CPU
     python benchmarks/bench_sampling.py --arch tiny                       # a 1-layer random CogVideoX, CPU
     python benchmarks/bench_sampling.py --arch cogvideox-2b --device cuda --dtype bfloat16   # 49×480×720, 50 steps
+    python benchmarks/bench_sampling.py --arch wan-1.3b --device cuda --dtype bfloat16       # 81×480×832, 50 steps
 
 Writes ``benchmarks/results/sampling_<arch>_<device>.json`` (device, versions, command, date).
 """
@@ -33,6 +34,17 @@ ARCHS = {
                                           sample_height=60, sample_frames=49, patch_size=2, temporal_compression_ratio=4,
                                           max_text_seq_length=226, use_rotary_positional_embeddings=True),
                          snr_shift=1.0, frames=49, height=480, width=720, steps=50),
+    # Wan 2.1 T2V 1.3B (81×480×832 → 21×60×104 latents, UniPC flow sigmas, shift 3; CFG = two calls).
+    "wan-1.3b": dict(family="wan", transformer=dict(patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128,
+                                                    in_channels=16, out_channels=16, text_dim=4096, freq_dim=256,
+                                                    ffn_dim=8960, num_layers=30, cross_attn_norm=True,
+                                                    qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
+                     text_len=512, frames=81, height=480, width=832, steps=50),
+    "wan-tiny": dict(family="wan", transformer=dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                                    in_channels=16, out_channels=16, text_dim=64, freq_dim=32,
+                                                    ffn_dim=32, num_layers=1, cross_attn_norm=True,
+                                                    qk_norm="rms_norm_across_heads", rope_max_seq_len=32),
+                     text_len=16, frames=9, height=64, width=64, steps=10),
     "tiny": dict(transformer=dict(num_attention_heads=2, attention_head_dim=16, in_channels=16, out_channels=16,
                                   time_embed_dim=32, text_embed_dim=64, num_layers=1, sample_width=8, sample_height=8,
                                   sample_frames=13, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16),
@@ -55,6 +67,21 @@ def build(arch: str, device: str, dtype: torch.dtype):
         kwargs = dict(prompt=["a red ball is thrown to the right and bounces on the floor"], height=meta["size"],
                       width=meta["size"], num_frames=(meta["frames"] // t - 1) * t + 1, num_inference_steps=25,
                       max_sequence_length=meta["max_text_len"])
+    elif ARCHS[arch].get("family") == "wan":
+        from diffusers import UniPCMultistepScheduler, WanTransformer3DModel
+
+        from lamo.pipelines import LaMoWanPipeline
+
+        a = ARCHS[arch]
+        transformer = WanTransformer3DModel(**a["transformer"]).to(dtype)
+        scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                            num_train_timesteps=1000, flow_shift=3.0)
+        pipe = LaMoWanPipeline(tokenizer=None, text_encoder=None, vae=None, transformer=transformer, scheduler=scheduler)
+        L, D = a["text_len"], a["transformer"]["text_dim"]
+        g = torch.Generator().manual_seed(0)
+        kwargs = dict(prompt_embeds=torch.randn(1, L, D, generator=g).to(device, dtype),
+                      negative_prompt_embeds=torch.randn(1, L, D, generator=g).to(device, dtype),
+                      height=a["height"], width=a["width"], num_frames=a["frames"], num_inference_steps=a["steps"])
     else:
         a = ARCHS[arch]
         transformer = CogVideoXTransformer3DModel(**a["transformer"]).to(dtype)
@@ -96,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     pipe, kwargs = build(args.arch, args.device, dtype)
     C = pipe.transformer.config.in_channels
-    D = pipe.transformer.config.text_embed_dim
-    prior = MotionPrior.from_preset(args.prior_preset, latent_channels=C, text_embed_dim=D, backbone="cogvideox")
+    wan = ARCHS.get(args.arch, {}).get("family") == "wan"
+    D = pipe.transformer.config.text_dim if wan else pipe.transformer.config.text_embed_dim
+    prior = MotionPrior.from_preset(args.prior_preset, latent_channels=C, text_embed_dim=D,
+                                    backbone="wan" if wan else "cogvideox")
     torch.nn.init.normal_(prior.conv_out.weight, std=1e-3)  # a non-zero field, as after training
     prior.to(args.device, getattr(torch, args.prior_dtype or args.dtype))
     S = kwargs["num_inference_steps"]
@@ -127,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {"baseline": run("baseline"),
                "mpg": run("mpg", motion_prior=prior, motion_guidance_scale=1.0, motion_guidance_window=0.8)}
-    if not args.no_flowmo:
+    if wan and not args.no_flowmo:
+        print("    flowmo: skipped (the FlowMo-style peer supports CogVideoX pipelines only)")
+    elif not args.no_flowmo:
         try:
             results["flowmo"] = run("flowmo")
         except torch.OutOfMemoryError as e:  # noqa: PERF203 - reported, not fatal
