@@ -1,0 +1,153 @@
+"""Latent cache: encode a video dataset once with the backbone's VAE and text encoder.
+
+``lamo cache`` writes ``OUT/shard-00000.safetensors …`` and ``OUT/manifest.json``. Shard ``k`` holds dataset
+items ``[k·S, (k+1)·S)`` that decoded cleanly:
+
+* ``latents`` ``(n, F, C, H, W)`` — LaMo's layout, in the backbone's latent space (adapter.encode_video);
+* ``pooled`` ``(n, D)`` — the pooled prompt embedding the motion prior is conditioned on;
+* ``prompt_embeds`` ``(n, L, D)`` — the full prompt embeddings, for fine-tuning (``--no-prompt-embeds`` drops them);
+* ``index`` ``(n,)`` — the dataset index of each row.
+
+The manifest records the backbone family, model, shapes, and per shard its file, rows, captions and the
+items it skipped (unreadable, too short). A shard is written to a temporary name and renamed, then the
+manifest likewise, so an interrupted run never leaves a corrupt file, and re-running resumes after the
+last finished shard. Training the prior then needs neither the VAE nor the text encoder.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+__all__ = ["CacheConfig", "build_cache", "CachedLatentDataset", "load_manifest"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CacheConfig:
+    """What ``lamo cache`` encodes and how."""
+
+    model: str
+    data: str
+    out: str
+    frames: int
+    height: int
+    width: int
+    stride: int | None = None
+    shard_size: int = 256
+    batch_size: int = 4
+    max_sequence_length: int | None = None
+    prompt_embeds: bool = True
+    dtype: str = "float32"  # dtype the tensors are stored in
+    device: str = "cpu"
+    max_shards: int | None = None  # stop after this many new shards (for tests and partial runs)
+
+
+def load_manifest(folder: str | os.PathLike) -> dict:
+    """The manifest of a cache folder, with a clear error when there is none."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: build the cache first with `lamo cache --model … --data … --out {folder}`")
+    return json.loads(path.read_text())
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def build_cache(cfg: CacheConfig) -> dict:
+    """Encode (or finish encoding) the dataset into ``cfg.out``; returns the manifest."""
+    from diffusers import DiffusionPipeline
+    from tqdm.auto import tqdm
+
+    from .adapters import get_adapter
+    from .data import VideoCaptionDataset
+    from .pipelines import pipeline_class
+    from .video_io import VideoReadError
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = VideoCaptionDataset(cfg.data, cfg.frames, cfg.height, cfg.width, cfg.stride)
+    family = get_adapter(DiffusionPipeline.load_config(cfg.model)).family
+    manifest = load_manifest(out) if (out / "manifest.json").is_file() else None
+    if manifest and (manifest["config"]["data"], manifest["config"]["model"]) != (cfg.data, cfg.model):
+        raise ValueError(f"{out} caches {manifest['config']['data']} with {manifest['config']['model']}; "
+                         "use another --out for another dataset or model")
+    if manifest is None:
+        manifest = {"family": family, "config": asdict(cfg), "n_items": len(ds), "shards": []}
+    pipe = pipeline_class(family).from_pretrained(cfg.model).to(cfg.device)
+    adapter = get_adapter(pipe)
+    dtype = getattr(torch, cfg.dtype)
+    n_shards = (len(ds) + cfg.shard_size - 1) // cfg.shard_size
+    done = {s["shard"] for s in manifest["shards"]}
+    todo = [k for k in range(n_shards) if k not in done][: cfg.max_shards]
+    bar = tqdm(total=sum(min(cfg.shard_size, len(ds) - k * cfg.shard_size) for k in todo), desc="lamo cache",
+               unit="video", dynamic_ncols=True)
+    for k in todo:
+        rows, skipped = [], []
+        for i in range(k * cfg.shard_size, min(len(ds), (k + 1) * cfg.shard_size)):
+            try:
+                rows.append(ds.load(i))
+            except (VideoReadError, ValueError) as e:
+                skipped.append({"index": i, "video": str(ds.items[i][0]), "error": str(e)})
+                log.warning("skipping video %d: %s", i, e)
+            bar.update(1)
+        tensors: dict[str, list[torch.Tensor]] = {"latents": [], "pooled": [], "prompt_embeds": []}
+        with torch.no_grad():
+            for b in range(0, len(rows), cfg.batch_size):
+                batch = rows[b : b + cfg.batch_size]
+                frames = torch.stack([r["frames"] for r in batch]).to(cfg.device)  # (B, F, 3, H, W)
+                tensors["latents"].append(adapter.encode_video(pipe.vae, frames, sample=False).to("cpu", dtype))
+                emb = adapter.encode_prompt(pipe, [r["caption"] for r in batch],
+                                            max_sequence_length=cfg.max_sequence_length)
+                tensors["pooled"].append(adapter.pool_prompt(emb).to("cpu", dtype))
+                if cfg.prompt_embeds:
+                    tensors["prompt_embeds"].append(emb.to("cpu", dtype))
+        entry = {"shard": k, "file": f"shard-{k:05d}.safetensors", "n": len(rows),
+                 "captions": [r["caption"] for r in rows], "skipped": skipped}
+        if rows:
+            data = {name: torch.cat(v).contiguous() for name, v in tensors.items() if v}
+            data["index"] = torch.tensor([r["index"] for r in rows])
+            tmp = out / f".{entry['file']}.tmp"
+            save_file(data, str(tmp))
+            os.replace(tmp, out / entry["file"])
+            manifest["latent_shape"] = list(data["latents"].shape[1:])
+            manifest["text_dim"] = int(data["pooled"].shape[1])
+        manifest["shards"] = sorted(manifest["shards"] + [entry], key=lambda s: s["shard"])
+        _write_json(out / "manifest.json", manifest)
+    bar.close()
+    manifest["complete"] = len(manifest["shards"]) == n_shards
+    _write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+class CachedLatentDataset(torch.utils.data.Dataset):
+    """Rows of a latent cache: ``{"latents" (F, C, H, W), "pooled" (D,), ["prompt_embeds" (L, D)], "caption"}``."""
+
+    def __init__(self, folder: str | os.PathLike, with_prompt_embeds: bool = False):
+        self.folder = Path(folder)
+        self.manifest = load_manifest(folder)
+        self.rows = [(s["file"], j, c) for s in self.manifest["shards"] if s["n"] for j, c in enumerate(s["captions"])]
+        if not self.rows:
+            raise ValueError(f"{folder}: the cache holds no rows")
+        self.with_prompt_embeds = with_prompt_embeds
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        file, j, caption = self.rows[i]
+        names = ["latents", "pooled"] + (["prompt_embeds"] if self.with_prompt_embeds else [])
+        with safe_open(str(self.folder / file), framework="pt") as f:
+            item = {n: f.get_slice(n)[j] for n in names}
+        item["caption"] = caption
+        return item
