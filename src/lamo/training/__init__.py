@@ -1,0 +1,1 @@
+"""Trainers that run under ``accelerate`` (one process on a CPU to many GPUs)."""
