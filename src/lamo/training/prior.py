@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -44,16 +44,6 @@ class PriorTrainConfig:
     log_with: str = "tensorboard"  # tensorboard | none
     resume_from_checkpoint: str | None = None  # None | "latest" | a checkpoint folder
     max_steps_this_run: int | None = None  # stop early (a checkpoint is written) — for tests and time limits
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, **overrides) -> "PriorTrainConfig":
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
-        return cls(**{**data, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:

@@ -1,0 +1,181 @@
+"""``lamo train finetune``: fine-tune a backbone with ``L = L_denoise + λ_drift · w(t) · L_drift`` (DESIGN.md §1.3).
+
+LoRA (peft, through diffusers' ``add_adapter``) or full fine-tuning of the transformer on a latent cache
+(``lamo cache`` with prompt embeddings), under ``accelerate``. The backbone-specific part — noising,
+target, RoPE, ``x̂0``, ``w(t)`` — is ``adapter.training_forward``; the drift term is
+:func:`lamo.losses.drift_loss_terms` with ``weight = w(t)``. Noise and timesteps of step ``s`` on rank ``r``
+come from a generator seeded by ``(seed, s, r)``, so a resumed run is the uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .prior import latest_checkpoint
+
+__all__ = ["FinetuneConfig", "FinetuneLoss", "train_finetune"]
+
+
+@dataclass
+class FinetuneConfig:
+    """Hyper-parameters of a fine-tuning run (YAML keys = these names)."""
+
+    model: str = ""
+    cache: str = ""
+    out: str = "runs/finetune"
+    steps: int = 1000
+    batch_size: int = 1
+    lr: float = 1e-4
+    lora_rank: int = 64  # 0: full fine-tuning
+    drift_weight: float = 0.4  # λ_drift (0: plain denoising fine-tune)
+    drift_mode: str = "normalized"  # normalized | raw | dense
+    tau: int = 2
+    gradient_checkpointing: bool = False
+    grad_clip: float = 1.0
+    seed: int = 0
+    mixed_precision: str = "no"
+    save_every: int = 250
+    log_with: str = "tensorboard"
+    resume_from_checkpoint: str | None = None
+    max_steps_this_run: int | None = None
+
+
+class FinetuneLoss(torch.nn.Module):
+    """``forward(latents, prompt_embeds, seed) → (loss, denoise, drift, drift_error)`` for one batch.
+
+    ``latents`` ``(B, F, C, H, W)``, ``prompt_embeds`` ``(B, L, D)``; ``drift`` is the batch mean of
+    ``w(t)·L_drift`` and ``drift_error`` of the un-normalised macro-drift error (for logging).
+    """
+
+    def __init__(self, transformer, scheduler, adapter, drift_weight: float, drift_mode: str, tau: int):
+        super().__init__()
+        self.transformer = transformer
+        self.scheduler, self.adapter = scheduler, adapter
+        self.drift_weight, self.drift_mode, self.tau = drift_weight, drift_mode, tau
+
+    def forward(self, latents: torch.Tensor, prompt_embeds: torch.Tensor, seed: int):
+        from ..losses import drift_loss_terms
+
+        g = torch.Generator().manual_seed(int(seed))
+        tf = self.adapter.training_forward(self.transformer, self.scheduler, latents, prompt_embeds, generator=g)
+        denoise = (tf.pred.float() - tf.target.float()).pow(2).flatten(1).mean(1)  # (B,)
+        drift = drift_loss_terms(tf.x0_pred, latents, tau=self.tau, mode=self.drift_mode, weight=tf.weight)
+        loss = denoise.mean() + self.drift_weight * drift.weighted.mean()
+        return loss, denoise.mean().detach(), drift.weighted.mean().detach(), drift.drift_error.mean()
+
+
+def train_finetune(cfg: FinetuneConfig) -> Path:
+    """Fine-tune (or resume); save LoRA weights or the full transformer under ``cfg.out``."""
+    import shutil
+
+    import yaml
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers import DiffusionPipeline
+    from tqdm.auto import tqdm
+
+    from ..adapters import get_adapter
+    from ..cache import CachedLatentDataset
+    from ..pipelines import pipeline_class
+
+    out = Path(cfg.out)
+    acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=None if cfg.log_with == "none" else cfg.log_with,
+                      project_dir=str(out))
+    set_seed(cfg.seed)
+    ds = CachedLatentDataset(cfg.cache, with_prompt_embeds=True)
+    family = get_adapter(DiffusionPipeline.load_config(cfg.model)).family
+    if ds.manifest["family"] != family:
+        raise ValueError(f"the cache was made for {ds.manifest['family']!r} but {cfg.model} is {family!r}")
+    pipe_cls = pipeline_class(family)
+    index = DiffusionPipeline.load_config(cfg.model)
+    skip = {k: None for k, v in index.items() if isinstance(v, list) and k in ("tokenizer", "text_encoder", "vae")}
+    pipe = pipe_cls.from_pretrained(cfg.model, **skip)
+    transformer, scheduler, adapter = pipe.transformer, pipe.scheduler, get_adapter(pipe)
+    if cfg.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    if cfg.lora_rank > 0:
+        from peft import LoraConfig
+
+        transformer.requires_grad_(False)
+        transformer.add_adapter(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_rank, init_lora_weights=True,
+                                           target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr)
+    model, opt = acc.prepare(FinetuneLoss(transformer, scheduler, adapter, cfg.drift_weight, cfg.drift_mode, cfg.tau), opt)
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    if cfg.log_with != "none":
+        acc.init_trackers("finetune", config={k: v for k, v in asdict(cfg).items() if v is not None})
+    step = 0
+    if cfg.resume_from_checkpoint:
+        ckpt = latest_checkpoint(out / "checkpoints") if cfg.resume_from_checkpoint == "latest" else Path(cfg.resume_from_checkpoint)
+        if ckpt is not None:
+            acc.load_state(str(ckpt))
+            step = json.loads((ckpt / "trainer_state.json").read_text())["step"]
+            acc.print(f"resumed from {ckpt} at step {step}")
+    per_step = cfg.batch_size * acc.num_processes
+    if len(ds) < per_step:
+        raise ValueError(f"the cache has {len(ds)} rows, fewer than one batch ({per_step})")
+    steps_per_epoch = len(ds) // per_step
+
+    def rows(s: int) -> list[int]:
+        epoch, k = divmod(s, steps_per_epoch)
+        perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed + 1 + epoch)).tolist()
+        return perm[k * per_step:(k + 1) * per_step][acc.process_index::acc.num_processes]
+
+    stop = cfg.steps if cfg.max_steps_this_run is None else min(cfg.steps, step + cfg.max_steps_this_run)
+    log_path = out / "loss.jsonl"
+    bar = tqdm(total=cfg.steps, initial=step, desc="fine-tune", unit="step", disable=not acc.is_main_process,
+               dynamic_ncols=True)
+    model.train()
+    while step < stop:
+        items = [ds[i] for i in rows(step)]
+        z = torch.stack([it["latents"] for it in items]).float().to(acc.device)
+        emb = torch.stack([it["prompt_embeds"] for it in items]).float().to(acc.device)
+        with acc.autocast():
+            loss, denoise, drift, drift_err = model(z, emb, cfg.seed * 1_000_003 + step * 97 + acc.process_index)
+        acc.backward(loss)
+        if cfg.grad_clip:
+            acc.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        bar.update(1)
+        terms = {"loss": loss.item(), "denoise": denoise.item(), "drift_weighted": drift.item(),
+                 "drift_error": drift_err.item()}
+        bar.set_postfix(loss=f"{terms['loss']:.4f}", drift=f"{terms['drift_weighted']:.3g}")
+        if acc.is_main_process:
+            with open(log_path, "a") as f:
+                f.write(json.dumps({"step": step, **terms}) + "\n")
+        if cfg.log_with != "none":
+            acc.log({f"train/{k}": v for k, v in terms.items()}, step=step)
+        if step % cfg.save_every == 0 or step == stop:
+            final, tmp = out / "checkpoints" / f"step-{step:06d}", out / "checkpoints" / f".tmp-step-{step:06d}"
+            acc.wait_for_everyone()
+            acc.save_state(str(tmp), safe_serialization=True)
+            if acc.is_main_process:
+                (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **terms}))
+                (tmp / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+                shutil.rmtree(final, ignore_errors=True)
+                tmp.rename(final)
+            acc.wait_for_everyone()
+    bar.close()
+    result = out / "transformer"
+    if step >= cfg.steps and acc.is_main_process:
+        t = acc.unwrap_model(model).transformer
+        if cfg.lora_rank > 0:
+            from peft.utils import get_peft_model_state_dict
+
+            pipe_cls.save_lora_weights(out / "lora", transformer_lora_layers=get_peft_model_state_dict(t))
+            result = out / "lora"
+        else:
+            t.save_pretrained(result)
+        acc.print(f"saved {result}")
+    acc.wait_for_everyone()
+    acc.end_training()
+    return result
+
