@@ -109,7 +109,7 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     if cfg.log_with != "none":
-        acc.init_trackers("finetune", config={k: v for k, v in asdict(cfg).items() if v is not None})
+        acc.init_trackers("logs", config={k: v for k, v in asdict(cfg).items() if v is not None})
     step = 0
     if cfg.resume_from_checkpoint:
         ckpt = latest_checkpoint(out / "checkpoints") if cfg.resume_from_checkpoint == "latest" else Path(cfg.resume_from_checkpoint)

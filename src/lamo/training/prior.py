@@ -101,7 +101,7 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     if acc.trackers == [] and cfg.log_with != "none":
-        acc.init_trackers("prior", config={k: v for k, v in asdict(cfg).items() if v is not None})
+        acc.init_trackers("logs", config={k: v for k, v in asdict(cfg).items() if v is not None})
 
     step = 0
     if cfg.resume_from_checkpoint:
