@@ -79,5 +79,31 @@ def test_lora_fine_tune_saves_lora_weights(setup, tmp_path):
     root, _, _ = setup
     assert main(["train", "finetune", "--model", str(root / "model"), "--cache", str(root / "cache"), "--lora-rank",
                  "4", "--steps", "2", "--batch-size", "2", "--save-every", "2", "--log-with", "none",
-                 "--out", str(tmp_path / "lora")]) == 0
+                 "--gradient-checkpointing", "yes", "--out", str(tmp_path / "lora")]) == 0
     assert (tmp_path / "lora" / "lora" / "pytorch_lora_weights.safetensors").is_file()
+
+
+def test_periodic_validation_videos(tmp_path):
+    """A demo-style pipeline (with tokenizer, T5 and VAE) writes validation mp4s every N steps."""
+    from lamo.demo.model import build_demo_pipeline
+    from lamo.video_io import read_video
+
+    pipe = build_demo_pipeline("test", ["a", "ball"])
+    pipe.save_pretrained(tmp_path / "model")
+    (tmp_path / "cache").mkdir()
+    z = torch.randn(4, 4, 8, 4, 4)
+    ids = pipe.tokenizer(["a ball"] * 4, padding="max_length", max_length=12, return_tensors="pt").input_ids
+    with torch.no_grad():
+        emb = pipe.text_encoder(ids)[0]
+    save_file({"latents": z, "pooled": emb.mean(1), "prompt_embeds": emb, "index": torch.arange(4)},
+              str(tmp_path / "cache" / "shard-00000.safetensors"))
+    (tmp_path / "cache" / "manifest.json").write_text(json.dumps({
+        "family": "cogvideox", "latent_shape": [4, 8, 4, 4], "text_dim": 16,
+        "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 4, "captions": ["a ball"] * 4, "skipped": []}]}))
+    assert main(["train", "finetune", "--model", str(tmp_path / "model"), "--cache", str(tmp_path / "cache"),
+                 "--lora-rank", "0", "--steps", "2", "--batch-size", "2", "--save-every", "2", "--log-with", "none",
+                 "--validation-every", "1", "--validation-prompts", "a ball|a ball ball", "--validation-steps", "2",
+                 "--out", str(tmp_path / "o")]) == 0
+    for step in (1, 2):
+        for i in range(2):
+            assert read_video(tmp_path / "o" / "validation" / f"step-00000{step}" / f"{i}.mp4").shape[1:] == (16, 16, 3)

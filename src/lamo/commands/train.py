@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 
-_INT_FIELDS = {"steps", "batch_size", "seed", "save_every", "max_steps_this_run", "lora_rank", "tau"}
+_OPTIONAL_INTS = {"max_steps_this_run"}  # fields whose default is None but whose values are integers
 
 
 def _yes_no(text: str) -> bool:
@@ -21,8 +21,8 @@ def _add_config_args(p: argparse.ArgumentParser, cls: type) -> None:
     d = cls()
     for f in fields(cls):
         value = getattr(d, f.name)
-        kind = _yes_no if isinstance(value, bool) else int if f.name in _INT_FIELDS else \
-            float if isinstance(value, float) else str
+        kind = _yes_no if isinstance(value, bool) else int if isinstance(value, int) or f.name in _OPTIONAL_INTS \
+            else float if isinstance(value, float) else str
         p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None,
                        help=f"default: {value}" if value not in (None, "") else None)
 

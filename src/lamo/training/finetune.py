@@ -41,6 +41,9 @@ class FinetuneConfig:
     log_with: str = "tensorboard"
     resume_from_checkpoint: str | None = None
     max_steps_this_run: int | None = None
+    validation_every: int = 0  # every N steps, sample the validation prompts to OUT/validation/step-N/*.mp4 (0: off)
+    validation_prompts: str = ""  # "|"-separated prompts (needs the model's text encoder and VAE)
+    validation_steps: int = 25  # denoising steps of the validation videos
 
 
 class FinetuneLoss(torch.nn.Module):
@@ -91,8 +94,14 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
         raise ValueError(f"the cache was made for {ds.manifest['family']!r} but {cfg.model} is {family!r}")
     pipe_cls = pipeline_class(family)
     index = DiffusionPipeline.load_config(cfg.model)
-    skip = {k: None for k, v in index.items() if isinstance(v, list) and k in ("tokenizer", "text_encoder", "vae")}
+    prompts = [p.strip() for p in cfg.validation_prompts.split("|") if p.strip()]
+    validate = cfg.validation_every > 0 and bool(prompts)
+    # the text encoder and VAE are loaded only when validation videos are asked for
+    skip = {} if validate else {k: None for k, v in index.items()
+                                if isinstance(v, list) and k in ("tokenizer", "text_encoder", "vae")}
     pipe = pipe_cls.from_pretrained(cfg.model, **skip)
+    if validate and (pipe.text_encoder is None or pipe.vae is None):
+        raise ValueError(f"validation videos need {cfg.model}'s text encoder and VAE; it has none — drop --validation-every")
     transformer, scheduler, adapter = pipe.transformer, pipe.scheduler, get_adapter(pipe)
     if cfg.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
@@ -153,6 +162,9 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
                 f.write(json.dumps({"step": step, **terms}) + "\n")
         if cfg.log_with != "none":
             acc.log({f"train/{k}": v for k, v in terms.items()}, step=step)
+        if validate and step % cfg.validation_every == 0 and acc.is_main_process:
+            _validation_videos(pipe, acc.unwrap_model(model).transformer, prompts, cfg, out / "validation" / f"step-{step:06d}",
+                               latent_shape=tuple(z.shape[1:]), text_len=emb.shape[1])
         if step % cfg.save_every == 0 or step == stop:
             final, tmp = out / "checkpoints" / f"step-{step:06d}", out / "checkpoints" / f".tmp-step-{step:06d}"
             acc.wait_for_everyone()
@@ -179,3 +191,24 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
     acc.end_training()
     return result
 
+
+
+@torch.no_grad()
+def _validation_videos(pipe, transformer, prompts: list[str], cfg: FinetuneConfig, folder: Path,
+                       latent_shape: tuple, text_len: int) -> None:
+    """Sample each validation prompt (seed 0) at the training clips' size with the transformer being
+    trained; write ``folder/i.mp4``. ``latent_shape`` is ``(F, C, H, W)`` of the cached latents."""
+    from ..video_io import write_video
+
+    F, _, H, W = latent_shape
+    size = dict(num_frames=(F - 1) * pipe.vae_scale_factor_temporal + 1, height=H * pipe.vae_scale_factor_spatial,
+                width=W * pipe.vae_scale_factor_spatial, max_sequence_length=text_len)
+    was_training = transformer.training
+    transformer.eval()
+    pipe.transformer = transformer
+    pipe.set_progress_bar_config(disable=True)
+    for i, prompt in enumerate(prompts):
+        frames = pipe(prompt=prompt, num_inference_steps=cfg.validation_steps, output_type="np",
+                      generator=torch.Generator().manual_seed(0), **size).frames[0]
+        write_video(folder / f"{i}.mp4", frames)
+    transformer.train(was_training)
