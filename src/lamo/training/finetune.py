@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .prior import latest_checkpoint
+from .checkpoints import resume_step, save_checkpoint
 
 __all__ = ["FinetuneConfig", "FinetuneLoss", "train_finetune"]
 
@@ -72,7 +72,6 @@ class FinetuneLoss(torch.nn.Module):
 
 def train_finetune(cfg: FinetuneConfig) -> Path:
     """Fine-tune (or resume); save LoRA weights or the full transformer under ``cfg.out``."""
-    import shutil
 
     import yaml
     from accelerate import Accelerator
@@ -119,13 +118,7 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
         (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     if cfg.log_with != "none":
         acc.init_trackers("logs", config={k: v for k, v in asdict(cfg).items() if v is not None})
-    step = 0
-    if cfg.resume_from_checkpoint:
-        ckpt = latest_checkpoint(out / "checkpoints") if cfg.resume_from_checkpoint == "latest" else Path(cfg.resume_from_checkpoint)
-        if ckpt is not None:
-            acc.load_state(str(ckpt))
-            step = json.loads((ckpt / "trainer_state.json").read_text())["step"]
-            acc.print(f"resumed from {ckpt} at step {step}")
+    step = resume_step(acc, out, cfg.resume_from_checkpoint)
     per_step = cfg.batch_size * acc.num_processes
     if len(ds) < per_step:
         raise ValueError(f"the cache has {len(ds)} rows, fewer than one batch ({per_step})")
@@ -166,15 +159,7 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
             _validation_videos(pipe, acc.unwrap_model(model).transformer, prompts, cfg, out / "validation" / f"step-{step:06d}",
                                latent_shape=tuple(z.shape[1:]), text_len=emb.shape[1])
         if step % cfg.save_every == 0 or step == stop:
-            final, tmp = out / "checkpoints" / f"step-{step:06d}", out / "checkpoints" / f".tmp-step-{step:06d}"
-            acc.wait_for_everyone()
-            acc.save_state(str(tmp), safe_serialization=True)
-            if acc.is_main_process:
-                (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **terms}))
-                (tmp / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-                shutil.rmtree(final, ignore_errors=True)
-                tmp.rename(final)
-            acc.wait_for_everyone()
+            save_checkpoint(acc, out, step, cfg, terms)
     bar.close()
     result = out / "transformer"
     if step >= cfg.steps and acc.is_main_process:

@@ -9,20 +9,17 @@ config (``accelerate launch --config_file …``).
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-__all__ = ["PriorTrainConfig", "train_prior", "latest_checkpoint"]
+from .checkpoints import resume_step, save_checkpoint
+
+__all__ = ["PriorTrainConfig", "train_prior", "PriorLoss"]
 
 log = logging.getLogger(__name__)
-_STEP = re.compile(r"step-(\d+)$")
 
 
 @dataclass
@@ -44,14 +41,6 @@ class PriorTrainConfig:
     log_with: str = "tensorboard"  # tensorboard | none
     resume_from_checkpoint: str | None = None  # None | "latest" | a checkpoint folder
     max_steps_this_run: int | None = None  # stop early (a checkpoint is written) — for tests and time limits
-
-
-def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """Newest complete checkpoint in ``folder`` (one with ``trainer_state.json``), or ``None``."""
-    folder = Path(folder)
-    found = [(int(m.group(1)), p) for p in folder.glob("step-*") if (m := _STEP.search(p.name))
-             and (p / "trainer_state.json").is_file()] if folder.is_dir() else []
-    return max(found)[1] if found else None
 
 
 class PriorLoss(torch.nn.Module):
@@ -103,15 +92,7 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
     if acc.trackers == [] and cfg.log_with != "none":
         acc.init_trackers("logs", config={k: v for k, v in asdict(cfg).items() if v is not None})
 
-    step = 0
-    if cfg.resume_from_checkpoint:
-        ckpt = latest_checkpoint(out / "checkpoints") if cfg.resume_from_checkpoint == "latest" else Path(cfg.resume_from_checkpoint)
-        if ckpt is not None:
-            acc.load_state(str(ckpt))
-            step = json.loads((ckpt / "trainer_state.json").read_text())["step"]
-            acc.print(f"resumed from {ckpt} at step {step}")
-        elif cfg.resume_from_checkpoint != "latest":
-            raise FileNotFoundError(f"checkpoint {cfg.resume_from_checkpoint} not found")
+    step = resume_step(acc, out, cfg.resume_from_checkpoint)
 
     per_step = cfg.batch_size * acc.num_processes
     steps_per_epoch = len(train_idx) // per_step
@@ -134,20 +115,6 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
         p.train()
         return {"val_loss": float(o.per_sample.mean()), "val_cosine": float(o.cosine.mean())}
 
-    def save(s: int) -> None:
-        final = out / "checkpoints" / f"step-{s:06d}"
-        tmp = out / "checkpoints" / f".tmp-step-{s:06d}"
-        if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-        acc.wait_for_everyone()
-        acc.save_state(str(tmp), safe_serialization=True)
-        if acc.is_main_process:
-            (tmp / "trainer_state.json").write_text(json.dumps({"step": s, **validate()}))
-            (tmp / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
-        acc.wait_for_everyone()
-
     stop = cfg.steps if cfg.max_steps_this_run is None else min(cfg.steps, step + cfg.max_steps_this_run)
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, desc="motion prior", unit="step", disable=not acc.is_main_process,
@@ -167,7 +134,7 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
         if cfg.log_with != "none":
             acc.log({"train/loss": loss.item()}, step=step)
         if step % cfg.save_every == 0 or step == stop:
-            save(step)
+            save_checkpoint(acc, out, step, cfg, validate())
             if cfg.log_with != "none" and acc.is_main_process:
                 acc.log({f"val/{k[4:]}": v for k, v in validate().items()}, step=step)
     bar.close()
