@@ -135,3 +135,56 @@ def test_zero_init_prior_guides_toward_static_clips():
     x0 = lamo.predict_x0(o, x, "flow", sigma=1.0)
     expect = (x0[:, :-2] - x0[:, 2:]).pow(2).sum(dim=(2, 3, 4)).mean(1)
     assert torch.allclose(res.loss, expect, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["output", "latent"])
+def test_pairs_split_to_fit_the_activation_budget_give_the_same_update(mode):
+    """Splitting the τ-pairs into several prior calls changes memory, not the result."""
+    prior = random_prior(torch.float64)
+    o = torch.randn(2, 7, 3, 4, 4, dtype=torch.float64)  # 5 τ-pairs per sample
+    x = torch.randn(2, 7, 3, 4, 4, dtype=torch.float64)
+    cond = torch.randn(2, 8, dtype=torch.float64)
+    whole = MotionPriorGuidance(prior, scale=0.4, mode=mode, activation_budget_gib=None)
+    per_pair_gib = 2 * prior.activation_bytes_per_frame(4, 4) / 2**30  # both samples' frame of one pair
+    split = MotionPriorGuidance(prior, scale=0.4, mode=mode, activation_budget_gib=2.5 * per_pair_gib)
+    assert whole.pairs_per_call(2, 5, 4, 4) == 5 and split.pairs_per_call(2, 5, 4, 4) == 2  # calls of 2, 2, 1
+    a, b = call(whole, o, x, "v_prediction", cond=cond), call(split, o, x, "v_prediction", cond=cond)
+    assert torch.allclose(a.loss, b.loss, rtol=1e-12) and torch.allclose(a.model_output, b.model_output, rtol=1e-12)
+    assert torch.allclose(a.sample, b.sample, rtol=1e-12)
+    assert not torch.equal(a.model_output if mode == "output" else a.sample, o if mode == "output" else x)
+    tiny_budget = MotionPriorGuidance(prior, scale=0.4, mode=mode, activation_budget_gib=1e-12)
+    assert tiny_budget.pairs_per_call(2, 5, 4, 4) == 1  # never fewer than one pair per call
+    c = call(tiny_budget, o, x, "v_prediction", cond=cond)
+    assert torch.allclose(a.model_output, c.model_output, rtol=1e-12) and torch.allclose(a.sample, c.sample, rtol=1e-12)
+
+
+def test_activation_count_matches_what_autograd_keeps_on_real_tensors():
+    """The meta-device count per frame equals the bytes autograd saves when real frames go through."""
+    prior = random_prior(torch.float32).requires_grad_(False)
+    weights = {id(p) for p in prior.parameters()}
+    saved = []
+    z = torch.randn(3, 3, 6, 5, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = prior(z, torch.randn(3, 8))
+    unique = {id(t): t for t in saved if id(t) not in weights and t is not z}
+    real = sum(t.numel() * t.element_size() for t in unique.values())
+    per_frame = prior.activation_bytes_per_frame(6, 5)
+    assert per_frame > 0 and out.requires_grad
+    assert abs(real - 3 * per_frame) <= 0.02 * real  # linear in frames (the condition's few bytes aside)
+    assert prior.to(torch.bfloat16).activation_bytes_per_frame(6, 5) < per_frame  # cached per dtype
+
+
+def test_deferred_finite_check_reports_without_raising():
+    prior = random_prior(torch.float32)
+    o, x = torch.randn(2, 4, 3, 4, 4), torch.randn(2, 4, 3, 4, 4)
+    g = MotionPriorGuidance(prior, scale=1.0, check_finite="deferred")
+    assert bool(call(g, o, x, "flow").finite)
+    bad = o.clone()
+    bad[0, 1, 0, 0, 0] = float("inf")
+    res = call(g, bad, x, "flow")
+    assert res.finite is not None and res.finite.dtype == torch.bool and not bool(res.finite)
+    assert call(MotionPriorGuidance(prior, check_finite="off"), bad, x, "flow").finite is None
+    with pytest.raises(ValueError, match="check_finite"):
+        MotionPriorGuidance(prior, check_finite="sometimes")
+    with pytest.raises(ValueError, match="activation_budget_gib"):
+        MotionPriorGuidance(prior, activation_budget_gib=0)

@@ -16,7 +16,11 @@ paper's λ = 25 is under its own (element-mean) reduction and is *not* comparabl
 the calibrated range.
 
 The gradient graph holds ``x̂0(o)`` and ``f_φ`` only — never the backbone — which is what keeps MPG
-cheap. ``mode="latent"`` is the paper's "direct latent edit" ablation: ``x_t ← x_t − λ·∇_{x_t} L``
+cheap. All τ-pairs go through the prior in one batched call when the activations autograd keeps for
+them fit ``activation_budget_gib``; otherwise the pairs are split into as few calls as fit, each
+call's graph freed before the next (``∂L/∂x̂0`` is accumulated, then pulled back to ``o`` once) — the
+same gradient, no recomputation, bounded memory. A guided step makes no host sync unless
+``check_finite="step"``. ``mode="latent"`` is the paper's "direct latent edit" ablation: ``x_t ← x_t − λ·∇_{x_t} L``
 with the output left as it is.
 """
 from __future__ import annotations
@@ -30,7 +34,7 @@ from .motion import check_finite, check_latents
 from .parametrization import NoiseLevel, check_prediction_type, predict_x0
 from .prior import MotionPrior
 
-__all__ = ["MotionPriorGuidance", "GuidanceOutput", "guidance_loss", "GUIDANCE_MODES"]
+__all__ = ["MotionPriorGuidance", "GuidanceOutput", "guidance_loss", "GUIDANCE_MODES", "FINITE_CHECKS"]
 
 GUIDANCE_MODES = ("output", "latent")
 
@@ -56,12 +60,18 @@ class GuidanceOutput:
         sample: the (possibly edited, ``mode="latent"``) noisy sample, same shape and dtype as given.
         loss: ``(B,)`` ``L_b`` before the update, or ``None`` when the step was not guided.
         active: whether this step was guided.
+        finite: with ``check_finite="deferred"``, a 0-d bool tensor on the sampling device — whether
+            the loss and gradient of this step were all finite (read it when a sync is affordable).
     """
 
     model_output: torch.Tensor
     sample: torch.Tensor
     loss: torch.Tensor | None
     active: bool
+    finite: torch.Tensor | None = None
+
+
+FINITE_CHECKS = ("step", "deferred", "off")
 
 
 class MotionPriorGuidance:
@@ -73,8 +83,13 @@ class MotionPriorGuidance:
         window: ρ ∈ [0, 1]; steps ``s ≥ (1 − ρ)·S`` are guided (0.8: the noisiest 20 % are skipped).
         tau: lag in latent frames; defaults to the prior's own.
         mode: ``"output"`` (the method) or ``"latent"`` (direct latent edit ablation).
-        check_finite: raise a clear error when the guided quantities hold NaN/inf (one host sync per
-            guided step); turn off only for benchmarking.
+        check_finite: ``"step"`` (or ``True``) raises a clear error at once when the loss or gradient
+            holds NaN/inf — one host sync per guided step; ``"deferred"`` makes no sync and returns
+            the verdict as a device tensor in :attr:`GuidanceOutput.finite` (the pipelines check all
+            steps once, after the loop); ``"off"`` (or ``False``) checks nothing.
+        activation_budget_gib: most GiB of activations the prior's graph may hold at once; the
+            τ-pairs are split into calls that fit (``None``: all pairs in one call, whatever it takes).
+            The default keeps MPG within its 1 GiB extra-memory target at CogVideoX-2B size.
     """
 
     def __init__(
@@ -84,7 +99,8 @@ class MotionPriorGuidance:
         window: float = 0.8,
         tau: int | None = None,
         mode: str = "output",
-        check_finite: bool = True,
+        check_finite: bool | str = True,
+        activation_budget_gib: float | None = 0.5,
     ):
         if not isinstance(prior, MotionPrior):
             raise TypeError(f"prior must be a lamo.MotionPrior, got {type(prior).__name__}")
@@ -94,12 +110,18 @@ class MotionPriorGuidance:
             raise ValueError(f"guidance window ρ must be in [0, 1], got {window!r}")
         if mode not in GUIDANCE_MODES:
             raise ValueError(f"unknown guidance mode {mode!r}; expected one of {GUIDANCE_MODES}")
+        check_finite = {True: "step", False: "off"}.get(check_finite, check_finite)
+        if check_finite not in FINITE_CHECKS:
+            raise ValueError(f"check_finite must be a bool or one of {FINITE_CHECKS}, got {check_finite!r}")
+        if activation_budget_gib is not None and not activation_budget_gib > 0:
+            raise ValueError(f"activation_budget_gib must be > 0 or None, got {activation_budget_gib!r}")
         self.prior = prior.eval().requires_grad_(False)
         self.scale = float(scale)
         self.window = float(window)
         self.tau = int(prior.config.tau if tau is None else tau)
         self.mode = mode
         self.check_finite = check_finite
+        self.activation_budget_gib = activation_budget_gib
 
     def first_step(self, num_steps: int) -> int:
         """Index of the first guided step: ``⌈(1 − ρ)·S⌉`` (robust to float round-off)."""
@@ -108,6 +130,55 @@ class MotionPriorGuidance:
     def is_active(self, step_index: int, num_steps: int) -> bool:
         """Whether step ``step_index`` (0-based) of ``num_steps`` is guided."""
         return self.scale > 0 and self.window > 0 and step_index >= self.first_step(num_steps)
+
+    def pairs_per_call(self, batch: int, num_pairs: int, height: int, width: int) -> int:
+        """How many τ-pairs (of each of ``batch`` samples) go through the prior in one call."""
+        if self.activation_budget_gib is None:
+            return num_pairs
+        per_pair = batch * self.prior.activation_bytes_per_frame(height, width)
+        return max(1, min(num_pairs, int(self.activation_budget_gib * 2**30 // max(per_pair, 1))))
+
+    def loss_and_grad(
+        self,
+        model_output: torch.Tensor,
+        sample: torch.Tensor,
+        prediction_type: str,
+        *,
+        alpha_bar: NoiseLevel | None = None,
+        sigma: NoiseLevel | None = None,
+        cond: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(L_b (B,), ∇ L_guide)`` — the gradient w.r.t. the output (``mode="output"``) or the sample.
+
+        Both inputs are ``(B, F, C, H, W)``; the computation runs in ≥ fp32 and the gradient has
+        that dtype. The pairs are split into calls that fit ``activation_budget_gib``.
+        """
+        edit_latent = self.mode == "latent"
+        dtype = torch.promote_types(model_output.dtype, torch.float32)  # the update is taken in ≥ fp32
+        with torch.enable_grad():
+            o = model_output.detach().to(dtype).requires_grad_(not edit_latent)
+            x = sample.detach().to(dtype).requires_grad_(edit_latent)
+            target = x if edit_latent else o
+            x0 = predict_x0(o, x, prediction_type, alpha_bar=alpha_bar, sigma=sigma)  # (B, F, C, H, W)
+            B, F, _, H, W = x0.shape
+            P = F - self.tau
+            chunk = self.pairs_per_call(B, P, H, W)
+            if chunk >= P:  # every pair in one batched call
+                per_sample = guidance_loss(self.prior, x0, cond, self.tau)
+                (grad,) = torch.autograd.grad(per_sample.sum(), target)
+                return per_sample.detach(), grad
+            leaf = x0.detach().requires_grad_()
+            per_sample = torch.zeros(B, dtype=x0.dtype, device=x0.device)
+            grad_x0 = None
+            for start in range(0, P, chunk):
+                stop = min(P, start + chunk)
+                # pairs start … stop−1 use frames start … stop−1+τ; weight so the chunks sum to the mean
+                part = guidance_loss(self.prior, leaf[:, start:stop + self.tau], cond, self.tau) * ((stop - start) / P)
+                (g,) = torch.autograd.grad(part.sum(), leaf)  # frees this call's graph
+                grad_x0 = g if grad_x0 is None else grad_x0 + g
+                per_sample = per_sample + part.detach()
+            (grad,) = torch.autograd.grad(x0, target, grad_outputs=grad_x0)
+            return per_sample, grad
 
     def loss(
         self,
@@ -154,19 +225,15 @@ class MotionPriorGuidance:
         if not self.is_active(step_index, num_steps):
             return GuidanceOutput(model_output, sample, None, False)
 
-        edit_latent = self.mode == "latent"
-        with torch.enable_grad():
-            dtype = torch.promote_types(model_output.dtype, torch.float32)  # the update is taken in ≥ fp32
-            o = model_output.detach().to(dtype).requires_grad_(not edit_latent)
-            x = sample.detach().to(dtype).requires_grad_(edit_latent)
-            per_sample = self.loss(o, x, prediction_type, alpha_bar=alpha_bar, sigma=sigma, cond=cond)
-            target = x if edit_latent else o
-            (grad,) = torch.autograd.grad(per_sample.sum(), target)
-        if self.check_finite:
-            check_finite(torch.stack([per_sample.detach().sum(), grad.abs().sum()]),
-                         "motion prior guidance (loss and gradient)")
-        if edit_latent:
-            new_sample = (x - self.scale * grad).to(sample.dtype)
-            return GuidanceOutput(model_output, new_sample, per_sample.detach(), True)
-        new_output = (o - self.scale * grad).to(model_output.dtype)
-        return GuidanceOutput(new_output, sample, per_sample.detach(), True)
+        per_sample, grad = self.loss_and_grad(model_output, sample, prediction_type, alpha_bar=alpha_bar,
+                                              sigma=sigma, cond=cond)
+        finite = None
+        if self.check_finite == "step":
+            check_finite(torch.stack([per_sample.sum(), grad.abs().sum()]), "motion prior guidance (loss and gradient)")
+        elif self.check_finite == "deferred":
+            finite = torch.isfinite(per_sample).all() & torch.isfinite(grad).all()  # stays on the device
+        if self.mode == "latent":
+            new_sample = (sample.to(grad.dtype) - self.scale * grad).to(sample.dtype)
+            return GuidanceOutput(model_output, new_sample, per_sample, True, finite)
+        new_output = (model_output.to(grad.dtype) - self.scale * grad).to(model_output.dtype)
+        return GuidanceOutput(new_output, sample, per_sample, True, finite)

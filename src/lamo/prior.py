@@ -309,6 +309,37 @@ class MotionPrior(ModelMixin, ConfigMixin):
             cosine=cos.view(B, P).mean(1).detach(),
         )
 
+    def activation_bytes_per_frame(self, height: int, width: int) -> int:
+        """Bytes autograd keeps for the backward pass of one ``H × W`` latent frame through the prior.
+
+        Counted, not estimated: one frame goes through the prior on the ``meta`` device (no memory, no
+        compute) under :func:`torch.autograd.graph.saved_tensors_hooks`, with the input requiring a
+        gradient and the weights as they are; the parameters themselves are not counted. The count
+        is linear in the number of frames, so guidance uses it to split the τ-pairs into calls that
+        fit a memory budget. Cached per (H, W, dtype).
+        """
+        dtype = self.conv_in.weight.dtype
+        key = (int(height), int(width), dtype)
+        cache = self.__dict__.setdefault("_activation_bytes", {})
+        if key not in cache:
+            params = {name: torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
+                      for name, t in [*self.named_parameters(), *self.named_buffers()]}
+            weights = {id(t) for t in params.values()}
+            saved: list[torch.Tensor] = []  # held until counted, so no id is reused
+
+            def pack(t: torch.Tensor) -> torch.Tensor:
+                saved.append(t)
+                return t
+
+            z = torch.empty(1, self.config.latent_channels, key[0], key[1], device="meta", dtype=dtype,
+                            requires_grad=True)
+            cond = torch.empty(1, self.config.text_embed_dim, device="meta", dtype=dtype)
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                torch.func.functional_call(self, params, (z, cond))
+            unique = {id(t): t for t in saved if id(t) not in weights and t is not z}
+            cache[key] = sum(t.numel() * t.element_size() for t in unique.values())
+        return cache[key]
+
     def num_parameters_m(self) -> float:
         """Parameter count in millions."""
         return sum(p.numel() for p in self.parameters()) / 1e6

@@ -18,6 +18,7 @@ Video frames given to ``encode_video`` are either what :func:`lamo.video_io.read
 from __future__ import annotations
 
 import itertools
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -30,8 +31,33 @@ from ..prior import pool_prompt_embeds
 
 __all__ = [
     "BackboneAdapter", "NoiseLevel", "TrainingForward", "frames_to_vae_input", "text_pipeline",
-    "check_training_latents", "randn_like_latents",
+    "check_training_latents", "randn_like_latents", "on_device",
 ]
+
+# (id of a scheduler table, device) -> (weak reference to the table, its copy there, table version)
+_DEVICE_COPIES: dict[tuple[int, str], tuple[weakref.ref, torch.Tensor, int]] = {}
+
+
+def on_device(table: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A scheduler table (``alphas_cumprod``, ``sigmas``) on ``device``, copied once and then reused.
+
+    Schedulers keep these tables on the CPU; looking a step's value up there from a GPU timestep, or
+    moving it to the GPU each step, makes the host wait for the device at every step. The copy is
+    reused while the table is the same tensor, unmodified (``set_timesteps`` replaces ``sigmas``,
+    which makes a new copy).
+    """
+    device = torch.device(device)
+    if table.device == device:
+        return table
+    key = (id(table), str(device))
+    hit = _DEVICE_COPIES.get(key)
+    if hit is not None and hit[0]() is table and hit[2] == table._version:
+        return hit[1]
+    for k in [k for k, (ref, _, _) in _DEVICE_COPIES.items() if ref() is None]:
+        del _DEVICE_COPIES[k]  # tables that no longer exist
+    copy = table.to(device)
+    _DEVICE_COPIES[key] = (weakref.ref(table), copy, table._version)
+    return copy
 
 
 @dataclass

@@ -21,7 +21,7 @@ import torch
 
 from ..parametrization import check_prediction_type
 from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents,
-                   randn_like_latents)
+                   on_device, randn_like_latents)
 
 __all__ = ["CogVideoXAdapter", "rotary_embeddings"]
 
@@ -76,9 +76,10 @@ class CogVideoXAdapter(BackboneAdapter):
 
     def alpha_bar(self, scheduler: Any, timesteps: torch.Tensor | int | float) -> torch.Tensor:
         """``ᾱ_t`` from the scheduler's own (SNR-shifted) ``alphas_cumprod``: fp32, shaped like ``timesteps``."""
-        table = scheduler.alphas_cumprod  # (num_train_timesteps,), may live on the sampling device
-        t = torch.as_tensor(timesteps).to(table.device).long()
-        return table[t].float()
+        t = torch.as_tensor(timesteps)
+        # look up on the timestep's device with index_select: no host sync (t[0-d tensor] would read it)
+        table = on_device(scheduler.alphas_cumprod, t.device)  # (num_train_timesteps,)
+        return table.index_select(0, t.reshape(-1).long()).reshape(t.shape).float()
 
     def noise_level(
         self,

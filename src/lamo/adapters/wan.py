@@ -23,7 +23,7 @@ import torch
 
 from ..parametrization import check_prediction_type
 from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents,
-                   randn_like_latents)
+                   on_device, randn_like_latents)
 
 __all__ = ["WanAdapter"]
 
@@ -72,9 +72,8 @@ class WanAdapter(BackboneAdapter):
         pt = self.prediction_type(scheduler)
         if step_index is None:
             step_index = self.step_index(scheduler, timestep)
-        sigma = scheduler.sigmas[step_index].float()
-        if sample is not None:
-            sigma = sigma.to(sample.device)
+        sigmas = scheduler.sigmas if sample is None else on_device(scheduler.sigmas, sample.device)
+        sigma = sigmas[step_index].float()  # a Python index: no host sync
         if pt == "flow":
             return NoiseLevel(pt, sigma=sigma)
         return NoiseLevel(pt, alpha_bar=1.0 / (1.0 + sigma**2))  # VE σ = √((1−ᾱ)/ᾱ)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from ..demo import autoencoder as _demo_autoencoder  # noqa: F401  (lets from_pretrained load the demo's VAE)
 from .cogvideox import LaMoCogVideoXPipeline
-from .guided import GuidanceRecord, GuidedSchedulerStep, MotionGuidedPipelineMixin
+from .guided import GuidanceRecord, GuidedSchedulerStep, MotionGuidedPipelineMixin, NonFiniteGuidanceError
 from .wan import LaMoWanPipeline
 
 __all__ = [
     "LaMoCogVideoXPipeline", "LaMoWanPipeline", "pipeline_class",
-    "GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin",
+    "GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
 ]
 
 PIPELINES = {"cogvideox": LaMoCogVideoXPipeline, "wan": LaMoWanPipeline}

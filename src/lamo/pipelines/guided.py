@@ -37,7 +37,7 @@ from ..adapters.base import BackboneAdapter
 from ..guidance import GUIDANCE_MODES, MotionPriorGuidance
 from ..prior import MotionPrior
 
-__all__ = ["GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin"]
+__all__ = ["GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError"]
 
 
 @dataclass
@@ -46,7 +46,7 @@ class GuidanceRecord:
 
     Attributes:
         step: 0-based step index ``s`` of ``S``.
-        timestep: the scheduler's timestep at that step.
+        timestep: the scheduler's timestep at that step (a float once the call has finished).
         guided: whether the step was corrected (``s ≥ (1 − ρ)·S`` and ``λ > 0``).
         loss: ``(B,)`` per-sample ``L_guide`` of ``x̂0`` *before* this step's correction (detached,
             on the sampling device; ``loss.sum()`` is the ``L_guide`` that λ multiplies).
@@ -56,6 +56,10 @@ class GuidanceRecord:
     timestep: float
     guided: bool
     loss: torch.Tensor
+
+
+class NonFiniteGuidanceError(ValueError):
+    """Motion prior guidance met NaN/inf; raised once the denoising loop has finished."""
 
 
 @contextmanager
@@ -101,6 +105,7 @@ class GuidedSchedulerStep:
         self.calls = 0
         self.prompt_embeds: torch.Tensor | None = None
         self._cond: torch.Tensor | None = None
+        self._finite: list[tuple[int, torch.Tensor]] = []  # (step, device-side verdict), read after the loop
         self._stack = ExitStack()
 
     # ---------------------------------------------------------------- install / restore
@@ -135,7 +140,31 @@ class GuidedSchedulerStep:
         return self
 
     def __exit__(self, *exc: Any) -> bool | None:
-        return self._stack.__exit__(*exc)
+        suppress = self._stack.__exit__(*exc)
+        self._finish(raise_errors=exc[0] is None)
+        return suppress
+
+    def _finish(self, raise_errors: bool) -> None:
+        """After the loop: the host reads what the steps left on the device, in one go.
+
+        Timesteps become floats, and the deferred NaN/inf verdicts of the guided steps are checked —
+        so a guided step itself never waits for the device.
+        """
+        pending = [r for r in self.history if isinstance(r.timestep, torch.Tensor)]
+        if pending:
+            values = torch.stack([r.timestep.reshape(-1)[0].float() for r in pending]).tolist()  # one sync
+            for record, value in zip(pending, values):
+                record.timestep = value
+        if self._finite and raise_errors:
+            flags = torch.stack([f for _, f in self._finite]).tolist()  # one sync
+            bad = [step for (step, _), ok in zip(self._finite, flags) if not ok]
+            self._finite = []
+            if bad:
+                raise NonFiniteGuidanceError(
+                    f"motion prior guidance met NaN/inf in its loss or gradient at denoising step(s) {bad} "
+                    f"of {len(self.scheduler.timesteps)}; the video is not usable. Check the inputs and the "
+                    "dtype (fp16 overflows easily; prefer bf16 or fp32), or lower motion_guidance_scale."
+                )
 
     # ---------------------------------------------------------------- one step
     def condition(self, batch: int, device: torch.device) -> torch.Tensor | None:
@@ -170,6 +199,8 @@ class GuidedSchedulerStep:
             result = self.guidance(o, x, step_index=step_index, num_steps=num_steps,
                                    prediction_type=level.prediction_type, cond=cond, **level.kwargs())
             loss = result.loss
+            if result.finite is not None:
+                self._finite.append((step_index, result.finite))
             if self.guidance.mode == "output":
                 arguments["model_output"] = self.adapter.from_bfchw(result.model_output).contiguous()
             else:
@@ -177,7 +208,9 @@ class GuidedSchedulerStep:
         else:
             with torch.no_grad():
                 loss = self.guidance.loss(o, x, level.prediction_type, cond=cond, **level.kwargs())
-        self.history.append(GuidanceRecord(step_index, float(timestep), active, loss.detach()))
+        # a tensor timestep is read back after the loop (float() here would wait for the device)
+        timestep = timestep.detach() if isinstance(timestep, torch.Tensor) else float(timestep)
+        self.history.append(GuidanceRecord(step_index, timestep, active, loss.detach()))
 
 
 # ---------------------------------------------------------------------------------------- mixin
@@ -236,6 +269,7 @@ class MotionGuidedPipelineMixin:
         motion_guidance_window: float = 0.8,
         motion_guidance_mode: str = "output",
         motion_guidance_record: bool = False,
+        motion_guidance_activation_gib: float | None = 0.5,
         **kwargs: Any,
     ) -> Any:
         """The parent pipeline's call (same arguments, same output) with Motion Prior Guidance.
@@ -251,6 +285,11 @@ class MotionGuidedPipelineMixin:
                 (correct ``x_t``, the paper's direct-latent-edit ablation).
             motion_guidance_record: also measure ``L_guide`` at unguided steps (all steps when λ = 0),
                 without changing the output — for baselines and plots.
+            motion_guidance_activation_gib: most GiB of prior activations held at once; the τ-pairs go
+                through the prior in as few calls as fit (``None``: one call). Same result either way.
+
+        A guided step makes no host sync: NaN/inf in guidance is detected on the device and reported
+        (:class:`NonFiniteGuidanceError`) once, when the denoising loop has finished.
 
         After the call, :attr:`motion_guidance_history` holds one :class:`GuidanceRecord` per guided
         (or recorded) step.
@@ -276,7 +315,8 @@ class MotionGuidedPipelineMixin:
 
         prior.to(self._execution_device)
         guidance = MotionPriorGuidance(prior, scale=motion_guidance_scale, window=motion_guidance_window,
-                                       mode=motion_guidance_mode)
+                                       mode=motion_guidance_mode, check_finite="deferred",
+                                       activation_budget_gib=motion_guidance_activation_gib)
         with GuidedSchedulerStep(self, self.adapter, guidance, record=motion_guidance_record,
                                  history=self._motion_guidance_history):
             return super().__call__(*args, **kwargs)
