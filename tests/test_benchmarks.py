@@ -30,3 +30,22 @@ def test_bench_training_writes_a_results_file(tmp_path):
     assert bench.main(["--repeats", "1", "--batch-size", "2", "--prior-preset", "tiny", "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert rec["finetune_step_s"]["with_drift"] > 0 and rec["prior"]["clips_per_s"] > 0
+
+
+@pytest.mark.parametrize("arch", ["tiny", "wan-tiny"])
+def test_bench_guidance_step_counts_and_times(arch, tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_guidance_step", SCRIPT.parent / "bench_guidance_step.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "g.json"
+    assert bench.main(["--arch", arch, "--prior-preset", "tiny", "--repeats", "1", "--dtype", "float32",
+                       "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    counted = rec["counted"]
+    assert counted["backbone_step_tflop"] > 0 and counted["flowmo_extra_tflop"] > counted["backbone_step_tflop"]
+    one, split = counted["mpg_float32_one_call"], counted["mpg_float32_split"]
+    assert one["tflop"] == split["tflop"] > 0 and one["pairs_per_call"] == one["pairs"]  # splitting adds no work
+    assert counted["mpg_bfloat16_one_call"]["activations_gib"] == pytest.approx(one["activations_gib"] / 2, rel=0.05)
+    assert rec["host_syncs_per_mpg_step"] == {"deferred_check (pipelines)": 0, "per_step_check": 1}
+    assert all(m["seconds"] > 0 for m in rec["measured"].values()) and len(rec["measured"]) == 4
+    assert rec["command"].startswith("python benchmarks/bench_guidance_step.py") and rec["device"]
