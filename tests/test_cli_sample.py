@@ -44,7 +44,7 @@ def test_sample_sweeps_seeds_and_lambdas(cogvideox_model, tmp_path):
     assert run["prior"]["config"]["latent_channels"] == COGVIDEOX_LATENT_CHANNELS
     assert run["args"]["steps"] == 3 and run["lambdas"] == [0.0, 0.5] and run["prompts"][1] == "two balls collide"
     assert {v["file"] for v in run["videos"]} == expected
-    assert run["timings"]["total_seconds"] > 0
+    assert run["timings"]["total_seconds"] > 0 and run["prior_dtype"] == "float32"  # a float32 model's default
     for video in run["videos"]:
         assert len(video["guide_loss"]) == 3  # L_guide measured at every step, λ = 0 included
         assert video["guided_steps"] == ([1, 2] if video["motion_guidance_scale"] > 0 else [])
@@ -94,3 +94,15 @@ def test_prompt_files(tmp_path):
     save_prompt_embeds(tmp_path / "e.safetensors", random_prompt_embeds(2), prompts=["a", "b"])
     embeds, negative, prompts = load_prompt_embeds(tmp_path / "e.safetensors")
     assert embeds.shape == (2, TEXT_LEN, TEXT_DIM) and negative is None and prompts == ["a", "b"]
+
+
+def test_sample_with_a_bf16_prior_and_split_pairs(cogvideox_model, tmp_path):
+    out = tmp_path / "out"
+    rc = main(["sample", "--model", str(cogvideox_model / "model"), "--prior", str(cogvideox_model / "prior"),
+               "--prompt-embeds", str(cogvideox_model / "prompts.safetensors"), "--motion-guidance-scale", "0.5",
+               "--steps", "3", "--window", "0.7", "--prior-dtype", "bfloat16", "--activation-gib", "1e-9",
+               *SIZE_ARGS, "--out", str(out)])
+    assert rc == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["prior_dtype"] == "bfloat16" and run["args"]["activation_gib"] == 1e-9
+    assert all(len(v["guide_loss"]) == 3 and v["guided_steps"] == [1, 2] for v in run["videos"])

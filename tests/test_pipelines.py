@@ -278,6 +278,10 @@ def test_load_motion_prior_and_from_pretrained(tmp_path):
     backbone.prior().save_pretrained(tmp_path / "prior")
     prior = lamo.load_motion_prior(tmp_path / "prior")
     assert lamo.motion_prior is prior
+    # compare with the stock pipeline loaded from the same folder: a loaded model can differ from the one
+    # it was saved from in the last bit (diffusers' loading path), LaMo's pipeline must add nothing to that
+    stock = type(stock).from_pretrained(tmp_path / "model", tokenizer=None, text_encoder=None)
+    stock.set_progress_bar_config(disable=True)
     assert torch.equal(_run(lamo, backbone), _run(stock, backbone))
     assert not torch.equal(_run(lamo, backbone, motion_guidance_scale=1.0), _run(stock, backbone))
     tiny_motion_prior(backbone.channels, backbone="cogvideox").save_pretrained(tmp_path / "other")

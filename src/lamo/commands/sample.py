@@ -66,6 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
                    help="model dtype (default: bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--prior-dtype", choices=("float32", "bfloat16"), default=None,
+                   help="dtype the prior runs in (default: bfloat16 when the model runs in bf16/fp16, else float32; "
+                        "bf16 is ~3× faster where the hardware has it — see benchmarks/README.md)")
+    p.add_argument("--activation-gib", type=float, default=0.5,
+                   help="most GiB of prior activations held at once during a guided step (default: 0.5)")
     p.add_argument("--no-guide-loss", action="store_true",
                    help="measure L_guide only at guided steps (saves one prior forward per unguided step)")
     p.add_argument("--out", default="samples", help="output folder (default: samples)")
@@ -211,7 +216,8 @@ def run_sample(args: argparse.Namespace) -> int:
     if embeds is None and (getattr(pipe, "tokenizer", None) is None or getattr(pipe, "text_encoder", None) is None):
         raise ValueError(f"{args.model} has no tokenizer / text encoder (saved without them): pass --prompt-embeds "
                          "FILE.safetensors with precomputed prompt embeddings instead of text prompts")
-    prior = pipe.load_motion_prior(args.prior) if args.prior else None
+    prior_dtype = args.prior_dtype or ("float32" if dtype == torch.float32 else "bfloat16")
+    prior = pipe.load_motion_prior(args.prior, torch_dtype=getattr(torch, prior_dtype)) if args.prior else None
     cfg_on = args.guidance_scale is None or args.guidance_scale > 1.0  # both pipelines default to CFG
     if embeds is not None and cfg_on and negative is None:
         raise ValueError(f"{args.prompt_embeds} has no 'negative_prompt_embeds', which classifier-free guidance needs "
@@ -227,6 +233,7 @@ def run_sample(args: argparse.Namespace) -> int:
         args={k: v for k, v in vars(args).items() if k != "func"},
         versions=_versions(),
         family=family, pipeline=type(pipe).__name__, device=str(device), dtype=dtype_name, fps=fps,
+        prior_dtype=prior_dtype if prior is not None else None,
         prior=None if prior is None else dict(path=args.prior, config=dict(prior.config)),
         prompts=texts, seeds=list(args.seeds), lambdas=lambdas,
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status="running",
@@ -234,6 +241,7 @@ def run_sample(args: argparse.Namespace) -> int:
     )
     call_kwargs: dict[str, Any] = dict(num_inference_steps=args.steps, output_type="np",
                                        motion_guidance_window=args.window, motion_guidance_mode=args.mode,
+                                       motion_guidance_activation_gib=args.activation_gib,
                                        motion_guidance_record=prior is not None and not args.no_guide_loss)
     for key, value in dict(guidance_scale=args.guidance_scale, num_frames=args.frames, height=args.height,
                            width=args.width, max_sequence_length=args.max_sequence_length).items():
