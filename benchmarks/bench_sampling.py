@@ -73,7 +73,8 @@ def build(arch: str, device: str, dtype: torch.dtype):
         from lamo.pipelines import LaMoWanPipeline
 
         a = ARCHS[arch]
-        transformer = WanTransformer3DModel(**a["transformer"]).to(dtype)
+        with torch.device(device):  # random init on the device: seconds for billions of weights, not minutes
+            transformer = WanTransformer3DModel(**a["transformer"]).to(dtype)
         scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
                                             num_train_timesteps=1000, flow_shift=3.0)
         pipe = LaMoWanPipeline(tokenizer=None, text_encoder=None, vae=None, transformer=transformer, scheduler=scheduler)
@@ -84,7 +85,8 @@ def build(arch: str, device: str, dtype: torch.dtype):
                       height=a["height"], width=a["width"], num_frames=a["frames"], num_inference_steps=a["steps"])
     else:
         a = ARCHS[arch]
-        transformer = CogVideoXTransformer3DModel(**a["transformer"]).to(dtype)
+        with torch.device(device):
+            transformer = CogVideoXTransformer3DModel(**a["transformer"]).to(dtype)
         scheduler = CogVideoXDDIMScheduler(prediction_type="v_prediction", timestep_spacing="trailing",
                                            rescale_betas_zero_snr=True, snr_shift_scale=a["snr_shift"],
                                            beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
@@ -110,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--prior-preset", default="base", help="MotionPrior preset (base ≈ 10M parameters)")
     p.add_argument("--prior-dtype", default=None, choices=["float32", "bfloat16"], help="default: --dtype")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="timed videos per variant")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the architecture's, 50 at real size)")
+    p.add_argument("--warmup-steps", type=int, default=3,
+                   help="steps of the untimed warm-up call before each variant (0: a full untimed video)")
     p.add_argument("--flowmo-steps", type=int, default=None, help="guided steps of the peer (default: 30 %% of S)")
     p.add_argument("--no-flowmo", action="store_true", help="skip the FlowMo-style peer (it can run out of memory)")
     p.add_argument("--out", default=None)
@@ -122,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
     pipe, kwargs = build(args.arch, args.device, dtype)
+    if args.steps is not None:
+        kwargs["num_inference_steps"] = args.steps
     C = pipe.transformer.config.in_channels
     wan = ARCHS.get(args.arch, {}).get("family") == "wan"
     D = pipe.transformer.config.text_dim if wan else pipe.transformer.config.text_embed_dim
@@ -133,37 +140,41 @@ def main(argv: list[str] | None = None) -> int:
     flowmo_steps = args.flowmo_steps if args.flowmo_steps is not None else round(0.3 * S)
     cuda = args.device.startswith("cuda")
 
+    def call(name: str, seed: int, steps: int, **extra):
+        kw = dict(kwargs, num_inference_steps=steps)
+        if name == "flowmo":
+            with FlowMoGuidance(pipe, scale=0.1, steps=min(flowmo_steps, steps)):
+                pipe(generator=torch.Generator(args.device).manual_seed(seed), **kw)
+        else:
+            pipe(generator=torch.Generator(args.device).manual_seed(seed), **kw, **extra)
+
     def run(name: str, **extra):
         times, peak = [], None
-        for r in range(args.repeats + 1):  # the first call warms up
+        call(name, 0, args.warmup_steps or S, **extra)  # warm-up: kernels chosen, allocator grown
+        for r in range(args.repeats):
             if cuda:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
-            if name.startswith("flowmo"):
-                with FlowMoGuidance(pipe, scale=0.1, steps=flowmo_steps):
-                    pipe(generator=torch.Generator(args.device).manual_seed(r), **kwargs)
-            else:
-                pipe(generator=torch.Generator(args.device).manual_seed(r), **kwargs, **extra)
+            call(name, r + 1, S, **extra)
             if cuda:
                 torch.cuda.synchronize()
                 peak = torch.cuda.max_memory_allocated() / 2**30
-            if r:
-                times.append(time.perf_counter() - t0)
+            times.append(time.perf_counter() - t0)
         med = sorted(times)[len(times) // 2]
-        print(f"{name:>10}: {med:.3f} s/video (median of {len(times)})" + (f", peak {peak:.2f} GiB" if peak else ""))
+        print(f"{name:>10}: {med:.3f} s/video (median of {len(times)})" + (f", peak {peak:.2f} GiB" if peak else ""),
+              flush=True)
         return {"seconds_per_video": med, "all_seconds": times, "peak_gib": peak}
 
     results = {"baseline": run("baseline"),
                "mpg": run("mpg", motion_prior=prior, motion_guidance_scale=1.0, motion_guidance_window=0.8)}
-    if wan and not args.no_flowmo:
-        print("    flowmo: skipped (the FlowMo-style peer supports CogVideoX pipelines only)")
-    elif not args.no_flowmo:
+    if not args.no_flowmo:
         try:
             results["flowmo"] = run("flowmo")
         except torch.OutOfMemoryError as e:  # noqa: PERF203 - reported, not fatal
-            results["flowmo"] = {"error": f"out of memory: {e}"}
-            print("    flowmo: out of memory")
+            results["flowmo"] = {"error": f"out of memory: {str(e).splitlines()[0]}"}
+            print("    flowmo: out of memory", flush=True)
+            torch.cuda.empty_cache()
     base = results["baseline"]["seconds_per_video"]
     for name, r in results.items():
         if "seconds_per_video" in r:
@@ -175,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     device_name = torch.cuda.get_device_name() if cuda else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
     record = {
         "arch": args.arch, "device": device_name, "dtype": args.dtype, "prior_preset": args.prior_preset,
+        "prior_dtype": args.prior_dtype or args.dtype, "repeats": args.repeats, "warmup_steps": args.warmup_steps,
         "prior_parameters_m": prior.num_parameters_m(), "steps": S, "flowmo_guided_steps": flowmo_steps,
         "call": {k: (list(v.shape) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()},
         "results": results, "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,

@@ -14,11 +14,13 @@ def test_bench_sampling_writes_a_results_file(arch, tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "r.json"
-    assert bench.main(["--arch", arch, "--prior-preset", "tiny", "--repeats", "1", "--out", str(out)]) == 0
+    assert bench.main(["--arch", arch, "--prior-preset", "tiny", "--repeats", "2", "--steps", "4",
+                       "--warmup-steps", "2", "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert rec["arch"] == arch and rec["results"]["baseline"]["time_vs_baseline"] == 1.0
     assert rec["results"]["mpg"]["seconds_per_video"] > 0 and rec["command"].startswith("python benchmarks/")
-    assert ("flowmo" in rec["results"]) == (arch == "tiny")  # the peer supports CogVideoX only
+    assert rec["steps"] == 4 and len(rec["results"]["mpg"]["all_seconds"]) == 2
+    assert rec["results"]["flowmo"]["seconds_per_video"] > 0 and rec["flowmo_guided_steps"] == 1
     assert {"torch", "diffusers"} <= set(rec["versions"]) and rec["device"]
 
 

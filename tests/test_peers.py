@@ -56,3 +56,37 @@ def test_flowmo_lowers_the_variance_it_targets_and_backpropagates_through_the_ba
     assert len(fm.history_after) == 1 and fm.history_after[0] < fm.history[0]
     with pytest.raises(ValueError, match="scale"):
         FlowMoGuidance(pipe, scale=-1)
+
+
+def test_flowmo_on_wan_mixes_both_cfg_calls_and_lowers_its_loss():
+    from diffusers import WanPipeline
+
+    from tiny_models import tiny_wan_components, wan_call_kwargs
+
+    pipe = tiny_pipeline(WanPipeline, tiny_wan_components(scheduler="euler"))
+    emb = random_prompt_embeds(1, seed=1, true_lengths=[5])
+    neg = random_prompt_embeds(1, seed=2, true_lengths=[7])
+
+    def call():
+        return pipe(prompt_embeds=emb, negative_prompt_embeds=neg, generator=torch.Generator().manual_seed(0),
+                    **wan_call_kwargs(num_inference_steps=3)).frames
+
+    ref = call()
+    seen, forward = [], pipe.transformer.forward
+
+    def spy(**kw):
+        seen.append((torch.is_grad_enabled() and kw["hidden_states"].requires_grad,
+                     kw["encoder_hidden_states"] is emb))
+        return forward(**kw)
+
+    pipe.transformer.forward = spy
+    with FlowMoGuidance(pipe, scale=0.5, steps=1) as fm:
+        out = call()
+    del pipe.transformer.forward
+    # 3 steps × 2 CFG calls, plus the guided step's re-runs: 2 with grad (cond, uncond) and 2 after the update
+    assert len(seen) == 10 and [g for g, _ in seen].count(True) == 2
+    assert [c for g, c in seen if g] == [True, False]  # conditional first, as WanPipeline calls them
+    assert len(fm.history) == 1 and fm.history_after[0] < fm.history[0]
+    assert not torch.equal(out, ref)
+    with FlowMoGuidance(pipe, scale=0.0):
+        assert torch.equal(call(), ref)

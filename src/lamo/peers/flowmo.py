@@ -13,7 +13,8 @@ re-implementation from the paper's description, not the authors' code, and its d
   through the transformer and the CFG mix), then the model output is recomputed at the new ``x_t``;
   so a guided step costs one extra forward + backward + forward of the backbone.
 
-Supported: CogVideoX pipelines (one transformer call per step with the CFG batch concatenated).
+Supported: CogVideoX pipelines (one transformer call per step, the CFG batch concatenated) and Wan
+pipelines (one call per CFG branch: conditional, then unconditional, mixed with ``guidance_scale``).
 """
 from __future__ import annotations
 
@@ -39,10 +40,10 @@ def flowmo_variance_loss(x0: torch.Tensor, top_fraction: float = 0.1) -> torch.T
 
 
 class FlowMoGuidance:
-    """Context manager: FlowMo-style guidance for every call of a CogVideoX pipeline inside it.
+    """Context manager: FlowMo-style guidance for every call of a CogVideoX or Wan pipeline inside it.
 
     Args:
-        pipe: a ``CogVideoXPipeline`` (or LaMo's subclass).
+        pipe: a ``CogVideoXPipeline`` or ``WanPipeline`` (or LaMo's subclasses).
         scale: η ≥ 0, the step size on ``x_t`` (0: nothing is changed, bit for bit).
         steps: how many of the first denoising steps are guided.
         top_fraction: fraction of spatial locations whose variance is averaged.
@@ -53,8 +54,6 @@ class FlowMoGuidance:
             raise ValueError("FlowMo guidance needs scale ≥ 0, steps ≥ 0 and top_fraction in (0, 1]")
         self.pipe, self.scale, self.steps, self.top_fraction = pipe, float(scale), int(steps), float(top_fraction)
         self.adapter = get_adapter(pipe)
-        if self.adapter.family != "cogvideox":
-            raise ValueError("FlowMoGuidance supports CogVideoX pipelines only")
         self.history: list[float] = []  # L before each guided update
         self.history_after: list[float] = []  # L at the updated x_t (model output recomputed)
         self._stack = ExitStack()
@@ -67,20 +66,28 @@ class FlowMoGuidance:
         step = scheduler.step
         signature = inspect.signature(step)
         forward = transformer.forward
-        state = {"kwargs": None, "calls": 0}
+        state: dict[str, Any] = {"calls": [], "steps": 0}  # transformer calls since the last scheduler step
 
         @functools.wraps(forward)
         def recording_forward(*args: Any, **kwargs: Any) -> Any:
-            state["kwargs"] = kwargs  # the pipeline calls the transformer with keyword arguments only
+            state["calls"].append(kwargs)  # both pipelines call the transformer with keyword arguments only
             return forward(*args, **kwargs)
 
-        def mixed_output(x: torch.Tensor) -> torch.Tensor:
-            kw = dict(state["kwargs"])
-            cfg = kw["hidden_states"].shape[0] == 2 * x.shape[0]  # CogVideoX concatenates [uncond, cond]
-            kw["hidden_states"] = torch.cat([x, x]) if cfg else x  # (2B, F, C, H, W) with CFG
-            out = forward(**kw)
-            out = (out[0] if isinstance(out, tuple) else out.sample).float()
-            if cfg:
+        def mixed_output(x: torch.Tensor, calls: list[dict[str, Any]]) -> torch.Tensor:
+            """The pipeline's CFG-mixed model output at ``x`` (the scheduler's layout), recomputed."""
+            outs = []
+            for kw in calls:
+                kw = dict(kw)
+                h = kw["hidden_states"]
+                cat = h.shape[0] == 2 * x.shape[0]  # CogVideoX concatenates [uncond, cond]
+                kw["hidden_states"] = (torch.cat([x, x]) if cat else x).to(h.dtype)
+                out = forward(**kw)
+                outs.append((out[0] if isinstance(out, tuple) else out.sample).float())
+            if len(outs) == 2:  # Wan: conditional call, then unconditional
+                cond, uncond = outs
+                return uncond + pipe.guidance_scale * (cond - uncond)
+            out = outs[0]
+            if out.shape[0] == 2 * x.shape[0]:
                 uncond, cond = out.chunk(2)
                 out = uncond + pipe.guidance_scale * (cond - uncond)
             return out
@@ -88,21 +95,24 @@ class FlowMoGuidance:
         @functools.wraps(step)
         def guided_step(*args: Any, **kwargs: Any) -> Any:
             bound = signature.bind(*args, **kwargs)
-            index = state["calls"]
-            state["calls"] += 1
-            if index < self.steps and state["kwargs"] is not None:
+            index, calls = state["steps"], state["calls"]
+            state["steps"], state["calls"] = index + 1, []
+            if index < self.steps and calls:
+                if len(calls) > 2:
+                    raise RuntimeError(f"FlowMoGuidance: {len(calls)} transformer calls in one step; it knows "
+                                       "one call (CogVideoX, CFG batched) or two (Wan: conditional, unconditional)")
                 a = bound.arguments
                 t, sample = a["timestep"], a["sample"]
                 level = self.adapter.noise_level(scheduler, t, sample=sample)
                 with torch.enable_grad():
                     x = sample.detach().float().requires_grad_(True)
-                    x0 = self.adapter.x0(mixed_output(x.to(sample.dtype)), x, level)  # (B, F, C, H, W)
+                    x0 = self.adapter.x0(mixed_output(x, calls), x, level)
                     per_sample = flowmo_variance_loss(self.adapter.to_bfchw(x0), self.top_fraction)
                     (grad,) = torch.autograd.grad(per_sample.sum(), x)
                 self.history.append(float(per_sample.sum()))
                 new_sample = (x - self.scale * grad).detach().to(sample.dtype)
                 with torch.no_grad():
-                    a["model_output"] = mixed_output(new_sample).to(a["model_output"].dtype)
+                    a["model_output"] = mixed_output(new_sample, calls).to(a["model_output"].dtype)
                     x0_new = self.adapter.x0(a["model_output"].float(), new_sample.float(), level)
                     self.history_after.append(float(flowmo_variance_loss(self.adapter.to_bfchw(x0_new),
                                                                          self.top_fraction).sum()))
