@@ -69,8 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prior-dtype", choices=("float32", "bfloat16"), default=None,
                    help="dtype the prior runs in (default: bfloat16 when the model runs in bf16/fp16, else float32; "
                         "bf16 is ~3× faster where the hardware has it — see benchmarks/README.md)")
-    p.add_argument("--activation-gib", type=float, default=0.5,
-                   help="most GiB of prior activations held at once during a guided step (default: 0.5)")
+    p.add_argument("--activation-gib", type=float, default=2.0,
+                   help="most GiB of prior activations held at once during a guided step (default: 2; "
+                        "lower it on a small GPU, raise it to put more frame pairs through the prior per call)")
     p.add_argument("--no-guide-loss", action="store_true",
                    help="measure L_guide only at guided steps (saves one prior forward per unguided step)")
     p.add_argument("--out", default="samples", help="output folder (default: samples)")

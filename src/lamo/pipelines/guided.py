@@ -269,7 +269,7 @@ class MotionGuidedPipelineMixin:
         motion_guidance_window: float = 0.8,
         motion_guidance_mode: str = "output",
         motion_guidance_record: bool = False,
-        motion_guidance_activation_gib: float | None = 0.5,
+        motion_guidance_activation_gib: float | None = 2.0,
         **kwargs: Any,
     ) -> Any:
         """The parent pipeline's call (same arguments, same output) with Motion Prior Guidance.
@@ -286,7 +286,8 @@ class MotionGuidedPipelineMixin:
             motion_guidance_record: also measure ``L_guide`` at unguided steps (all steps when λ = 0),
                 without changing the output — for baselines and plots.
             motion_guidance_activation_gib: most GiB of prior activations held at once; the τ-pairs go
-                through the prior in as few calls as fit (``None``: one call). Same result either way.
+                through the prior in as few calls as fit (``None``: one call). Same result either way;
+                fewer calls are faster on a GPU, more hold less memory.
 
         A guided step makes no host sync: NaN/inf in guidance is detected on the device and reported
         (:class:`NonFiniteGuidanceError`) once, when the denoising loop has finished.
