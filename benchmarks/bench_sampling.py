@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="steps of the untimed warm-up call before each variant (0: a full untimed video)")
     p.add_argument("--flowmo-steps", type=int, default=None, help="guided steps of the peer (default: 30 %% of S)")
     p.add_argument("--no-flowmo", action="store_true", help="skip the FlowMo-style peer (it can run out of memory)")
+    p.add_argument("--activation-gib", nargs="+", default=["2"],
+                   help="MPG's motion_guidance_activation_gib; several values give one MPG row each ('none': one call)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
@@ -162,44 +164,56 @@ def main(argv: list[str] | None = None) -> int:
                 peak = torch.cuda.max_memory_allocated() / 2**30
             times.append(time.perf_counter() - t0)
         med = sorted(times)[len(times) // 2]
-        print(f"{name:>10}: {med:.3f} s/video (median of {len(times)})" + (f", peak {peak:.2f} GiB" if peak else ""),
+        print(f"{name:>12}: {med:.3f} s/video (median of {len(times)})" + (f", peak {peak:.2f} GiB" if peak else ""),
               flush=True)
         return {"seconds_per_video": med, "all_seconds": times, "peak_gib": peak}
 
-    results = {"baseline": run("baseline"),
-               "mpg": run("mpg", motion_prior=prior, motion_guidance_scale=1.0, motion_guidance_window=0.8)}
-    if not args.no_flowmo:
-        try:
-            results["flowmo"] = run("flowmo")
-        except torch.OutOfMemoryError as e:  # noqa: PERF203 - reported, not fatal
-            results["flowmo"] = {"error": f"out of memory: {str(e).splitlines()[0]}"}
-            print("    flowmo: out of memory", flush=True)
-            torch.cuda.empty_cache()
-    base = results["baseline"]["seconds_per_video"]
-    for name, r in results.items():
-        if "seconds_per_video" in r:
-            r["time_vs_baseline"] = r["seconds_per_video"] / base
-            if r["peak_gib"] is not None and results["baseline"]["peak_gib"] is not None:
-                r["extra_peak_gib"] = r["peak_gib"] - results["baseline"]["peak_gib"]
     import diffusers
 
     device_name = torch.cuda.get_device_name() if cuda else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    results: dict = {}
     record = {
         "arch": args.arch, "device": device_name, "dtype": args.dtype, "prior_preset": args.prior_preset,
-        "prior_dtype": args.prior_dtype or args.dtype, "repeats": args.repeats, "warmup_steps": args.warmup_steps,
+        "prior_dtype": args.prior_dtype or args.dtype, "mpg_activation_gib": args.activation_gib,
+        "repeats": args.repeats, "warmup_steps": args.warmup_steps,
         "prior_parameters_m": prior.num_parameters_m(), "steps": S, "flowmo_guided_steps": flowmo_steps,
         "call": {k: (list(v.shape) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()},
         "results": results, "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
                                          "python": sys.version.split()[0]},
         "command": "python benchmarks/bench_sampling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d"),
+        "date": time.strftime("%Y-%m-%d"), "complete": False,
     }
     out = Path(args.out or Path(__file__).parent / "results" / f"sampling_{args.arch}_{'cuda' if cuda else 'cpu'}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
+
+    def add(name: str, result: dict) -> None:
+        """Record a variant and rewrite the file at once: a run cut short keeps what it measured."""
+        results[name] = result
+        base = results["baseline"]
+        if "seconds_per_video" in result:
+            result["time_vs_baseline"] = result["seconds_per_video"] / base["seconds_per_video"]
+            if result["peak_gib"] is not None and base["peak_gib"] is not None:
+                result["extra_peak_gib"] = result["peak_gib"] - base["peak_gib"]
+        out.write_text(json.dumps(record, indent=2))
+
+    add("baseline", run("baseline"))
+    for gib in args.activation_gib:
+        budget = None if gib.lower() == "none" else float(gib)
+        name = "mpg" if len(args.activation_gib) == 1 else "mpg@one_call" if budget is None else f"mpg@{gib}GiB"
+        add(name, run(name, motion_prior=prior, motion_guidance_scale=1.0, motion_guidance_window=0.8,
+                      motion_guidance_activation_gib=budget))
+    if not args.no_flowmo:
+        try:
+            add("flowmo", run("flowmo"))
+        except torch.OutOfMemoryError as e:  # noqa: PERF203 - reported, not fatal
+            add("flowmo", {"error": f"out of memory: {str(e).splitlines()[0]}"})
+            print("    flowmo: out of memory", flush=True)
+            torch.cuda.empty_cache()
+    record["complete"] = True
     out.write_text(json.dumps(record, indent=2))
     for name, r in results.items():
         if "time_vs_baseline" in r:
-            print(f"{name:>10}: ×{r['time_vs_baseline']:.3f} time" + (f", +{r['extra_peak_gib']:.2f} GiB" if "extra_peak_gib" in r else ""))
+            print(f"{name:>12}: ×{r['time_vs_baseline']:.3f} time" + (f", +{r['extra_peak_gib']:.2f} GiB" if "extra_peak_gib" in r else ""))
     print(f"wrote {out}")
     return 0
 

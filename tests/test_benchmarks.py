@@ -21,7 +21,7 @@ def test_bench_sampling_writes_a_results_file(arch, tmp_path):
     assert rec["results"]["mpg"]["seconds_per_video"] > 0 and rec["command"].startswith("python benchmarks/")
     assert rec["steps"] == 4 and len(rec["results"]["mpg"]["all_seconds"]) == 2
     assert rec["results"]["flowmo"]["seconds_per_video"] > 0 and rec["flowmo_guided_steps"] == 1
-    assert {"torch", "diffusers"} <= set(rec["versions"]) and rec["device"]
+    assert {"torch", "diffusers"} <= set(rec["versions"]) and rec["device"] and rec["complete"]
 
 
 def test_bench_training_writes_a_results_file(tmp_path):
