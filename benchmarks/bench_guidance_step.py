@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_sampling import ARCHS  # noqa: E402  (one table of architectures for every benchmark)
+from bench_sampling import ARCHS, device_name  # noqa: E402  (one table of architectures for every benchmark)
 
 GIB = 2**30
 READS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default}
@@ -269,8 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     import diffusers
 
     record.update({
-        "device": torch.cuda.get_device_name() if cuda else
-        f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads",
+        "device": device_name(args.device),
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "python": sys.version.split()[0]},
         "command": "python benchmarks/bench_guidance_step.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),

@@ -2,7 +2,10 @@
 
 Random weights at a real architecture's size are enough for timing (DESIGN.md §5). For each variant
 the script samples the same latents (``output_type="latent"``: the VAE is not part of the question)
-and records wall time per video and, on CUDA, peak allocated memory.
+and records wall time per video and, on CUDA, peak allocated memory. Every variant first runs a short
+warm-up call; then the timed videos go round robin (baseline, MPG…, FlowMo, baseline, …) so that a
+drift in clocks or machine load falls on all variants alike. A variant that runs out of GPU memory is
+reported as such and dropped.
 
     python benchmarks/bench_sampling.py --arch demo                       # the shipped toy backbone, CPU
     python benchmarks/bench_sampling.py --arch tiny                       # a 1-layer random CogVideoX, CPU
@@ -50,6 +53,21 @@ ARCHS = {
                                   sample_frames=13, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16),
                  snr_shift=3.0, frames=13, height=64, width=64, steps=10),
 }
+
+
+def device_name(device: str) -> str:
+    """The GPU's name, or the CPU's model name (from /proc/cpuinfo where there is one) and thread count."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name()
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} CPU, {torch.get_num_threads()} threads"
 
 
 def build(arch: str, device: str, dtype: torch.dtype):
@@ -150,30 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             pipe(generator=torch.Generator(args.device).manual_seed(seed), **kw, **extra)
 
-    def run(name: str, **extra):
-        times, peak = [], None
-        call(name, 0, args.warmup_steps or S, **extra)  # warm-up: kernels chosen, allocator grown
-        for r in range(args.repeats):
-            if cuda:
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-            t0 = time.perf_counter()
-            call(name, r + 1, S, **extra)
-            if cuda:
-                torch.cuda.synchronize()
-                peak = torch.cuda.max_memory_allocated() / 2**30
-            times.append(time.perf_counter() - t0)
-        med = sorted(times)[len(times) // 2]
-        print(f"{name:>12}: {med:.3f} s/video (median of {len(times)})" + (f", peak {peak:.2f} GiB" if peak else ""),
-              flush=True)
-        return {"seconds_per_video": med, "all_seconds": times, "peak_gib": peak}
-
     import diffusers
 
-    device_name = torch.cuda.get_device_name() if cuda else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
     results: dict = {}
     record = {
-        "arch": args.arch, "device": device_name, "dtype": args.dtype, "prior_preset": args.prior_preset,
+        "arch": args.arch, "device": device_name(args.device), "dtype": args.dtype, "prior_preset": args.prior_preset,
         "prior_dtype": args.prior_dtype or args.dtype, "mpg_activation_gib": args.activation_gib,
         "repeats": args.repeats, "warmup_steps": args.warmup_steps,
         "prior_parameters_m": prior.num_parameters_m(), "steps": S, "flowmo_guided_steps": flowmo_steps,
@@ -186,34 +185,69 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or Path(__file__).parent / "results" / f"sampling_{args.arch}_{'cuda' if cuda else 'cpu'}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    def add(name: str, result: dict) -> None:
-        """Record a variant and rewrite the file at once: a run cut short keeps what it measured."""
-        results[name] = result
-        base = results["baseline"]
-        if "seconds_per_video" in result:
-            result["time_vs_baseline"] = result["seconds_per_video"] / base["seconds_per_video"]
-            if result["peak_gib"] is not None and base["peak_gib"] is not None:
-                result["extra_peak_gib"] = result["peak_gib"] - base["peak_gib"]
-        out.write_text(json.dumps(record, indent=2))
-
-    add("baseline", run("baseline"))
+    variants: dict[str, dict] = {"baseline": {}}
     for gib in args.activation_gib:
         budget = None if gib.lower() == "none" else float(gib)
         name = "mpg" if len(args.activation_gib) == 1 else "mpg@one_call" if budget is None else f"mpg@{gib}GiB"
-        add(name, run(name, motion_prior=prior, motion_guidance_scale=1.0, motion_guidance_window=0.8,
-                      motion_guidance_activation_gib=budget))
+        variants[name] = dict(motion_prior=prior, motion_guidance_scale=1.0, motion_guidance_window=0.8,
+                              motion_guidance_activation_gib=budget)
     if not args.no_flowmo:
+        variants["flowmo"] = {}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    peaks: dict[str, float | None] = {name: None for name in variants}
+
+    def write() -> None:
+        """Rewrite the results file: a run cut short keeps what it measured."""
+        base = times["baseline"] and sorted(times["baseline"])[len(times["baseline"]) // 2]
+        for name in variants:
+            if times[name]:
+                med = sorted(times[name])[len(times[name]) // 2]
+                results[name] = r = {"seconds_per_video": med, "all_seconds": times[name], "peak_gib": peaks[name]}
+                if base:
+                    r["time_vs_baseline"] = med / base
+                if peaks[name] is not None and peaks["baseline"] is not None:
+                    r["extra_peak_gib"] = peaks[name] - peaks["baseline"]
+        out.write_text(json.dumps(record, indent=2))
+
+    def attempt(name: str, seed: int, steps: int) -> float | None:
+        """Seconds of one call; ``None`` (and the variant dropped) when it runs out of memory."""
         try:
-            add("flowmo", run("flowmo"))
-        except torch.OutOfMemoryError as e:  # noqa: PERF203 - reported, not fatal
-            add("flowmo", {"error": f"out of memory: {str(e).splitlines()[0]}"})
-            print("    flowmo: out of memory", flush=True)
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            call(name, seed, steps, **variants[name])
+            if cuda:
+                torch.cuda.synchronize()
+                peak = torch.cuda.max_memory_allocated() / 2**30
+                peaks[name] = max(peaks[name] or 0.0, peak)
+            return time.perf_counter() - t0
+        except torch.OutOfMemoryError as e:
+            if name == "baseline":
+                raise
+            results[name] = {"error": f"out of memory: {str(e).splitlines()[0]}"}
+            print(f"{name:>12}: out of memory", flush=True)
+            del variants[name]
             torch.cuda.empty_cache()
+            return None
+
+    for name in list(variants):  # warm-up: kernels chosen, allocator grown
+        attempt(name, 0, args.warmup_steps or S)
+    write()
+    for r in range(args.repeats):  # round robin: drift in clocks or load falls on every variant alike
+        for name in list(variants):
+            seconds = attempt(name, r + 1, S)
+            if seconds is not None:
+                times[name].append(seconds)
+                print(f"{name:>12}: {seconds:.3f} s/video" + (f", peak {peaks[name]:.2f} GiB" if cuda else ""),
+                      flush=True)
+            write()
     record["complete"] = True
-    out.write_text(json.dumps(record, indent=2))
+    write()
     for name, r in results.items():
         if "time_vs_baseline" in r:
-            print(f"{name:>12}: ×{r['time_vs_baseline']:.3f} time" + (f", +{r['extra_peak_gib']:.2f} GiB" if "extra_peak_gib" in r else ""))
+            print(f"{name:>12}: ×{r['time_vs_baseline']:.3f} time (median of {len(r['all_seconds'])})"
+                  + (f", +{r['extra_peak_gib']:.2f} GiB" if "extra_peak_gib" in r else ""))
     print(f"wrote {out}")
     return 0
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -85,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         popt.zero_grad(set_to_none=True)
 
     prior_s = _median_step(prior_step, args.repeats, sync)
-    device_name = torch.cuda.get_device_name() if dev.type == "cuda" else \
-        f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_sampling import device_name as name_of
+
+    device_name = name_of(dev.type)
     record = {
         "device": device_name, "batch_size": args.batch_size, "latents": list(z.shape),
         "finetune_step_s": {"without_drift": plain, "with_drift": drift},

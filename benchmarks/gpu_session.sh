@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU number in benchmarks/README.md, in one run on one GPU (about 6 minutes on an H200).
+# The GPU benchmarks of benchmarks/README.md, in one run on one GPU (about 7 minutes on an H200).
 #
 #   OUT=benchmarks/results bash benchmarks/gpu_session.sh            # from the repository root
 #
@@ -8,7 +8,8 @@
 # itself. Steps, most important first:
 #   1. one guided step at CogVideoX-2B size: MPG (prior fp32/bf16 × pairs in one call/split) vs one CFG
 #      transformer step, timed with 5 repeats (bench_guidance_step.py);
-#   2. whole videos at CogVideoX-2B size, 49×480×720, 50 steps, CFG, bf16: baseline, MPG, FlowMo-style;
+#   2. whole videos at CogVideoX-2B size, 49×480×720, 50 steps, CFG, bf16: baseline, MPG at the default
+#      activation budget (2 GiB: one prior call) and at 0.5 GiB (four calls), FlowMo-style;
 #   3. the same at Wan 2.1 1.3B size, 81×480×832, with 20 steps (time per video scales with steps);
 #   4. the same at CogVideoX-5B size with 10 steps.
 # A dry run of the same steps on tiny architectures on the CPU (seconds):
@@ -36,8 +37,8 @@ step() {  # step NAME LIMIT_SECONDS ARGS...
 
 step guidance_step 150 benchmarks/bench_guidance_step.py --arch $A2B --device $DEV --time-backbone --repeats 5 \
   $PRIOR --out "$OUT/guidance_step_${A2B}_cuda.json"
-step sampling_2b 270 benchmarks/bench_sampling.py --arch $A2B --device $DEV --dtype bfloat16 --repeats 1 \
-  --steps $STEPS2B $PRIOR --out "$OUT/sampling_${A2B}_cuda.json"
+step sampling_2b 300 benchmarks/bench_sampling.py --arch $A2B --device $DEV --dtype bfloat16 --repeats 1 \
+  --steps $STEPS2B --activation-gib 2 0.5 $PRIOR --out "$OUT/sampling_${A2B}_cuda.json"
 step sampling_wan 200 benchmarks/bench_sampling.py --arch $AWAN --device $DEV --dtype bfloat16 --repeats 1 \
   --steps $STEPSWAN $PRIOR --out "$OUT/sampling_${AWAN}_cuda.json"
 step sampling_5b 200 benchmarks/bench_sampling.py --arch $A5B --device $DEV --dtype bfloat16 --repeats 1 \
