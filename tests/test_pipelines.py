@@ -277,7 +277,7 @@ def test_load_motion_prior_and_from_pretrained(tmp_path):
     assert isinstance(lamo.adapter, WanAdapter) and isinstance(LaMoCogVideoXPipeline.adapter, CogVideoXAdapter)
     backbone.prior().save_pretrained(tmp_path / "prior")
     prior = lamo.load_motion_prior(tmp_path / "prior")
-    assert lamo.motion_prior is prior
+    assert lamo.motion_prior is prior and prior.dtype == torch.float32  # beside a float32 transformer
     # compare with the stock pipeline loaded from the same folder: a loaded model can differ from the one
     # it was saved from in the last bit (diffusers' loading path), LaMo's pipeline must add nothing to that
     stock = type(stock).from_pretrained(tmp_path / "model", tokenizer=None, text_encoder=None)
@@ -287,3 +287,14 @@ def test_load_motion_prior_and_from_pretrained(tmp_path):
     tiny_motion_prior(backbone.channels, backbone="cogvideox").save_pretrained(tmp_path / "other")
     with pytest.raises(ValueError, match="backbone family"):
         lamo.load_motion_prior(tmp_path / "other")
+
+
+def test_load_motion_prior_dtype_follows_a_bf16_transformer(tmp_path):
+    backbone = BACKBONES["cogvideox-2b-ddim"]
+    _, lamo = backbone.pipelines()
+    backbone.prior().save_pretrained(tmp_path / "prior")
+    lamo.transformer.to(torch.bfloat16)
+    assert lamo.load_motion_prior(tmp_path / "prior").dtype == torch.bfloat16
+    assert lamo.load_motion_prior(tmp_path / "prior", torch_dtype=torch.float32).dtype == torch.float32
+    lamo.transformer.to(torch.float16)  # fp16 transformer: the prior stays in fp32 (bf16 is not everywhere)
+    assert lamo.load_motion_prior(tmp_path / "prior").dtype == torch.float32

@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="model dtype (default: bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--prior-dtype", choices=("float32", "bfloat16"), default=None,
-                   help="dtype the prior runs in (default: bfloat16 when the model runs in bf16/fp16, else float32; "
+                   help="dtype the prior runs in (default: bfloat16 when the model runs in bf16, else float32; "
                         "bf16 is ~3× faster where the hardware has it — see benchmarks/README.md)")
     p.add_argument("--activation-gib", type=float, default=2.0,
                    help="most GiB of prior activations held at once during a guided step (default: 2; "
@@ -217,7 +217,7 @@ def run_sample(args: argparse.Namespace) -> int:
     if embeds is None and (getattr(pipe, "tokenizer", None) is None or getattr(pipe, "text_encoder", None) is None):
         raise ValueError(f"{args.model} has no tokenizer / text encoder (saved without them): pass --prompt-embeds "
                          "FILE.safetensors with precomputed prompt embeddings instead of text prompts")
-    prior_dtype = args.prior_dtype or ("float32" if dtype == torch.float32 else "bfloat16")
+    prior_dtype = args.prior_dtype or ("bfloat16" if dtype == torch.bfloat16 else "float32")
     prior = pipe.load_motion_prior(args.prior, torch_dtype=getattr(torch, prior_dtype)) if args.prior else None
     cfg_on = args.guidance_scale is None or args.guidance_scale > 1.0  # both pipelines default to CFG
     if embeds is not None and cfg_on and negative is None:

@@ -250,7 +250,14 @@ class MotionGuidedPipelineMixin:
         self._motion_prior = prior
 
     def load_motion_prior(self, path: str, **kwargs: Any) -> MotionPrior:
-        """Load a prior saved with ``MotionPrior.save_pretrained``, check it fits, and make it the default."""
+        """Load a prior saved with ``MotionPrior.save_pretrained``, check it fits, and make it the default.
+
+        Without ``torch_dtype=`` the prior runs in bf16 beside a bf16 transformer (measured fastest on
+        a GPU: benchmarks/README.md) and in fp32 otherwise; guidance itself is taken in fp32 either way.
+        """
+        if "torch_dtype" not in kwargs and "dtype" not in kwargs:
+            bf16 = getattr(self.transformer, "dtype", None) == torch.bfloat16
+            kwargs["torch_dtype"] = torch.bfloat16 if bf16 else torch.float32
         prior = MotionPrior.from_pretrained(path, **kwargs)
         self.motion_prior = prior
         return prior
