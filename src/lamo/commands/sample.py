@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--prior-dtype", choices=("float32", "bfloat16"), default=None,
                    help="dtype the prior runs in (default: bfloat16 when the model runs in bf16, else float32; "
-                        "bf16 is ~3× faster where the hardware has it — see benchmarks/README.md)")
+                        "bf16 was 1.4× faster than fp32 on an H200 — see benchmarks/README.md)")
     p.add_argument("--activation-gib", type=float, default=2.0,
                    help="most GiB of prior activations held at once during a guided step (default: 2; "
                         "lower it on a small GPU, raise it to put more frame pairs through the prior per call)")
@@ -217,8 +217,9 @@ def run_sample(args: argparse.Namespace) -> int:
     if embeds is None and (getattr(pipe, "tokenizer", None) is None or getattr(pipe, "text_encoder", None) is None):
         raise ValueError(f"{args.model} has no tokenizer / text encoder (saved without them): pass --prompt-embeds "
                          "FILE.safetensors with precomputed prompt embeddings instead of text prompts")
-    prior_dtype = args.prior_dtype or ("bfloat16" if dtype == torch.bfloat16 else "float32")
-    prior = pipe.load_motion_prior(args.prior, torch_dtype=getattr(torch, prior_dtype)) if args.prior else None
+    # without --prior-dtype, load_motion_prior picks bf16 beside a bf16 transformer, fp32 otherwise
+    prior_kwargs = {"torch_dtype": getattr(torch, args.prior_dtype)} if args.prior_dtype else {}
+    prior = pipe.load_motion_prior(args.prior, **prior_kwargs) if args.prior else None
     cfg_on = args.guidance_scale is None or args.guidance_scale > 1.0  # both pipelines default to CFG
     if embeds is not None and cfg_on and negative is None:
         raise ValueError(f"{args.prompt_embeds} has no 'negative_prompt_embeds', which classifier-free guidance needs "
@@ -234,7 +235,7 @@ def run_sample(args: argparse.Namespace) -> int:
         args={k: v for k, v in vars(args).items() if k != "func"},
         versions=_versions(),
         family=family, pipeline=type(pipe).__name__, device=str(device), dtype=dtype_name, fps=fps,
-        prior_dtype=prior_dtype if prior is not None else None,
+        prior_dtype=None if prior is None else str(prior.dtype).removeprefix("torch."),
         prior=None if prior is None else dict(path=args.prior, config=dict(prior.config)),
         prompts=texts, seeds=list(args.seeds), lambdas=lambdas,
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status="running",
