@@ -33,7 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_sampling import ARCHS, device_name  # noqa: E402  (one table of architectures for every benchmark)
+from bench_sampling import ARCHS, device_name, median  # noqa: E402  (one table of architectures for every benchmark)
 
 GIB = 2**30
 READS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default}
@@ -161,7 +161,7 @@ def timed(fn, repeats: int, cuda: bool) -> dict:
             peak = (torch.cuda.max_memory_allocated() - base) / GIB
         if r:
             times.append(time.perf_counter() - t0)
-    return {"seconds": sorted(times)[len(times) // 2], "all_seconds": times, "extra_peak_gib": peak}
+    return {"seconds": median(times), "all_seconds": times, "extra_peak_gib": peak}
 
 
 def main(argv: list[str] | None = None) -> int:

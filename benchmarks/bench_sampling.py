@@ -55,6 +55,11 @@ ARCHS = {
 }
 
 
+def median(seconds: list[float]) -> float:
+    """The middle timing (the upper of the two middle ones for an even count) — what every script reports."""
+    return sorted(seconds)[len(seconds) // 2]
+
+
 def device_name(device: str) -> str:
     """The GPU's name, or the CPU's model name (from /proc/cpuinfo where there is one) and thread count."""
     if device.startswith("cuda"):
@@ -198,10 +203,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def write() -> None:
         """Rewrite the results file: a run cut short keeps what it measured."""
-        base = times["baseline"] and sorted(times["baseline"])[len(times["baseline"]) // 2]
+        base = times["baseline"] and median(times["baseline"])
         for name in variants:
             if times[name]:
-                med = sorted(times[name])[len(times[name]) // 2]
+                med = median(times[name])
                 results[name] = r = {"seconds_per_video": med, "all_seconds": times[name], "peak_gib": peaks[name]}
                 if base:
                     r["time_vs_baseline"] = med / base

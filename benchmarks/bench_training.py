@@ -17,6 +17,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_sampling import device_name, median  # noqa: E402  (shared by every benchmark)
+
 
 def _median_step(fn, repeats: int, sync) -> float:
     fn()  # warm-up
@@ -27,7 +30,7 @@ def _median_step(fn, repeats: int, sync) -> float:
         fn()
         sync()
         times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    return median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,12 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         popt.zero_grad(set_to_none=True)
 
     prior_s = _median_step(prior_step, args.repeats, sync)
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_sampling import device_name as name_of
-
-    device_name = name_of(dev.type)
     record = {
-        "device": device_name, "batch_size": args.batch_size, "latents": list(z.shape),
+        "device": device_name(dev.type), "batch_size": args.batch_size, "latents": list(z.shape),
         "finetune_step_s": {"without_drift": plain, "with_drift": drift},
         "drift_overhead": drift / plain - 1.0,
         "prior": {"preset": args.prior_preset, "parameters_m": prior.num_parameters_m(), "step_s": prior_s,
