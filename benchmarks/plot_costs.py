@@ -41,31 +41,45 @@ def rows_from_log(path: Path) -> dict[str, dict[str, dict]]:
     return dict(zip(archs, blocks))
 
 
+def mpg_rows(rec: dict) -> dict[str, dict]:
+    """``{budget in GiB: MPG result}`` of one bench_sampling file. A single budget is stored as ``mpg``
+    under ``mpg_activation_gib``; files older than that field were made at the default then, 0.5 GiB."""
+    res = rec["results"]
+    budgets = {f"{float(rec.get('mpg_activation_gib', ['0.5'])[0]):g}": res["mpg"]} if "mpg" in res else {}
+    budgets.update({k[4:-3]: v for k, v in res.items() if k.startswith("mpg@") and k.endswith("GiB")})
+    return budgets
+
+
 def sampling_rows(runs: Path) -> dict[str, dict]:
-    """Per architecture: baseline, MPG (default budget where measured) and FlowMo, with their source."""
+    """Per architecture: baseline, MPG (at the default 2 GiB budget where measured) and FlowMo.
+
+    Files are read in name order (run1 before run2); a later 2 GiB row replaces an earlier one. Rows
+    whose results file was lost come from the lines bench_sampling printed to a ``*.log``.
+    """
     best: dict[str, dict] = {}
+
+    def take(arch: str, budgets: dict[str, dict], baseline: dict, steps: int | None) -> None:
+        row = best.setdefault(arch, {})
+        budget = "2" if "2" in budgets else next(iter(budgets), None)
+        if budget is not None and (budget == "2" or "mpg" not in row):
+            row.update(baseline=baseline, mpg=budgets[budget], mpg_budget=f"{budget} GiB")
+            if steps is not None:
+                row["steps"] = steps
+
     for f in sorted(runs.glob("*sampling_*.json")):
         rec = json.loads(f.read_text())
-        res = rec["results"]
-        mpg_name = next((k for k in ("mpg@2GiB", "mpg") if k in res), None)
-        default = rec.get("mpg_activation_gib", ["0.5"])[0] in ("2", "2.0") if mpg_name == "mpg" else True
-        row = best.setdefault(rec["arch"], {})
-        if "flowmo" in res:
-            row["flowmo"] = res["flowmo"]
-        if mpg_name and (default or "mpg" not in row):
-            row.update(baseline=res["baseline"], mpg=res[mpg_name], mpg_budget="2 GiB" if default else "0.5 GiB",
-                       steps=rec["steps"])
+        if "flowmo" in rec["results"]:
+            best.setdefault(rec["arch"], {})["flowmo"] = rec["results"]["flowmo"]
+        take(rec["arch"], mpg_rows(rec), rec["results"]["baseline"], rec["steps"])
     for log in sorted(runs.glob("*.log")):
         for arch, block in rows_from_log(log).items():
-            row = best.get(arch, {})
-            if "mpg@2GiB" in block and row.get("mpg_budget") != "2 GiB":
-                base = block["baseline"]
-                mpg = block["mpg@2GiB"]
-                row.update(baseline={"seconds_per_video": base["seconds"], "peak_gib": base["peak"]},
-                           mpg={"seconds_per_video": mpg["seconds"], "peak_gib": mpg["peak"],
-                                "time_vs_baseline": mpg["seconds"] / base["seconds"],
-                                "extra_peak_gib": mpg["peak"] - base["peak"]}, mpg_budget="2 GiB")
-                best[arch] = row
+            base = block["baseline"]
+            budgets = {name[4:-3]: {"seconds_per_video": r["seconds"], "peak_gib": r["peak"],
+                                    "time_vs_baseline": r["seconds"] / base["seconds"],
+                                    "extra_peak_gib": r["peak"] - base["peak"]}
+                       for name, r in block.items() if name.startswith("mpg@") and name.endswith("GiB")}
+            if budgets and best.get(arch, {}).get("mpg_budget") != "2 GiB":
+                take(arch, budgets, {"seconds_per_video": base["seconds"], "peak_gib": base["peak"]}, None)
     return best
 
 
