@@ -34,6 +34,8 @@ def test_flowmo_off_is_bit_identical_and_on_changes_only_guided_steps():
     with FlowMoGuidance(pipe, scale=5.0, steps=2) as fm:
         out = _call(pipe, g_steps)
     assert len(fm.history) == 2 and not torch.equal(out, ref)
+    with FlowMoGuidance(pipe, scale=1e-30, steps=4):  # x_t unchanged: the recomputed CFG mix is the pipeline's
+        assert torch.allclose(_call(pipe), ref, atol=1e-6)
     assert not torch.equal(g_steps[0], ref_steps[0])  # the first step is guided
     assert "forward" not in vars(pipe.transformer) and "step" not in vars(pipe.scheduler)  # wrappers removed
 
@@ -90,3 +92,5 @@ def test_flowmo_on_wan_mixes_both_cfg_calls_and_lowers_its_loss():
     assert not torch.equal(out, ref)
     with FlowMoGuidance(pipe, scale=0.0):
         assert torch.equal(call(), ref)
+    with FlowMoGuidance(pipe, scale=1e-30, steps=3):  # x_t unchanged: the recomputed CFG mix is the pipeline's
+        assert torch.allclose(call(), ref, atol=1e-6)
