@@ -80,6 +80,9 @@ def test_sample_errors_are_clear(cogvideox_model, tmp_path, capsys):
     assert main(base + ["--prompt-embeds", str(tmp_path / "no_neg.safetensors"), "--prior", prior]) == 2
     assert "negative_prompt_embeds" in capsys.readouterr().err
     assert main(["sample", "--model", str(tmp_path / "nowhere"), "--prompt", "x"]) == 2
+    for bad in ("0", "-1", "nan"):
+        assert main(base + ["--prompt-embeds", embeds, "--prior", prior, "--activation-gib", bad]) == 2
+        assert "--activation-gib must be > 0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -204,6 +204,8 @@ def run_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--motion-guidance-scale values must be ≥ 0, got {lambdas}")
     if any(lam > 0 for lam in lambdas) and not args.prior:
         raise ValueError("--motion-guidance-scale > 0 needs a motion prior: pass --prior PATH")
+    if not args.activation_gib > 0:  # also NaN
+        raise ValueError(f"--activation-gib must be > 0 (GiB of prior activations per call), got {args.activation_gib}")
     if not os.path.exists(args.model) and not _HUB_ID.fullmatch(args.model):
         raise FileNotFoundError(f"model {args.model!r} is neither a local folder nor a hub id (owner/name)")
 
