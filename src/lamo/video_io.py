@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+
 __all__ = ["VideoReadError", "read_video", "write_video", "write_gif", "to_uint8_frames"]
 
 
-class VideoReadError(RuntimeError):
+class VideoReadError(UserError, RuntimeError):
     """A video could not be read: missing, corrupt, empty or not a video. The message says which."""
 
 

@@ -15,18 +15,24 @@ texts as JSON under the metadata key ``prompts``; :func:`save_prompt_embeds` wri
 from __future__ import annotations
 
 import argparse
+import hashlib
+import inspect
 import json
+import math
 import os
 import re
 import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError, MissingInputError
+
 FAMILIES = ("cogvideox", "wan")
 DEFAULT_FPS = {"cogvideox": 8, "wan": 16}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
-__all__ = ["register", "save_prompt_embeds", "load_prompt_embeds", "read_prompts_file"]
+__all__ = ["register", "save_prompt_embeds", "load_prompt_embeds", "read_prompts_file", "model_sizes", "check_sizes",
+           "folder_fingerprint", "recipe_differences"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,7 +82,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="measure L_guide only at guided steps (saves one prior forward per unguided step)")
     p.add_argument("--out", default="samples", help="output folder (default: samples)")
     p.add_argument("--skip-existing", action="store_true",
-                   help="resume: keep videos already in OUT (and their run.json entries) and make only the missing")
+                   help="resume: keep the videos in OUT that were made exactly as asked now (same model, prior, "
+                        "λ, ρ, mode, steps, CFG, size, prompt, seed, scheduler, dtype; see run.json) and make "
+                        "the others")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run in OUT (its videos are deleted first); without it, or "
+                        "--skip-existing, an OUT holding a run.json is refused")
     p.set_defaults(func=run_sample)
 
 
@@ -102,19 +113,19 @@ def load_prompt_embeds(path: str | os.PathLike) -> tuple[Any, Any, list[str] | N
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"prompt embeddings file {path} not found")
+        raise MissingInputError(f"prompt embeddings file {path} not found")
     with safe_open(str(path), framework="pt") as f:
         keys = set(f.keys())
         if "prompt_embeds" not in keys:
-            raise ValueError(f"{path} holds no 'prompt_embeds' tensor (found {sorted(keys)})")
+            raise InputError(f"{path} holds no 'prompt_embeds' tensor (found {sorted(keys)})")
         embeds = f.get_tensor("prompt_embeds")
         negative = f.get_tensor("negative_prompt_embeds") if "negative_prompt_embeds" in keys else None
         meta = f.metadata() or {}
     if embeds.ndim != 3:
-        raise ValueError(f"{path}: prompt_embeds must be (N, L, D), got shape {tuple(embeds.shape)}")
+        raise InputError(f"{path}: prompt_embeds must be (N, L, D), got shape {tuple(embeds.shape)}")
     if negative is not None and (negative.ndim != 3 or negative.shape[0] not in (1, embeds.shape[0])
                                  or negative.shape[1:] != embeds.shape[1:]):
-        raise ValueError(f"{path}: negative_prompt_embeds must be (N or 1, L, D) like prompt_embeds "
+        raise InputError(f"{path}: negative_prompt_embeds must be (N or 1, L, D) like prompt_embeds "
                          f"{tuple(embeds.shape)}, got {tuple(negative.shape)}")
     prompts = json.loads(meta["prompts"]) if "prompts" in meta else None
     return embeds, negative, prompts
@@ -124,7 +135,7 @@ def read_prompts_file(path: str | os.PathLike) -> list[str]:
     """Prompts from a text file (one per line) or JSONL (``{"prompt": ...}`` per line); blank lines skipped."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"prompts file {path} not found")
+        raise MissingInputError(f"prompts file {path} not found")
     prompts = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         line = line.strip()
@@ -134,11 +145,11 @@ def read_prompts_file(path: str | os.PathLike) -> list[str]:
             try:
                 prompts.append(str(json.loads(line)["prompt"]))
             except (json.JSONDecodeError, KeyError) as e:
-                raise ValueError(f"{path}:{n}: a JSONL line needs a 'prompt' field ({e})") from e
+                raise InputError(f"{path}:{n}: a JSONL line needs a 'prompt' field ({e})") from e
         else:
             prompts.append(line)
     if not prompts:
-        raise ValueError(f"{path} holds no prompts")
+        raise InputError(f"{path} holds no prompts")
     return prompts
 
 
@@ -183,6 +194,160 @@ def _fmt_lambda(lam: float) -> str:
     return f"{lam:g}"
 
 
+# ---------------------------------------------------------------------------------------- the model's sizes
+def model_sizes(pipe: Any, family: str) -> dict[str, int]:
+    """Default ``frames``, ``height``, ``width`` and ``text_len`` of a pipeline, from the model's own config.
+
+    CogVideoX: the transformer's ``sample_frames``, ``sample_height/width`` (latent) × the VAE's spatial
+    factor, and ``max_text_seq_length``. Wan records no size: the pipeline's own call defaults.
+    """
+    if family == "cogvideox":
+        cfg, s = pipe.transformer.config, pipe.vae_scale_factor_spatial
+        return dict(frames=int(cfg.sample_frames), height=int(cfg.sample_height) * s,
+                    width=int(cfg.sample_width) * s, text_len=int(cfg.max_text_seq_length))
+    stock = {k: v.default for k, v in inspect.signature(_stock_call(pipe)).parameters.items()}
+    return dict(frames=int(stock["num_frames"]), height=int(stock["height"]), width=int(stock["width"]),
+                text_len=int(stock["max_sequence_length"]))
+
+
+def _stock_call(pipe: Any) -> Any:
+    """The diffusers pipeline's own ``__call__`` (LaMo's mixin forwards ``**kwargs`` to it)."""
+    from diffusers import DiffusionPipeline
+
+    for cls in type(pipe).__mro__:
+        if cls.__module__.startswith("diffusers.") and cls is not DiffusionPipeline and "__call__" in vars(cls):
+            return vars(cls)["__call__"]
+    raise RuntimeError(f"{type(pipe).__name__} has no diffusers __call__")  # a bug: pipelines subclass diffusers'
+
+
+def check_sizes(pipe: Any, family: str, frames: int, height: int, width: int, text_len: int) -> None:
+    """Refuse, with the sizes the model supports, a video size or prompt length the model cannot make."""
+    d = model_sizes(pipe, family)
+    trained = (f"it was made for {d['frames']} frames of {d['height']}×{d['width']} px and prompts of "
+               f"{d['text_len']} tokens (the defaults)")
+    for flag, v in (("--frames", frames), ("--height", height), ("--width", width), ("--max-sequence-length", text_len)):
+        if v < 1:
+            raise InputError(f"{flag} must be ≥ 1, got {v}")
+    cfg, s, t = pipe.transformer.config, pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal
+    patch = cfg.patch_size if family == "cogvideox" else tuple(cfg.patch_size)[1]
+    step = s * patch
+    for flag, v in (("--height", height), ("--width", width)):
+        if v % step:
+            raise InputError(f"{flag} {v} is not a multiple of {step} (VAE {s}× · patch {patch}) for {pipe.name_or_path}; "
+                             f"{trained}")
+    if family == "cogvideox":
+        if cfg.use_learned_positional_embeddings and (height, width) != (d["height"], d["width"]):
+            raise InputError(f"this model's learned positional embeddings fix the size to {d['height']}×{d['width']} px, "
+                             f"got --height {height} --width {width}")
+        if not cfg.use_rotary_positional_embeddings and text_len != d["text_len"]:
+            raise InputError(f"this model's positional embeddings hold exactly {d['text_len']} prompt tokens, got "
+                             f"{text_len} (--max-sequence-length, or the L of --prompt-embeds (N, L, D)); {trained}")
+    elif (frames - 1) % t:
+        raise InputError(f"--frames {frames}: this model makes 1 + a multiple of {t} frames (e.g. {d['frames']}); "
+                         f"{trained}")
+
+
+# ---------------------------------------------------------------------------------------- what made a video
+def _sha256_file(path: Path, h: Any, sample: int | None = None) -> None:
+    """Feed ``path``'s bytes into ``h``; with ``sample``, only its size and first and last ``sample`` bytes."""
+    size = path.stat().st_size
+    h.update(f"{size}:".encode())
+    with open(path, "rb") as f:
+        if sample is None or size <= 2 * sample:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        else:
+            h.update(f.read(sample))
+            f.seek(size - sample)
+            h.update(f.read(sample))
+
+
+def folder_fingerprint(path: str | os.PathLike, sample: int | None = None) -> str:
+    """sha256 over a folder's file names and contents (``sample``: only sizes, heads and tails of big files,
+    so a 10 GB model is fingerprinted in milliseconds); a hub id is its own fingerprint."""
+    path = Path(path)
+    if not path.exists():
+        return str(path)
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(f.relative_to(path).as_posix().encode() if f != path else b"")
+        _sha256_file(f, h, sample)
+    return h.hexdigest()
+
+
+def _tensor_sha256(*tensors: Any) -> str:
+    import torch
+
+    h = hashlib.sha256()
+    for x in tensors:
+        if x is not None:
+            x = x.detach().cpu().contiguous()
+            h.update(f"{x.dtype}{tuple(x.shape)}".encode())
+            h.update(x.view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def recipe_differences(old: dict | None, new: dict) -> list[str]:
+    """The keys of what made a video that differ between an earlier ``recipe`` and the one asked for now."""
+    if not old:
+        return ["no record of how it was made"]
+    return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+# ---------------------------------------------------------------------------------------- run
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse bad numbers before anything is loaded or written, naming the flag."""
+    if not args.seeds:
+        raise InputError("--seeds needs at least one seed")
+    if args.steps < 1:
+        raise InputError(f"--steps must be ≥ 1 (denoising steps), got {args.steps}")
+    if not 0.0 <= args.window <= 1.0:  # also NaN
+        raise InputError(f"--window (ρ) must lie in [0, 1], got {args.window}")
+    if args.guidance_scale is not None and not math.isfinite(args.guidance_scale):
+        raise InputError(f"--guidance-scale must be a finite number, got {args.guidance_scale}")
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        raise InputError(f"--fps must be > 0, got {args.fps}")
+    for flag in ("frames", "height", "width", "max_sequence_length"):
+        v = getattr(args, flag)
+        if v is not None and v < 1:
+            raise InputError(f"--{flag.replace('_', '-')} must be ≥ 1, got {v}")
+    lambdas = args.motion_guidance_scale or []
+    if any(not (math.isfinite(lam) and lam >= 0) for lam in lambdas):
+        raise InputError(f"--motion-guidance-scale values must be finite and ≥ 0, got {lambdas}")
+    if any(lam > 0 for lam in lambdas) and not args.prior:
+        raise InputError("--motion-guidance-scale > 0 needs a motion prior: pass --prior PATH")
+    if not args.activation_gib > 0:  # also NaN
+        raise InputError(f"--activation-gib must be > 0 (GiB of prior activations per call), got {args.activation_gib}")
+    if args.skip_existing and getattr(args, "overwrite", False):
+        raise InputError("--skip-existing keeps earlier videos and --overwrite deletes them: pass one")
+    if args.prior and not os.path.isdir(args.prior):
+        raise MissingInputError(f"motion prior folder {args.prior} not found (--prior)")
+    if not os.path.exists(args.model) and not _HUB_ID.fullmatch(args.model):
+        raise MissingInputError(f"model {args.model!r} is neither a local folder nor a hub id (owner/name)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+
+
+def _previous_run(out: Path, args: argparse.Namespace) -> dict | None:
+    """The run.json already in ``out``; refused unless --skip-existing or --overwrite says what to do with it."""
+    path = out / "run.json"
+    if not path.is_file():
+        return None
+    try:
+        previous = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        if args.skip_existing:
+            raise InputError(f"{path} is not valid JSON ({e}), so its videos cannot be checked for reuse; "
+                             "pass --overwrite to make them again") from e
+        previous = {}
+    if not (args.skip_existing or getattr(args, "overwrite", False)):
+        raise InputError(f"{out} already holds a run (run.json): pass --skip-existing to reuse the videos made "
+                         "exactly as asked now, --overwrite to replace the run, or another --out")
+    return previous
+
+
 def run_sample(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
@@ -192,6 +357,7 @@ def run_sample(args: argparse.Namespace) -> int:
     from ..video_io import write_video
 
     t_start = time.perf_counter()
+    _check_args(args)
     # ---- what to sample
     embeds = negative = None
     if args.prompt_embeds:
@@ -200,14 +366,8 @@ def run_sample(args: argparse.Namespace) -> int:
     else:
         texts = list(args.prompt) if args.prompt else read_prompts_file(args.prompts_file)
     lambdas = args.motion_guidance_scale or ([1.0] if args.prior else [0.0])
-    if any(lam < 0 for lam in lambdas):
-        raise ValueError(f"--motion-guidance-scale values must be ≥ 0, got {lambdas}")
-    if any(lam > 0 for lam in lambdas) and not args.prior:
-        raise ValueError("--motion-guidance-scale > 0 needs a motion prior: pass --prior PATH")
-    if not args.activation_gib > 0:  # also NaN
-        raise ValueError(f"--activation-gib must be > 0 (GiB of prior activations per call), got {args.activation_gib}")
-    if not os.path.exists(args.model) and not _HUB_ID.fullmatch(args.model):
-        raise FileNotFoundError(f"model {args.model!r} is neither a local folder nor a hub id (owner/name)")
+    out = Path(args.out)
+    previous = _previous_run(out, args)
 
     # ---- the pipeline
     family = args.family or detect_family(args.model)
@@ -217,54 +377,95 @@ def run_sample(args: argparse.Namespace) -> int:
     pipe = pipeline_class(family).from_pretrained(args.model, **_load_kwargs(args.model, dtype)).to(device)
     pipe.set_progress_bar_config(disable=True)
     if embeds is None and (getattr(pipe, "tokenizer", None) is None or getattr(pipe, "text_encoder", None) is None):
-        raise ValueError(f"{args.model} has no tokenizer / text encoder (saved without them): pass --prompt-embeds "
+        raise InputError(f"{args.model} has no tokenizer / text encoder (saved without them): pass --prompt-embeds "
                          "FILE.safetensors with precomputed prompt embeddings instead of text prompts")
+    sizes = model_sizes(pipe, family)
+    frames_n = args.frames or sizes["frames"]
+    height, width = args.height or sizes["height"], args.width or sizes["width"]
+    text_len = int(embeds.shape[1]) if embeds is not None else (args.max_sequence_length or sizes["text_len"])
+    check_sizes(pipe, family, frames_n, height, width, text_len)
     # without --prior-dtype, load_motion_prior picks bf16 beside a bf16 transformer, fp32 otherwise
     prior_kwargs = {"torch_dtype": getattr(torch, args.prior_dtype)} if args.prior_dtype else {}
-    prior = pipe.load_motion_prior(args.prior, **prior_kwargs) if args.prior else None
+    try:
+        prior = pipe.load_motion_prior(args.prior, **prior_kwargs) if args.prior else None
+    except ValueError as e:  # a prior that does not fit this backbone: the user's choice of --prior
+        raise InputError(f"--prior {args.prior}: {e}") from e
     cfg_on = args.guidance_scale is None or args.guidance_scale > 1.0  # both pipelines default to CFG
     if embeds is not None and cfg_on and negative is None:
-        raise ValueError(f"{args.prompt_embeds} has no 'negative_prompt_embeds', which classifier-free guidance needs "
+        raise InputError(f"{args.prompt_embeds} has no 'negative_prompt_embeds', which classifier-free guidance needs "
                          "for a model without a text encoder; add them or pass --guidance-scale 1")
     load_seconds = time.perf_counter() - t_start
 
     # ---- the sweep
-    out = Path(args.out)
+    if previous is not None and getattr(args, "overwrite", False):
+        for v in previous.get("videos", []):
+            if isinstance(v, dict) and isinstance(v.get("file"), str) and "/" not in v["file"]:
+                (out / v["file"]).unlink(missing_ok=True)
+        (out / "run.json").unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     fps = args.fps or DEFAULT_FPS[family]
+    prior_dtype = None if prior is None else str(prior.dtype).removeprefix("torch.")
     record: dict[str, Any] = dict(
         command="lamo sample",
         args={k: v for k, v in vars(args).items() if k != "func"},
         versions=_versions(),
         family=family, pipeline=type(pipe).__name__, device=str(device), dtype=dtype_name, fps=fps,
-        prior_dtype=None if prior is None else str(prior.dtype).removeprefix("torch."),
+        prior_dtype=prior_dtype,
         prior=None if prior is None else dict(path=args.prior, config=dict(prior.config)),
         prompts=texts, seeds=list(args.seeds), lambdas=lambdas,
+        size=dict(frames=frames_n, height=height, width=width, text_len=text_len),
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status="running",
         timings=dict(load_seconds=round(load_seconds, 3)), videos=[],
     )
     call_kwargs: dict[str, Any] = dict(num_inference_steps=args.steps, output_type="np",
                                        motion_guidance_window=args.window, motion_guidance_mode=args.mode,
                                        motion_guidance_activation_gib=args.activation_gib,
-                                       motion_guidance_record=prior is not None and not args.no_guide_loss)
-    for key, value in dict(guidance_scale=args.guidance_scale, num_frames=args.frames, height=args.height,
-                           width=args.width, max_sequence_length=args.max_sequence_length).items():
-        if value is not None:
-            call_kwargs[key] = value
+                                       motion_guidance_record=prior is not None and not args.no_guide_loss,
+                                       num_frames=frames_n, height=height, width=width)
+    if embeds is None:
+        call_kwargs["max_sequence_length"] = text_len
+    if args.guidance_scale is not None:
+        call_kwargs["guidance_scale"] = args.guidance_scale
     if args.negative_prompt is not None and embeds is None:
         call_kwargs["negative_prompt"] = args.negative_prompt
 
+    # what makes a video: everything that changes its pixels (not the activation budget, which only splits calls)
+    scheduler_config = json.dumps(dict(pipe.scheduler.config), sort_keys=True, default=str)
+    common = dict(
+        model=args.model, model_sha256=folder_fingerprint(args.model, sample=1 << 20), family=family,
+        prior=args.prior, prior_sha256=folder_fingerprint(args.prior) if args.prior else None, prior_dtype=prior_dtype,
+        window=args.window, mode=args.mode, steps=args.steps, guidance_scale=args.guidance_scale,
+        negative_prompt=args.negative_prompt, frames=frames_n, height=height, width=width, text_len=text_len,
+        scheduler=type(pipe.scheduler).__name__,
+        scheduler_sha256=hashlib.sha256(scheduler_config.encode()).hexdigest(), dtype=dtype_name, fps=fps,
+    )
+
+    def recipe(i: int, seed: int, lam: float) -> dict[str, Any]:
+        prompt = (dict(prompt_embeds_sha256=_tensor_sha256(embeds[i], None if negative is None else
+                                                           negative[i if negative.shape[0] > 1 else 0]))
+                  if embeds is not None else dict(prompt_sha256=hashlib.sha256(texts[i].encode()).hexdigest()))
+        return dict(common, **prompt, prompt=texts[i], seed=seed, motion_guidance_scale=lam)
+
     jobs = [(i, seed, lam) for i in range(len(texts)) for seed in args.seeds for lam in lambdas]
-    if getattr(args, "skip_existing", False):
-        done = {f"{i}_{seed}_{_fmt_lambda(lam)}.mp4" for i, seed, lam in jobs
-                if (out / f"{i}_{seed}_{_fmt_lambda(lam)}.mp4").is_file()
-                and (out / f"{i}_{seed}_{_fmt_lambda(lam)}.mp4").stat().st_size > 0}
-        if (out / "run.json").is_file():
-            previous = json.loads((out / "run.json").read_text()).get("videos", [])
-            record["videos"] = [v for v in previous if v.get("file") in done]
-        jobs = [j for j in jobs if f"{j[0]}_{j[1]}_{_fmt_lambda(j[2])}.mp4" not in done]
-        if done:
-            print(f"skipping {len(done)} video(s) already in {out}")
+    if args.skip_existing and previous:
+        by_file = {v.get("file"): v for v in previous.get("videos", []) if isinstance(v, dict)}
+        keep, remake = set(), {}
+        for i, seed, lam in jobs:
+            name = f"{i}_{seed}_{_fmt_lambda(lam)}.mp4"
+            if not ((out / name).is_file() and (out / name).stat().st_size > 0):
+                continue
+            diff = recipe_differences(by_file.get(name, {}).get("recipe"), recipe(i, seed, lam))
+            if diff:
+                remake[name] = diff
+            else:
+                keep.add(name)
+        record["videos"] = [by_file[name] for name in sorted(keep, key=list(by_file).index)]
+        jobs = [j for j in jobs if f"{j[0]}_{j[1]}_{_fmt_lambda(j[2])}.mp4" not in keep]
+        if keep:
+            print(f"reusing {len(keep)} video(s) in {out} made exactly as asked now")
+        if remake:
+            changed = sorted({k for diff in remake.values() for k in diff})
+            print(f"making {len(remake)} video(s) in {out} again: they were made with another {', '.join(changed)}")
     sample_seconds = 0.0
     for i, seed, lam in tqdm(jobs, desc="lamo sample", unit="video"):
         kwargs = dict(call_kwargs, motion_guidance_scale=lam, generator=torch.Generator("cpu").manual_seed(seed))
@@ -286,6 +487,7 @@ def run_sample(args: argparse.Namespace) -> int:
             seconds=round(seconds, 3),
             guided_steps=[r.step for r in history if r.guided],
             guide_loss=[dict(step=r.step, loss=float(r.loss.sum())) for r in history],
+            recipe=recipe(i, seed, lam),
         ))
         _write_json(out / "run.json", record)
 
