@@ -1,4 +1,4 @@
 """Training-free peer methods LaMo is compared with (not part of the method itself)."""
-from .flowmo import FlowMoGuidance, flowmo_variance_loss
+from .flowmo import FLOWMO_VARIANTS, FlowMoGuidance, flowmo_release_loss, flowmo_variance_loss, release_steps
 
-__all__ = ["FlowMoGuidance", "flowmo_variance_loss"]
+__all__ = ["FLOWMO_VARIANTS", "FlowMoGuidance", "flowmo_release_loss", "flowmo_variance_loss", "release_steps"]
