@@ -128,3 +128,90 @@ def test_pool_prompt_embeds_masked_mean():
     m = torch.tensor([[1, 1, 0]])
     assert torch.allclose(lamo.pool_prompt_embeds(e, m), torch.tensor([[2.0, 3.0]]))
     assert torch.allclose(lamo.pool_prompt_embeds(e), e.mean(1))
+
+
+# ---------------------------------------------------------------------------------------- arch="release"
+def tiny_release(**kw):
+    return MotionPrior.from_preset("release", latent_channels=4, text_embed_dim=8, hidden_channels=16, num_blocks=2,
+                                   cond_dim=8, **kw)
+
+
+def test_release_preset_is_the_authors_setting():
+    p = MotionPrior.from_preset("release")
+    cfg = p.config
+    assert (cfg.arch, cfg.hidden_channels, cfg.num_blocks, cfg.cond_dim, cfg.squeeze_excite, cfg.second_order) == \
+        ("release", 256, 8, 128, True, False)
+    assert (cfg.tau, cfg.prompt_dropout, cfg.noise_aug_prob, cfg.noise_aug_std, cfg.noise_aug, cfg.cosine_weight) == \
+        (1, 0.1, 0.5, 0.3, "diffusion", 0.3)
+    assert p.blocks[0].se.fc1.out_channels == 64 and p.prompt_proj.out_features == 128
+    assert tiny_release().blocks[0].se.fc1.out_channels == 4  # max(16 / 4, 4)
+    assert MotionPrior(arch="release").config.squeeze_excite is True  # SE defaults on for the release arch
+    with pytest.raises(ValueError, match="belong to arch='release'"):
+        MotionPrior(squeeze_excite=True)
+    with pytest.raises(ValueError, match="unknown arch"):
+        MotionPrior(arch="unet")
+
+
+def test_release_arch_zero_init_round_trip_and_null_prompt(tmp_path):
+    p = tiny_release(second_order=True)
+    z = torch.randn(2, 5, 4, 6, 6)
+    assert p.predict_motion(z, torch.randn(2, 8)).abs().max().item() == 0.0  # zero-initialised output conv
+    assert p.null_prompt.abs().max().item() == 0.0 and p.input_proj.in_channels == 8
+    for prm in p.parameters():
+        torch.nn.init.normal_(prm, std=0.1)
+    p.save_pretrained(tmp_path / "r")
+    q = MotionPrior.from_pretrained(tmp_path / "r")
+    assert q.config.arch == "release" and q.config.second_order
+    c = torch.randn(2, 8)
+    assert torch.equal(p.predict_motion(z, c), q.predict_motion(z, c))
+    # an absent prompt is the learned null prompt; a dropped one is the zero prompt (the release's dropout)
+    frames = z[:, 0]
+    with torch.no_grad():
+        p.null_prompt.copy_(torch.randn(8))
+    assert torch.equal(p(frames, None), p(frames, p.null_prompt[None].expand(2, -1)))
+    assert torch.equal(p(frames, c, drop=torch.tensor([True, False]))[0], p(frames, torch.zeros(1, 8))[0])
+    # second-order: pair i sees Δz_{i−τ} (zero for the first pair)
+    field = p.predict_motion(z, c, tau=1)
+    prev = torch.cat([torch.zeros_like(z[:, :1]), z[:, 1:4] - z[:, :3]], 1)
+    assert torch.allclose(field[:, 2], p(z[:, 2], c, prev_delta=prev[:, 2]), atol=1e-6)
+    assert torch.allclose(field[:, 0], p(z[:, 0], c), atol=1e-6)
+
+
+def test_configs_saved_before_the_release_arch_load_unchanged(tmp_path):
+    import json
+
+    p = tiny_prior(backbone="cogvideox")
+    for prm in p.parameters():
+        torch.nn.init.normal_(prm, std=0.1)
+    p.save_pretrained(tmp_path / "old")
+    cfg_path = tmp_path / "old" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    for k in ("arch", "squeeze_excite", "second_order", "cosine_weight", "noise_aug"):
+        cfg.pop(k)
+    cfg_path.write_text(json.dumps(cfg))
+    q = MotionPrior.from_pretrained(tmp_path / "old")
+    assert (q.config.arch, q.config.cosine_weight, q.config.noise_aug) == ("lamo", 0.5, "fixed")
+    z, c = torch.randn(3, 4, 5, 5), torch.randn(3, 8)
+    assert torch.equal(p(z, c), q(z, c))
+
+
+def test_release_training_loss_options():
+    p = tiny_release(prompt_dropout=0.0)
+    with torch.no_grad():
+        p.output_proj.weight.normal_(0, 0.1)
+    z, c = torch.randn(3, 4, 4, 6, 6), torch.randn(3, 8)
+    p.train()
+    with pytest.raises(ValueError, match="aug_noise_levels"):
+        p.training_loss(z, c)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        p.training_loss(z, c, aug_noise_levels=torch.tensor([0.5, float("nan")]))
+    levels = torch.linspace(0.0, 1.0, 50)
+    a = p.training_loss(z, c, generator=torch.Generator().manual_seed(0), aug_noise_levels=levels)
+    b = p.training_loss(z, c, generator=torch.Generator().manual_seed(0), aug_noise_levels=levels)
+    assert torch.equal(a.per_sample, b.per_sample)
+    # at ᾱ_t = 1 for every timestep the "diffusion" augmentation adds nothing: the loss of the clean input
+    clean = p.training_loss(z, c, generator=torch.Generator().manual_seed(0), aug_noise_levels=torch.zeros(7))
+    p.eval()
+    e = p.training_loss(z, c)
+    assert torch.allclose(clean.per_sample, e.per_sample) and not torch.allclose(a.per_sample, e.per_sample)
+    assert torch.allclose(e.per_sample, e.mse + 0.3 * (1 - e.cosine))  # the release's cosine weight

@@ -6,7 +6,20 @@ and input noise augmentation while training. Its condition ``c`` is the backbone
 embedding, pooled over tokens (:func:`pool_prompt_embeds`) and projected here, so prior and backbone
 share one text space.
 
-Training loss per sample: ``MSE(f, Δ) + 0.5 · (1 − cos(f, Δ))`` averaged over the clip's τ-pairs.
+Training loss per sample: ``MSE(f, Δ) + w_cos · (1 − cos(f, Δ))`` averaged over the clip's τ-pairs
+(``w_cos = 0.5``).
+
+Two architectures, one config field (``arch``):
+
+* ``"lamo"`` (default) — pre-norm FiLM residual blocks (SiLU), condition projected by a 2-layer MLP,
+  a learned null condition in condition space.
+* ``"release"`` — the authors' released "temporal consistency predictor" (DESIGN.md §8), layer for
+  layer: Conv3×3 + GELU in; blocks of Conv3×3 → GroupNorm(8) → FiLM ``(1 + γ)·x + β`` → GELU →
+  Conv3×3 → GroupNorm(8) → squeeze-and-excitation → + input → GELU; Conv3×3 out (zero-initialised);
+  prompt ``Linear(text_dim → cond_dim)`` + GELU; a learned null prompt in text space; optionally the
+  previous delta ``Δ_τ z_{i−τ}`` as ``C`` extra input channels (``second_order``). Preset
+  ``"release"`` is their setting (width 256, 8 blocks, condition 128, SE on, τ = 1, with their training
+  choices); :mod:`lamo.convert` loads their ``predictor.safetensors`` into it.
 
 The class is a diffusers ``ModelMixin``/``ConfigMixin``: ``save_pretrained`` writes
 ``diffusion_pytorch_model.safetensors`` + ``config.json`` and ``from_pretrained`` reads them back
@@ -14,6 +27,7 @@ The class is a diffusers ``ModelMixin``/``ConfigMixin``: ``save_pretrained`` wri
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -29,15 +43,22 @@ from .motion import check_latents, lag_delta
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
 
-__all__ = ["MotionPrior", "PRIOR_PRESETS", "PriorLossOutput", "pool_prompt_embeds"]
+__all__ = ["MotionPrior", "PRIOR_ARCHS", "PRIOR_PRESETS", "NOISE_AUGS", "PriorLossOutput", "pool_prompt_embeds"]
+
+PRIOR_ARCHS = ("lamo", "release")
+NOISE_AUGS = ("fixed", "diffusion")
 
 # Size presets: hidden width, residual blocks, condition width. "base" is ≈10M parameters for
-# 16-channel latents and 4096-d (T5-XXL) prompt embeddings.
-PRIOR_PRESETS: dict[str, dict[str, int]] = {
+# 16-channel latents and 4096-d (T5-XXL) prompt embeddings. "release" is the authors' predictor and
+# its training choices (≈10M parameters at 16 channels / 4096-d prompts).
+PRIOR_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(hidden_channels=32, num_blocks=2, cond_dim=32),
     "small": dict(hidden_channels=64, num_blocks=4, cond_dim=128),
     "medium": dict(hidden_channels=128, num_blocks=6, cond_dim=256),
     "base": dict(hidden_channels=192, num_blocks=12, cond_dim=256),
+    "release": dict(arch="release", hidden_channels=256, num_blocks=8, cond_dim=128, squeeze_excite=True,
+                    second_order=False, tau=1, prompt_dropout=0.1, noise_aug_prob=0.5, noise_aug_std=0.3,
+                    noise_aug="diffusion", cosine_weight=0.3),
 }
 
 
@@ -57,6 +78,20 @@ def pool_prompt_embeds(prompt_embeds: torch.Tensor, attention_mask: torch.Tensor
         )
     m = attention_mask.to(prompt_embeds.dtype).unsqueeze(-1)  # (B, L, 1)
     return (prompt_embeds * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+def _check_noise_levels(levels: torch.Tensor | None) -> torch.Tensor:
+    """A 1-D table of noise stds ``√(1 − ᾱ_t)``, finite and in ``[0, 1]``, or a clear error."""
+    if levels is None:
+        raise ValueError(
+            "noise_aug='diffusion' needs the backbone's noise levels: pass aug_noise_levels= (√(1 − ᾱ_t) per "
+            "training timestep, lamo.training.prior.scheduler_noise_levels(scheduler)), or set noise_aug='fixed'"
+        )
+    levels = torch.as_tensor(levels)
+    if levels.ndim != 1 or levels.numel() == 0 or not bool(torch.isfinite(levels).all()) \
+            or bool((levels < 0).any()) or bool((levels > 1).any()):
+        raise ValueError("aug_noise_levels must be a non-empty 1-D tensor of noise stds √(1 − ᾱ_t) in [0, 1]")
+    return levels.float()
 
 
 def _groups(channels: int) -> int:
@@ -84,6 +119,40 @@ class FiLMResBlock(nn.Module):
         return x + self.conv2(Fn.silu(h))
 
 
+class SqueezeExcite(nn.Module):
+    """``x · sigmoid(fc2(GELU(fc1(mean_{h,w} x))))`` with 1×1 convs, bottleneck ``max(D/4, 4)``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        squeezed = max(channels // 4, 4)
+        self.fc1 = nn.Conv2d(channels, squeezed, 1)
+        self.fc2 = nn.Conv2d(squeezed, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean(dim=(2, 3), keepdim=True)  # (N, D, 1, 1)
+        return x * torch.sigmoid(self.fc2(Fn.gelu(self.fc1(s))))
+
+
+class ReleaseFiLMBlock(nn.Module):
+    """The release's block: ``GELU(x + SE(GN(conv(GELU(FiLM(GN(conv(x)), c))))))``, FiLM ``(1 + γ)·h + β``."""
+
+    def __init__(self, channels: int, cond_dim: int, squeeze_excite: bool):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.gn1 = nn.GroupNorm(8, channels)
+        self.film = nn.Linear(cond_dim, 2 * channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.gn2 = nn.GroupNorm(8, channels)
+        self.se = SqueezeExcite(channels) if squeeze_excite else nn.Identity()
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h = self.gn1(self.conv1(x))  # (N, D, H, W)
+        gamma, beta = self.film(c)[:, :, None, None].chunk(2, dim=1)  # (N, D, 1, 1) each
+        h = Fn.gelu(h * (1 + gamma) + beta)
+        h = self.se(self.gn2(self.conv2(h)))
+        return Fn.gelu(x + h)
+
+
 @dataclass
 class PriorLossOutput:
     """Prior training loss with named terms, all ``(B,)`` (mean over the clip's τ-pairs)."""
@@ -108,6 +177,18 @@ class MotionPrior(ModelMixin, ConfigMixin):
         noise_aug_std: that noise's standard deviation, in latent units (0.1).
         backbone: free-text name of the backbone family whose latents it was trained on
             (e.g. ``"cogvideox"``); pipelines refuse a prior trained for another family.
+        arch: ``"lamo"`` (default) or ``"release"`` (the authors' predictor; see the module docstring).
+        squeeze_excite: squeeze-and-excitation at the end of each block (``"release"`` only;
+            ``None``: on for ``"release"``).
+        second_order: also feed the previous delta ``Δ_τ z_{i−τ}`` (zero for the first τ pairs) as
+            ``C`` extra input channels (``"release"`` only; off in the release).
+        cosine_weight: weight of ``(1 − cos)`` in the training loss (0.5; the release: 0.3).
+        noise_aug: ``"fixed"`` — augmentation noise of std ``noise_aug_std``; ``"diffusion"`` — std
+            ``noise_aug_std · √(1 − ᾱ_t)`` for a training timestep ``t`` drawn uniformly per pair (the
+            release, ``noise_aug_std = 0.3``; :meth:`training_loss` then needs the backbone's table).
+
+    With ``arch="release"`` a prompt dropped in training is the zero vector, drawn per pair (as the
+    release does), and an absent prompt (``cond=None``) is the learned ``null_prompt``.
     """
 
     _supports_gradient_checkpointing = True
@@ -125,8 +206,29 @@ class MotionPrior(ModelMixin, ConfigMixin):
         noise_aug_prob: float = 0.5,
         noise_aug_std: float = 0.1,
         backbone: str = "",
+        arch: str = "lamo",
+        squeeze_excite: bool | None = None,
+        second_order: bool = False,
+        cosine_weight: float = 0.5,
+        noise_aug: str = "fixed",
     ):
         super().__init__()
+        if arch not in PRIOR_ARCHS:
+            raise ValueError(f"MotionPrior: unknown arch {arch!r}; choose from {PRIOR_ARCHS}")
+        if noise_aug not in NOISE_AUGS:
+            raise ValueError(f"MotionPrior: unknown noise_aug {noise_aug!r}; choose from {NOISE_AUGS}")
+        if arch == "lamo" and (squeeze_excite or second_order):
+            raise ValueError("MotionPrior: squeeze_excite and second_order belong to arch='release'")
+        if arch == "release" and int(hidden_channels) % 8:
+            raise ValueError(f"MotionPrior: arch='release' uses GroupNorm(8): hidden_channels must be a multiple "
+                             f"of 8, got {hidden_channels}")
+        if not (math.isfinite(cosine_weight) and cosine_weight >= 0):
+            raise ValueError(f"MotionPrior: cosine_weight must be a finite number ≥ 0, got {cosine_weight!r}")
+        if not (math.isfinite(noise_aug_std) and noise_aug_std >= 0):
+            raise ValueError(f"MotionPrior: noise_aug_std must be a finite number ≥ 0, got {noise_aug_std!r}")
+        if squeeze_excite is None:
+            squeeze_excite = arch == "release"
+            self.register_to_config(squeeze_excite=squeeze_excite)
         for name, v in dict(latent_channels=latent_channels, text_embed_dim=text_embed_dim,
                             hidden_channels=hidden_channels, num_blocks=num_blocks, cond_dim=cond_dim,
                             tau=tau).items():
@@ -136,6 +238,10 @@ class MotionPrior(ModelMixin, ConfigMixin):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"MotionPrior: {name} is a probability in [0, 1], got {p}")
         self.gradient_checkpointing = False
+        if arch == "release":
+            self._build_release(latent_channels, text_embed_dim, hidden_channels, num_blocks, cond_dim,
+                                bool(squeeze_excite), bool(second_order))
+            return
         self.cond_proj = nn.Sequential(
             nn.Linear(text_embed_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim)
         )
@@ -157,9 +263,32 @@ class MotionPrior(ModelMixin, ConfigMixin):
         nn.init.zeros_(self.conv_out.bias)
         nn.init.normal_(self.null_cond, std=0.02)
 
+    def _build_release(self, channels: int, text_dim: int, hidden: int, num_blocks: int, cond_dim: int,
+                       squeeze_excite: bool, second_order: bool) -> None:
+        """The release's layers, under the release's module names (what :mod:`lamo.convert` maps).
+
+        Zero-init choices: the output conv (no motion before training), every FiLM head (identity
+        modulation) and the null prompt."""
+        self.input_proj = nn.Conv2d(channels * (2 if second_order else 1), hidden, 3, padding=1)
+        self.blocks = nn.ModuleList(ReleaseFiLMBlock(hidden, cond_dim, squeeze_excite) for _ in range(num_blocks))
+        self.output_proj = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.prompt_proj = nn.Linear(text_dim, cond_dim)
+        self.null_prompt = nn.Parameter(torch.zeros(text_dim))  # learned "no prompt", in text space
+        for block in self.blocks:
+            nn.init.zeros_(block.film.weight)
+            nn.init.zeros_(block.film.bias)
+        nn.init.zeros_(self.output_proj.weight)
+        nn.init.zeros_(self.output_proj.bias)
+
+    @property
+    def _weight_dtype(self) -> torch.dtype:
+        """The dtype the prior computes in (that of its first conv)."""
+        return (self.input_proj if self.config.arch == "release" else self.conv_in).weight.dtype
+
     @classmethod
     def from_preset(cls, preset: str, **kwargs: Any) -> "MotionPrior":
-        """Build a prior from a named size preset (``tiny``, ``small``, ``medium``, ``base``)."""
+        """Build a prior from a named preset (sizes ``tiny``, ``small``, ``medium``, ``base``; the
+        authors' predictor and its training choices ``release``); ``kwargs`` override it."""
         if preset not in PRIOR_PRESETS:
             raise ValueError(f"unknown prior preset {preset!r}; choose from {sorted(PRIOR_PRESETS)}")
         return cls(**{**PRIOR_PRESETS[preset], **kwargs})
@@ -168,12 +297,21 @@ class MotionPrior(ModelMixin, ConfigMixin):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> "MotionPrior":
         """Load a prior saved with ``save_pretrained`` (safetensors + config.json only).
 
-        A local path that does not exist, or a folder without ``config.json``, raises
-        ``FileNotFoundError`` naming what is missing.
+        A folder of the authors' release (``predictor.safetensors`` and no ``config.json``) is read
+        with :func:`lamo.convert.load_release_predictor` (``torch_dtype=`` is honoured). A local path
+        that does not exist, or a folder without ``config.json``, raises ``FileNotFoundError`` naming
+        what is missing.
         """
         path = os.fspath(pretrained_model_name_or_path)
         folder = os.path.join(path, kwargs.get("subfolder") or "")
         if os.path.isdir(path):
+            if (not os.path.isfile(os.path.join(folder, "config.json"))
+                    and os.path.isfile(os.path.join(folder, "predictor.safetensors"))):
+                from .convert import load_release_predictor
+
+                prior = load_release_predictor(os.path.join(folder, "predictor.safetensors"))
+                dtype = kwargs.get("torch_dtype", kwargs.get("dtype"))
+                return prior.to(dtype) if dtype is not None else prior
             if not os.path.isfile(os.path.join(folder, "config.json")):
                 raise FileNotFoundError(
                     f"{folder} is not a LaMo motion prior checkpoint: config.json is missing. A prior folder "
@@ -200,12 +338,11 @@ class MotionPrior(ModelMixin, ConfigMixin):
     def condition(self, cond: torch.Tensor | None, n: int, drop: torch.Tensor | None = None) -> torch.Tensor:
         """Project a pooled prompt embedding ``(N, text_embed_dim)`` (or ``None``) to ``(N, cond_dim)``.
 
-        ``drop`` (``(N,)`` bool) replaces the chosen rows by the learned null condition.
+        ``drop`` (``(N,)`` bool) replaces the chosen rows by the learned null condition
+        (``arch="release"``: by the zero prompt, as the release's prompt dropout does).
         """
-        null = self.null_cond.to(self.conv_in.weight.dtype).expand(n, -1)  # (N, cond_dim)
-        if cond is None:
-            c = null
-        else:
+        dtype = self._weight_dtype
+        if cond is not None:
             if cond.ndim != 2 or cond.shape[-1] != self.config.text_embed_dim:
                 raise ValueError(
                     f"prompt condition must be pooled to (N, {self.config.text_embed_dim}), got shape "
@@ -216,14 +353,30 @@ class MotionPrior(ModelMixin, ConfigMixin):
                 cond = cond.expand(n, -1)
             if cond.shape[0] != n:
                 raise ValueError(f"got {cond.shape[0]} prompt conditions for {n} latent frames")
-            c = self.cond_proj(cond.to(self.conv_in.weight.dtype))
+        if self.config.arch == "release":
+            if cond is None:
+                pooled = self.null_prompt.to(dtype).expand(n, -1)  # (N, text_dim)
+            else:
+                pooled = cond.to(dtype)
+                if drop is not None:
+                    pooled = torch.where(drop[:, None], torch.zeros_like(pooled), pooled)
+            return Fn.gelu(self.prompt_proj(pooled))  # (N, cond_dim)
+        null = self.null_cond.to(dtype).expand(n, -1)  # (N, cond_dim)
+        if cond is None:
+            c = null
+        else:
+            c = self.cond_proj(cond.to(dtype))
             if drop is not None:
                 c = torch.where(drop[:, None], null, c)
         return self.cond_act(c)
 
     # ------------------------------------------------------------------ forward
     def forward(
-        self, z: torch.Tensor, cond: torch.Tensor | None = None, drop: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        drop: torch.Tensor | None = None,
+        prev_delta: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict ``Δ_τ z`` for single latent frames.
 
@@ -232,6 +385,8 @@ class MotionPrior(ModelMixin, ConfigMixin):
             cond: ``(N, text_embed_dim)`` pooled prompt embeddings (or ``(1, ·)`` shared), or ``None``
                 for the learned null condition.
             drop: optional ``(N,)`` bool — use the null condition for these rows.
+            prev_delta: ``(N, C, H, W)`` previous delta ``Δ_τ z_{i−τ}`` for a ``second_order`` prior
+                (``None``: zeros, as for the first pairs of a clip); refused otherwise.
 
         Returns:
             ``(N, C, H, W)`` predicted lag delta.
@@ -244,14 +399,38 @@ class MotionPrior(ModelMixin, ConfigMixin):
                 f"{self.config.latent_channels}-channel latents (backbone {self.config.backbone or 'unknown'!r}); "
                 "use a prior trained on this backbone's latent space"
             )
+        if prev_delta is not None and not self.config.second_order:
+            raise ValueError("prev_delta is an input of second_order priors only; this prior takes one frame")
+        if prev_delta is not None and prev_delta.shape != z.shape:
+            raise ValueError(f"prev_delta shape {tuple(prev_delta.shape)} does not match z {tuple(z.shape)}")
+        if not torch.is_floating_point(z):
+            raise TypeError(f"latent frames must be a floating-point tensor, got {z.dtype}")
+        dtype = self._weight_dtype
         c = self.condition(cond, z.shape[0], drop)  # (N, cond_dim)
-        h = self.conv_in(z.to(self.conv_in.weight.dtype))  # (N, D, H, W)
+        x = z.to(dtype)
+        if self.config.arch == "release":
+            if self.config.second_order:
+                prev = torch.zeros_like(x) if prev_delta is None else prev_delta.to(dtype)
+                x = torch.cat([x, prev], dim=1)  # (N, 2C, H, W)
+            h = Fn.gelu(self.input_proj(x))  # (N, D, H, W)
+        else:
+            h = self.conv_in(x)  # (N, D, H, W)
         for block in self.blocks:
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 h = torch.utils.checkpoint.checkpoint(block, h, c, use_reentrant=False)
             else:
                 h = block(h, c)
+        if self.config.arch == "release":
+            return self.output_proj(h)  # (N, C, H, W)
         return self.conv_out(Fn.silu(self.norm_out(h)))  # (N, C, H, W)
+
+    @staticmethod
+    def _prev_deltas(z: torch.Tensor, tau: int, P: int) -> torch.Tensor:
+        """``Δ_τ z_{i−τ} = z_i − z_{i−τ}`` for pairs ``i = 0 … P−1``, zero for ``i < τ``: ``(B, P, C, H, W)``."""
+        head = torch.zeros_like(z[:, : min(tau, P)])  # (B, min(τ, P), C, H, W)
+        if P <= tau:
+            return head
+        return torch.cat([head, z[:, tau:P] - z[:, : P - tau]], dim=1)  # (B, P, C, H, W)
 
     def predict_motion(self, z: torch.Tensor, cond: torch.Tensor | None = None, tau: int | None = None) -> torch.Tensor:
         """All τ-pairs of a clip in one call: ``(B, F, C, H, W)`` → ``(B, F−τ, C, H, W)`` ≈ ``Δ_τ z``."""
@@ -261,7 +440,10 @@ class MotionPrior(ModelMixin, ConfigMixin):
         P = F - tau
         frames = z[:, :P].reshape(B * P, C, H, W)  # (B·P, C, H, W)
         c = None if cond is None else cond.repeat_interleave(P, dim=0)  # (B, D) -> (B·P, D)
-        return self(frames, c).reshape(B, P, C, H, W)
+        prev = None
+        if self.config.second_order:
+            prev = self._prev_deltas(z, tau, P).reshape(B * P, C, H, W)  # (B·P, C, H, W)
+        return self(frames, c, prev_delta=prev).reshape(B, P, C, H, W)
 
     # ------------------------------------------------------------------ training
     def training_loss(
@@ -269,6 +451,7 @@ class MotionPrior(ModelMixin, ConfigMixin):
         latents: torch.Tensor,
         cond: torch.Tensor | None,
         generator: torch.Generator | None = None,
+        aug_noise_levels: torch.Tensor | None = None,
     ) -> PriorLossOutput:
         """Loss on clean latent clips with prompt dropout and input noise augmentation (config values).
 
@@ -276,33 +459,48 @@ class MotionPrior(ModelMixin, ConfigMixin):
             latents: ``(B, F, C, H, W)`` clean latent clips.
             cond: ``(B, text_embed_dim)`` pooled prompt embeddings, or ``None``.
             generator: optional RNG for the dropout / augmentation draws (reproducible runs).
+            aug_noise_levels: ``(T,)`` the backbone's noise std ``√(1 − ᾱ_t)`` at each of its training
+                timesteps (:func:`lamo.training.prior.scheduler_noise_levels`); needed in training
+                mode when ``noise_aug="diffusion"``: an augmented pair gets noise of std
+                ``noise_aug_std · √(1 − ᾱ_t)``, ``t`` drawn uniformly per pair.
 
         Returns:
-            :class:`PriorLossOutput` with ``(B,)`` terms; ``per_sample = mse + 0.5·(1 − cosine)``.
+            :class:`PriorLossOutput` with ``(B,)`` terms; ``per_sample = mse + cosine_weight·(1 − cosine)``.
         """
-        tau = self.config.tau
-        check_latents(latents, tau, "latents", channels=self.config.latent_channels)
+        cfg = self.config
+        tau = cfg.tau
+        check_latents(latents, tau, "latents", channels=cfg.latent_channels)
         B, F, C, H, W = latents.shape
         P = F - tau
         target = lag_delta(latents, tau).reshape(B * P, C, H, W).float()  # (B·P, C, H, W)
         inp = latents[:, :P].reshape(B * P, C, H, W)  # (B·P, C, H, W)
+        prev = self._prev_deltas(latents, tau, P).reshape(B * P, C, H, W) if cfg.second_order else None
         dev = latents.device
+        gen_dev = generator.device if generator is not None else dev
 
         def rand(*shape: int) -> torch.Tensor:
-            return torch.rand(*shape, generator=generator, device=generator.device if generator else dev).to(dev)
+            return torch.rand(*shape, generator=generator, device=gen_dev).to(dev)
 
         drop = None
-        if self.training and self.config.prompt_dropout > 0 and cond is not None:
-            drop = (rand(B) < self.config.prompt_dropout).repeat_interleave(P)  # (B·P,)
-        if self.training and self.config.noise_aug_prob > 0 and self.config.noise_aug_std > 0:
-            which = (rand(B * P) < self.config.noise_aug_prob).to(inp.dtype)[:, None, None, None]
-            noise = torch.randn(inp.shape, generator=generator, device=generator.device if generator else dev).to(dev)
-            inp = inp + which * self.config.noise_aug_std * noise.to(inp.dtype)
+        if self.training and cfg.prompt_dropout > 0 and cond is not None:
+            if cfg.arch == "release":
+                drop = rand(B * P) < cfg.prompt_dropout  # (B·P,) one draw per pair, as the release
+            else:
+                drop = (rand(B) < cfg.prompt_dropout).repeat_interleave(P)  # (B·P,) one draw per clip
+        if self.training and cfg.noise_aug_prob > 0 and cfg.noise_aug_std > 0:
+            which = (rand(B * P) < cfg.noise_aug_prob).to(inp.dtype)[:, None, None, None]  # (B·P, 1, 1, 1)
+            std: torch.Tensor | float = cfg.noise_aug_std
+            if cfg.noise_aug == "diffusion":
+                levels = _check_noise_levels(aug_noise_levels)
+                t = torch.randint(0, levels.numel(), (B * P,), generator=generator, device=gen_dev)
+                std = cfg.noise_aug_std * levels.to(gen_dev).index_select(0, t).to(dev, inp.dtype)[:, None, None, None]
+            noise = torch.randn(inp.shape, generator=generator, device=gen_dev).to(dev)
+            inp = inp + which * std * noise.to(inp.dtype)
         c = None if cond is None else cond.repeat_interleave(P, dim=0)  # (B·P, D)
-        pred = self(inp, c, drop).float()  # (B·P, C, H, W)
+        pred = self(inp, c, drop, prev_delta=prev).float()  # (B·P, C, H, W)
         mse = (pred - target).pow(2).flatten(1).mean(1)  # (B·P,)
         cos = Fn.cosine_similarity(pred.flatten(1), target.flatten(1), dim=1, eps=1e-8)  # (B·P,)
-        per_pair = mse + 0.5 * (1 - cos)
+        per_pair = mse + cfg.cosine_weight * (1 - cos)
         return PriorLossOutput(
             per_sample=per_pair.view(B, P).mean(1),
             mse=mse.view(B, P).mean(1).detach(),
@@ -318,7 +516,7 @@ class MotionPrior(ModelMixin, ConfigMixin):
         is linear in the number of frames, so guidance uses it to split the τ-pairs into calls that
         fit a memory budget. Cached per (H, W, dtype).
         """
-        dtype = self.conv_in.weight.dtype
+        dtype = self._weight_dtype
         key = (int(height), int(width), dtype)
         cache = self.__dict__.setdefault("_activation_bytes", {})
         if key not in cache:
