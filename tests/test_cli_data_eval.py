@@ -53,7 +53,7 @@ def test_bad_clips_get_a_message_and_the_others_are_kept(tmp_path, capsys):
     for i in range(2):
         write_video(folder / f"good{i}.mp4", render(simulate(TINY, i), TINY))
     write_video(folder / "sub" / "wrong_size.mp4", np.full((8, 48, 48, 3), 20, np.uint8))
-    write_video(folder / "black.mp4", np.full((8, 32, 32, 3), 20, np.uint8))
+    write_video(folder / "black.mp4", np.full((16, 32, 32, 3), 20, np.uint8))
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(4000))
 

@@ -56,7 +56,7 @@ def test_generation_resumes_and_missing_evaluator_is_explained(tmp_path, tiny_mo
     first = (tmp_path / "o" / "videos" / "0_0_0.mp4").stat().st_mtime_ns
     (tmp_path / "o" / "videos" / "1_0_0.mp4").unlink()  # interrupted: one video missing
     assert main(args) == 0
-    assert "skipping 1 video(s)" in capsys.readouterr().out
+    assert "reusing 1 video(s)" in capsys.readouterr().out
     assert (tmp_path / "o" / "videos" / "0_0_0.mp4").stat().st_mtime_ns == first  # kept, not re-made
     assert (tmp_path / "o" / "videos" / "1_0_0.mp4").is_file()
     rows = (tmp_path / "o" / "videos.csv").read_text().splitlines()

@@ -102,3 +102,69 @@ def test_an_interrupt_exits_130(tmp_path, capsys, monkeypatch):
     _fake_command(monkeypatch, KeyboardInterrupt())
     assert main(["data", "physics", "--out", str(tmp_path / "d"), "-n", "1"]) == 130
     assert "interrupted" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. A half-decodable video is an error for that clip, not a short clip
+# ---------------------------------------------------------------------------------------------
+def _write_streamable(path: Path, frames, options: dict | None = None) -> bytes:
+    """A video whose frames come before the end of the file (faststart mp4, mkv), so a cut-short copy opens."""
+    import av
+
+    with av.open(str(path), mode="w", options=options or {}) as c:
+        s = c.add_stream("libx264", rate=8)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("name, options", [("clip.mp4", {"movflags": "faststart"}), ("clip.mkv", None)])
+@pytest.mark.parametrize("keep", [0.5, 0.8])
+def test_a_truncated_video_is_an_error_not_a_short_clip(tmp_path, name, options, keep):
+    import numpy as np
+
+    from lamo.video_io import VideoReadError, read_video
+
+    frames = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3), dtype=np.uint8)
+    data = _write_streamable(tmp_path / name, frames, options)
+    assert read_video(tmp_path / name).shape == (16, 32, 32, 3)
+    assert read_video(tmp_path / name, max_frames=4).shape[0] == 4  # asking for fewer is fine
+    (tmp_path / name).write_bytes(data[: int(len(data) * keep)])  # the file is cut short
+    with pytest.raises(VideoReadError, match="truncated|cut short"):
+        read_video(tmp_path / name)  # was: returned the 5–12 frames it decoded
+
+
+def test_eval_scores_the_others_when_one_clip_is_truncated(tmp_path, capsys):
+    import numpy as np
+
+    from lamo.physics.render import render
+    from lamo.physics.world import WORLD_PRESETS, simulate
+
+    tiny = WORLD_PRESETS["tiny"]
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(3):
+        data = _write_streamable(folder / f"{i}.mp4", render(simulate(tiny, i), tiny), {"movflags": "faststart"})
+    (folder / "2.mp4").write_bytes(data[: len(data) // 2])
+    assert main(["eval", "physics", str(folder), "--preset", "tiny"]) == 0
+    report = json.loads((folder / "eval_physics.json").read_text())
+    by_name = {c["video"]: c for c in report["clips"]}
+    assert "metrics" in by_name["0.mp4"] and "metrics" in by_name["1.mp4"]
+    assert "cut short" in by_name["2.mp4"]["error"] and report["n_scored"] == 2
+    assert main(["eval", "physics", str(folder), "--preset", "tiny", "--strict"]) == 1
+
+
+def test_evaluate_clip_refuses_a_clip_shorter_than_the_world(tmp_path):
+    from lamo.physics.metrics import ClipError, evaluate_clip
+    from lamo.physics.render import render
+    from lamo.physics.world import WORLD_PRESETS, simulate
+
+    tiny = WORLD_PRESETS["tiny"]
+    frames = render(simulate(tiny, 0), tiny)
+    evaluate_clip(frames, tiny)
+    with pytest.raises(ClipError, match="has 10 frames but the world's clips have 16"):
+        evaluate_clip(frames[:10], tiny)

@@ -58,11 +58,26 @@ def write_video(path: str | os.PathLike, frames, fps: float = 8.0, crf: int = 12
     return path
 
 
+def _announced_frames(container, stream) -> tuple[int, int] | None:
+    """``(frames, tolerance)`` the file's header announces: the stream's frame count when it has one (exact),
+    else its duration × frame rate (± one frame or 5 %); ``None`` when it says neither."""
+    if stream.frames:
+        return int(stream.frames), 0
+    rate = stream.average_rate or stream.guessed_rate
+    if container.duration and rate:
+        n = int(round(container.duration / 1e6 * float(rate)))
+        return n, max(1, n // 20)
+    return None
+
+
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:
-    """Decode a video file to ``(T, H, W, 3)`` uint8 RGB.
+    """Decode a video file to ``(T, H, W, 3)`` uint8 RGB — all of it, or a clear error.
+
+    A file that decodes part-way (corrupt or cut short) is an error, not a shorter clip: decoding must not
+    fail, and the frames decoded must be those the header announces.
 
     Raises:
-        VideoReadError: the file is missing, unreadable, corrupt, has no video stream or no frames.
+        VideoReadError: the file is missing, unreadable, corrupt, truncated, has no video stream or no frames.
     """
     import av
 
@@ -76,17 +91,25 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> np.nda
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoReadError(f"{path}: the file has no video stream")
-            for frame in container.decode(video=0):
+            stream = container.streams.video[0]
+            announced = _announced_frames(container, stream)
+            for frame in container.decode(stream):
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if max_frames is not None and len(frames) >= max_frames:
                     break
     except VideoReadError:
         raise
     except Exception as e:  # PyAV raises many error types for corrupt input
-        if not frames:
-            raise VideoReadError(f"{path}: could not decode the video ({type(e).__name__}: {e})") from e
+        got = f" after {len(frames)} frame(s)" if frames else ""
+        raise VideoReadError(f"{path}: could not decode the video{got} ({type(e).__name__}: {e}); "
+                             "the file is corrupt or cut short") from e
     if not frames:
         raise VideoReadError(f"{path}: the video has no decodable frames")
+    if announced is not None and (max_frames is None or len(frames) < max_frames):
+        n, tol = announced
+        if len(frames) < n - tol:
+            raise VideoReadError(f"{path}: decoded {len(frames)} of the {n} frames its header announces; "
+                                 "the file is truncated or corrupt")
     return np.stack(frames)
 
 

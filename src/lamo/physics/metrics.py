@@ -438,7 +438,7 @@ def evaluate_clip(frames: np.ndarray, world: WorldConfig, tracker: TrackerConfig
     """Check, track and score one clip of ``world`` (``(T, H, W, 3)`` uint8 RGB).
 
     Raises:
-        ClipError: the frames have the wrong size, are too few, or show no ball.
+        ClipError: the frames have the wrong size, are not ``world.frames`` of them, or show no ball.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -449,6 +449,9 @@ def evaluate_clip(frames: np.ndarray, world: WorldConfig, tracker: TrackerConfig
                         "(pass the world of these clips: its world.json or --preset)")
     if T < 3:
         raise ClipError(f"the clip has {T} frame(s); physics metrics need at least 3")
+    if T != world.frames:  # a cut-short clip would be scored as a short one
+        raise ClipError(f"the clip has {T} frames but the world's clips have {world.frames} (a truncated video, "
+                        "or clips of another world: pass its world.json or --preset)")
     return physics_metrics(track(frames, config=tracker), world, frames, config)
 
 
