@@ -168,3 +168,54 @@ def test_evaluate_clip_refuses_a_clip_shorter_than_the_world(tmp_path):
     evaluate_clip(frames, tiny)
     with pytest.raises(ClipError, match="has 10 frames but the world's clips have 16"):
         evaluate_clip(frames[:10], tiny)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Overwrites: a dataset is replaced whole or not at all
+# ---------------------------------------------------------------------------------------------
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_data_refuses_a_non_empty_out_and_an_interrupt_leaves_the_old_dataset(tmp_path, capsys, monkeypatch):
+    import lamo.physics.dataset as dataset
+
+    out = tmp_path / "d"
+    assert main(["data", "physics", "--out", str(out), "-n", "2", "--preset", "tiny"]) == 0
+    before = _snapshot(out)
+    assert main(["data", "physics", "--out", str(out), "-n", "3", "--preset", "small"]) == 2
+    assert "--overwrite" in capsys.readouterr().err and _snapshot(out) == before
+
+    real, made = dataset.make_clip, []
+
+    def interrupted(*args, **kwargs):  # Ctrl-C while the second clip of the new dataset is made
+        if len(made) == 1:
+            raise KeyboardInterrupt
+        made.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dataset, "make_clip", interrupted)
+    assert main(["data", "physics", "--out", str(out), "-n", "3", "--preset", "small", "--overwrite"]) == 130
+    assert _snapshot(out) == before  # was: world.json of "small" beside the old "tiny" metadata and videos
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]  # no temporary folder left behind
+
+    monkeypatch.setattr(dataset, "make_clip", real)
+    assert main(["data", "physics", "--out", str(out), "-n", "3", "--preset", "small", "--overwrite"]) == 0
+    assert json.loads((out / "world.json").read_text())["preset"] == "small"
+    assert len((out / "metadata.jsonl").read_text().splitlines()) == 3 and len(list(out.glob("videos/*"))) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-n", "0"], "-n/--num-clips must be ≥ 1"),
+    (["-n", "-4"], "-n/--num-clips must be ≥ 1"),
+])
+def test_data_refuses_bad_numbers(tmp_path, capsys, argv, message):
+    assert main(["data", "physics", "--out", str(tmp_path / "d"), *argv]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+def test_data_refuses_a_file_as_out(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert main(["data", "physics", "--out", str(tmp_path / "f"), "-n", "1"]) == 2
+    assert "is a file" in capsys.readouterr().err

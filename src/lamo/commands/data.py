@@ -30,6 +30,8 @@ def _register_physics(dsub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=sorted(WORLD_PRESETS), default="tiny",
                    help="world preset (default: tiny = 32×32 px, 16 frames)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed; clip i uses seed·10⁶ + i (default: 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a non-empty OUT (the new dataset takes its place only once complete)")
     p.set_defaults(func=_physics)
 
 
@@ -37,8 +39,13 @@ def _physics(args: argparse.Namespace) -> int:
     from ..physics.dataset import write_dataset
     from ..physics.world import get_world_config
 
+    from ..errors import InputError
+
+    if args.num_clips < 1:
+        raise InputError(f"-n/--num-clips must be ≥ 1, got {args.num_clips}")
     cfg = get_world_config(args.preset)
-    path = write_dataset(args.out, args.num_clips, cfg, seed=args.seed, preset_name=args.preset)
+    path = write_dataset(args.out, args.num_clips, cfg, seed=args.seed, preset_name=args.preset,
+                         progress=True, overwrite=args.overwrite)
     print(f"wrote {args.num_clips} clips ({cfg.size}×{cfg.size} px, {cfg.frames} frames, preset {args.preset}) "
           f"to {path.parent}")
     return 0

@@ -118,57 +118,90 @@ def write_dataset(
     seed: int = 0,
     progress: bool = True,
     preset_name: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``n`` clips to ``out`` in the format above; returns the path of ``metadata.jsonl``.
 
-    ``metadata.jsonl`` is written to a temporary name and renamed at the end, so a finished dataset is
-    always complete.
+    The dataset is written to a temporary folder beside ``out`` and moved into place when complete, so an
+    interrupted run leaves ``out`` as it was: never a mix of two datasets. A non-empty ``out`` is refused
+    unless ``overwrite`` (then it is replaced as a whole, once the new dataset is complete).
     """
+    import shutil
+
     from tqdm.auto import tqdm
 
+    from ..errors import InputError
     from ..video_io import write_video
 
     if isinstance(cfg, str):
         preset_name, cfg = cfg, get_world_config(cfg)
-    if n < 1:
-        raise ValueError(f"the number of clips must be ≥ 1, got {n}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"the number of clips (-n) must be an integer ≥ 1, got {n!r}")
     out = Path(out)
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    world = {"preset": preset_name, "units": "pixels and frames (gravity in px/frame²)", **cfg.to_dict()}
-    (out / "world.json").write_text(json.dumps(world, indent=2) + "\n")
-    tmp = out / ".metadata.jsonl.tmp"
-    with open(tmp, "w") as f:
-        for i in tqdm(range(n), desc="physics clips", unit="clip", disable=not progress):
-            s = clip_seed(seed, i)
-            clip = make_clip(cfg, s)
-            rel = f"videos/{i:06d}.mp4"
-            write_video(out / rel, clip.frames, fps=cfg.fps)
-            record = {"video": rel, "caption": clip.caption, "scenario": clip.trajectory.scenario, "seed": s,
-                      "index": i, "frames": cfg.frames, "size": cfg.size, "states": clip.trajectory.to_json()}
-            f.write(json.dumps(record) + "\n")
-    os.replace(tmp, out / "metadata.jsonl")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file, not a folder; pass another --out")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out} is not empty; pass --overwrite to replace it (the new dataset takes its place only "
+                         "once complete) or another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "videos").mkdir(parents=True)
+    try:
+        world = {"preset": preset_name, "units": "pixels and frames (gravity in px/frame²)", **cfg.to_dict()}
+        (tmp / "world.json").write_text(json.dumps(world, indent=2) + "\n")
+        with open(tmp / "metadata.jsonl", "w") as f:
+            for i in tqdm(range(n), desc="physics clips", unit="clip", disable=not progress):
+                s = clip_seed(seed, i)
+                clip = make_clip(cfg, s)
+                rel = f"videos/{i:06d}.mp4"
+                write_video(tmp / rel, clip.frames, fps=cfg.fps)
+                record = {"video": rel, "caption": clip.caption, "scenario": clip.trajectory.scenario, "seed": s,
+                          "index": i, "frames": cfg.frames, "size": cfg.size, "states": clip.trajectory.to_json()}
+                f.write(json.dumps(record) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.is_dir():
+        os.replace(out, old)  # an empty or (with overwrite) replaced dataset
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
     return out / "metadata.jsonl"
 
 
 def read_metadata(folder: str | os.PathLike) -> list[dict]:
     """The records of ``folder/metadata.jsonl`` (blank lines skipped; a bad line is an error naming it)."""
+    from ..errors import InputError, MissingInputError
+
     path = Path(folder) / "metadata.jsonl"
+    if not path.is_file():
+        raise MissingInputError(f"{path} not found")
     records = []
     for n, line in enumerate(path.read_text().splitlines(), start=1):
         if line.strip():
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not valid JSON ({e})") from e
+                raise InputError(f"{path}:{n}: not valid JSON ({e})") from e
     return records
 
 
 def load_world_config(path: str | os.PathLike) -> WorldConfig:
     """Read a ``world.json`` (or the one inside a dataset folder) back into a :class:`WorldConfig`."""
+    from ..errors import InputError, MissingInputError
+
     path = Path(path)
     if path.is_dir():
         path = path / "world.json"
-    d = json.loads(path.read_text())
+    if not path.is_file():
+        raise MissingInputError(f"world file {path} not found")
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(d, dict):
+        raise InputError(f"{path}: a world.json holds one JSON object, got {type(d).__name__}")
     d.pop("units", None)
     preset = d.pop("preset", None)
     if not d and preset in WORLD_PRESETS:
