@@ -15,6 +15,13 @@ that sample), and averaging over the τ-pairs keeps it of the same order whateve
 paper's λ = 25 is under its own (element-mean) reduction and is *not* comparable; see the README for
 the calibrated range.
 
+**The release's reduction** (``reduction="element_mean"``, DESIGN.md §8): the authors' code takes
+``L = mean_{b,i,c,h,w} r²`` — one mean over every element of the batch — so their λ (15) shrinks
+with batch size and latent size. It is reachable exactly: ``L_b = mean_{i,c,h,w} r²`` per sample and
+``L_guide = mean_b L_b``. Their window, "from step ⌊0.2·S⌋ on", is ``window=0.8,
+window_rounding="floor"`` (ours rounds ``(1 − ρ)·S`` up; the two agree whenever it is an integer,
+e.g. S = 50). :data:`RELEASE_GUIDANCE` holds those settings.
+
 The gradient graph holds ``x̂0(o)`` and ``f_φ`` only — never the backbone — which is what keeps MPG
 cheap. All τ-pairs go through the prior in one batched call when the activations autograd keeps for
 them fit ``activation_budget_gib``; otherwise the pairs are split into as few calls as fit, each
@@ -34,20 +41,34 @@ from .motion import check_finite, check_latents
 from .parametrization import NoiseLevel, check_prediction_type, predict_x0
 from .prior import MotionPrior
 
-__all__ = ["MotionPriorGuidance", "GuidanceOutput", "guidance_loss", "GUIDANCE_MODES", "FINITE_CHECKS"]
+__all__ = ["MotionPriorGuidance", "GuidanceOutput", "guidance_loss", "GUIDANCE_MODES", "FINITE_CHECKS",
+           "GUIDANCE_REDUCTIONS", "WINDOW_ROUNDINGS", "RELEASE_GUIDANCE"]
 
 GUIDANCE_MODES = ("output", "latent")
+GUIDANCE_REDUCTIONS = ("sum", "element_mean")
+WINDOW_ROUNDINGS = ("ceil", "floor")
+
+# The authors' sampling-time guidance (DESIGN.md §8) as MotionPriorGuidance arguments; with the
+# release's predictor (τ = 1, from the prior) and S = 50 steps it is their update exactly.
+RELEASE_GUIDANCE = dict(scale=15.0, window=0.8, reduction="element_mean", window_rounding="floor")
 
 
-def guidance_loss(prior: MotionPrior, x0: torch.Tensor, cond: torch.Tensor | None, tau: int) -> torch.Tensor:
-    """Per-sample ``L_b = mean_i Σ_{c,h,w} ‖x̂0_i + f_φ(x̂0_i, c) − x̂0_{i+τ}‖²`` → ``(B,)``.
+def guidance_loss(
+    prior: MotionPrior, x0: torch.Tensor, cond: torch.Tensor | None, tau: int, reduction: str = "sum"
+) -> torch.Tensor:
+    """Per-sample ``L_b`` of ``r_i = x̂0_i + f_φ(x̂0_i, c) − x̂0_{i+τ}`` → ``(B,)``.
 
-    ``x0`` is ``(B, F, C, H, W)``; ``cond`` is ``(B, text_embed_dim)`` or ``None``. All τ-pairs go
-    through the prior in one batched call.
+    ``reduction="sum"`` (LaMo): ``L_b = mean_i Σ_{c,h,w} r_i²``; ``"element_mean"`` (the release):
+    ``L_b = mean_{i,c,h,w} r_i²``. ``x0`` is ``(B, F, C, H, W)``; ``cond`` is ``(B, text_embed_dim)``
+    or ``None``. All τ-pairs go through the prior in one batched call.
     """
+    if reduction not in GUIDANCE_REDUCTIONS:
+        raise ValueError(f"unknown guidance reduction {reduction!r}; expected one of {GUIDANCE_REDUCTIONS}")
     dtype = torch.promote_types(x0.dtype, torch.float32)  # reduce in ≥ fp32
     field = prior.predict_motion(x0, cond, tau).to(dtype)  # (B, F−τ, C, H, W)
     residual = x0[:, :-tau].to(dtype) + field - x0[:, tau:].to(dtype)  # (B, F−τ, C, H, W)
+    if reduction == "element_mean":
+        return residual.pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
     return residual.pow(2).sum(dim=(2, 3, 4)).mean(1)  # (B,)
 
 
@@ -77,12 +98,19 @@ FINITE_CHECKS = ("step", "deferred", "off")
 class MotionPriorGuidance:
     """Motion Prior Guidance: ``o ← o − λ·∇_o L_guide`` in the low-noise window (DESIGN.md §1.5).
 
+    ``MotionPriorGuidance(prior, **RELEASE_GUIDANCE)`` with a release-architecture prior is the
+    authors' update (λ = 15 under their element-mean reduction, from step ⌊0.2·S⌋ on).
+
     Args:
         prior: a trained :class:`~lamo.prior.MotionPrior` (kept in eval mode, never updated).
         scale: λ ≥ 0; 0 turns guidance off (outputs are returned untouched, bit for bit).
         window: ρ ∈ [0, 1]; steps ``s ≥ (1 − ρ)·S`` are guided (0.8: the noisiest 20 % are skipped).
         tau: lag in latent frames; defaults to the prior's own.
         mode: ``"output"`` (the method) or ``"latent"`` (direct latent edit ablation).
+        reduction: ``"sum"`` (LaMo: ``L_guide = Σ_b mean_i Σ_{c,h,w} r²``, λ independent of batch and
+            latent size) or ``"element_mean"`` (the release: ``L_guide = mean_{b,i,c,h,w} r²``).
+        window_rounding: ``"ceil"`` (first guided step ``⌈(1 − ρ)·S⌉``) or ``"floor"``
+            (``⌊(1 − ρ)·S⌋``, the release's "from step ⌊0.2·S⌋ on").
         check_finite: ``"step"`` (or ``True``) raises a clear error at once when the loss or gradient
             holds NaN/inf — one host sync per guided step; ``"deferred"`` makes no sync and returns
             the verdict as a device tensor in :attr:`GuidanceOutput.finite` (the pipelines check all
@@ -105,6 +133,8 @@ class MotionPriorGuidance:
         mode: str = "output",
         check_finite: bool | str = True,
         activation_budget_gib: float | None = 2.0,
+        reduction: str = "sum",
+        window_rounding: str = "ceil",
     ):
         if not isinstance(prior, MotionPrior):
             raise TypeError(f"prior must be a lamo.MotionPrior, got {type(prior).__name__}")
@@ -114,6 +144,13 @@ class MotionPriorGuidance:
             raise ValueError(f"guidance window ρ must be in [0, 1], got {window!r}")
         if mode not in GUIDANCE_MODES:
             raise ValueError(f"unknown guidance mode {mode!r}; expected one of {GUIDANCE_MODES}")
+        if reduction not in GUIDANCE_REDUCTIONS:
+            raise ValueError(f"unknown guidance reduction {reduction!r}; expected one of {GUIDANCE_REDUCTIONS}")
+        if window_rounding not in WINDOW_ROUNDINGS:
+            raise ValueError(f"unknown window_rounding {window_rounding!r}; expected one of {WINDOW_ROUNDINGS}")
+        tau = prior.config.tau if tau is None else tau
+        if not isinstance(tau, int) or isinstance(tau, bool) or tau < 1:
+            raise ValueError(f"guidance tau must be a positive integer number of latent frames, got {tau!r}")
         check_finite = {True: "step", False: "off"}.get(check_finite, check_finite)
         if check_finite not in FINITE_CHECKS:
             raise ValueError(f"check_finite must be a bool or one of {FINITE_CHECKS}, got {check_finite!r}")
@@ -122,14 +159,22 @@ class MotionPriorGuidance:
         self.prior = prior.eval().requires_grad_(False)
         self.scale = float(scale)
         self.window = float(window)
-        self.tau = int(prior.config.tau if tau is None else tau)
+        self.tau = tau
         self.mode = mode
+        self.reduction = reduction
+        self.window_rounding = window_rounding
         self.check_finite = check_finite
         self.activation_budget_gib = activation_budget_gib
 
     def first_step(self, num_steps: int) -> int:
-        """Index of the first guided step: ``⌈(1 − ρ)·S⌉`` (robust to float round-off)."""
-        return max(0, math.ceil(round((1.0 - self.window) * num_steps, 6)))
+        """Index of the first guided step: ``⌈(1 − ρ)·S⌉`` (``⌊(1 − ρ)·S⌋`` with ``window_rounding="floor"``),
+        robust to float round-off."""
+        rounding = math.floor if self.window_rounding == "floor" else math.ceil
+        return max(0, rounding(round((1.0 - self.window) * num_steps, 6)))
+
+    def objective(self, per_sample: torch.Tensor) -> torch.Tensor:
+        """``L_guide`` from the per-sample ``L_b``: their sum (``"sum"``) or mean (``"element_mean"``)."""
+        return per_sample.mean() if self.reduction == "element_mean" else per_sample.sum()
 
     def is_active(self, step_index: int, num_steps: int) -> bool:
         """Whether step ``step_index`` (0-based) of ``num_steps`` is guided."""
@@ -137,8 +182,8 @@ class MotionPriorGuidance:
 
     def pairs_per_call(self, batch: int, num_pairs: int, height: int, width: int) -> int:
         """How many τ-pairs (of each of ``batch`` samples) go through the prior in one call."""
-        if self.activation_budget_gib is None:
-            return num_pairs
+        if self.activation_budget_gib is None or self.prior.config.second_order:
+            return num_pairs  # a second-order prior reads the pair before: all pairs in one call
         per_pair = batch * self.prior.activation_bytes_per_frame(height, width)
         return max(1, min(num_pairs, int(self.activation_budget_gib * 2**30 // max(per_pair, 1))))
 
@@ -168,8 +213,8 @@ class MotionPriorGuidance:
             P = F - self.tau
             chunk = self.pairs_per_call(B, P, H, W)
             if chunk >= P:  # every pair in one batched call
-                per_sample = guidance_loss(self.prior, x0, cond, self.tau)
-                (grad,) = torch.autograd.grad(per_sample.sum(), target)
+                per_sample = guidance_loss(self.prior, x0, cond, self.tau, self.reduction)
+                (grad,) = torch.autograd.grad(self.objective(per_sample), target)
                 return per_sample.detach(), grad
             leaf = x0.detach().requires_grad_()
             per_sample = torch.zeros(B, dtype=x0.dtype, device=x0.device)
@@ -177,8 +222,9 @@ class MotionPriorGuidance:
             for start in range(0, P, chunk):
                 stop = min(P, start + chunk)
                 # pairs start … stop−1 use frames start … stop−1+τ; weight so the chunks sum to the mean
-                part = guidance_loss(self.prior, leaf[:, start:stop + self.tau], cond, self.tau) * ((stop - start) / P)
-                (g,) = torch.autograd.grad(part.sum(), leaf)  # frees this call's graph
+                part = guidance_loss(self.prior, leaf[:, start:stop + self.tau], cond, self.tau,
+                                     self.reduction) * ((stop - start) / P)
+                (g,) = torch.autograd.grad(self.objective(part), leaf)  # frees this call's graph
                 grad_x0 = g if grad_x0 is None else grad_x0 + g
                 per_sample = per_sample + part.detach()
             (grad,) = torch.autograd.grad(x0, target, grad_outputs=grad_x0)
@@ -196,7 +242,7 @@ class MotionPriorGuidance:
     ) -> torch.Tensor:
         """Per-sample ``L_b`` (``(B,)``) of ``x̂0(model_output)`` — differentiable in both tensors."""
         x0 = predict_x0(model_output, sample, prediction_type, alpha_bar=alpha_bar, sigma=sigma)
-        return guidance_loss(self.prior, x0, cond, self.tau)
+        return guidance_loss(self.prior, x0, cond, self.tau, self.reduction)
 
     def __call__(
         self,

@@ -39,7 +39,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .motion import check_latents, lag_delta
+from .motion import check_finite, check_latents, lag_delta
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
 
@@ -389,7 +389,10 @@ class MotionPrior(ModelMixin, ConfigMixin):
                 (``None``: zeros, as for the first pairs of a clip); refused otherwise.
 
         Returns:
-            ``(N, C, H, W)`` predicted lag delta.
+            ``(N, C, H, W)`` predicted lag delta, in the prior's dtype. Finite inputs give a finite
+            field; NaN/inf in a row of ``z`` or ``cond`` makes that row's output non-finite and leaves
+            the other rows as they would be without it (no check here — that would cost a host sync
+            per call; guidance checks its loss and gradient, ``training_loss`` its data).
         """
         if z.ndim != 4:
             raise ValueError(f"MotionPrior takes single latent frames (N, C, H, W), got shape {tuple(z.shape)}")
@@ -470,6 +473,9 @@ class MotionPrior(ModelMixin, ConfigMixin):
         cfg = self.config
         tau = cfg.tau
         check_latents(latents, tau, "latents", channels=cfg.latent_channels)
+        # one host sync per step (a trainer reads the loss anyway): NaN/inf data fails loudly, not into the weights
+        check_finite(latents if cond is None else torch.cat([latents.flatten(), cond.flatten().to(latents.dtype)]),
+                     "motion prior training data (latents and prompt condition)")
         B, F, C, H, W = latents.shape
         P = F - tau
         target = lag_delta(latents, tau).reshape(B * P, C, H, W).float()  # (B·P, C, H, W)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from ..demo import autoencoder as _demo_autoencoder  # noqa: F401  (lets from_pretrained load the demo's VAE)
 from .cogvideox import LaMoCogVideoXPipeline
-from .guided import GuidanceRecord, GuidedSchedulerStep, MotionGuidedPipelineMixin, NonFiniteGuidanceError
+from .guided import (RELEASE_GUIDANCE_KWARGS, RELEASE_SAMPLING_KWARGS, GuidanceRecord, GuidedSchedulerStep,
+                     MotionGuidedPipelineMixin, NonFiniteGuidanceError)
 from .wan import LaMoWanPipeline
 
 __all__ = [
     "LaMoCogVideoXPipeline", "LaMoWanPipeline", "pipeline_class",
     "GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
+    "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS",
 ]
 
 PIPELINES = {"cogvideox": LaMoCogVideoXPipeline, "wan": LaMoWanPipeline}

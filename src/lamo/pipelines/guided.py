@@ -34,10 +34,21 @@ from typing import Any, Iterator
 import torch
 
 from ..adapters.base import BackboneAdapter
-from ..guidance import GUIDANCE_MODES, MotionPriorGuidance
+from ..guidance import GUIDANCE_MODES, GUIDANCE_REDUCTIONS, WINDOW_ROUNDINGS, MotionPriorGuidance
 from ..prior import MotionPrior
 
-__all__ = ["GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError"]
+__all__ = ["GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
+           "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS"]
+
+# The authors' sampling-time guidance (DESIGN.md §8) as call arguments of a LaMo pipeline; with a
+# release-architecture prior (τ = 1) it is their update to fp32 round-off (tests/test_release_parity.py).
+RELEASE_GUIDANCE_KWARGS: dict[str, Any] = dict(
+    motion_guidance_scale=15.0, motion_guidance_window=0.8, motion_guidance_reduction="element_mean",
+    motion_guidance_window_rounding="floor",
+)
+# ... and their sampling setting on CogVideoX-2B: 50 steps, CFG 6, 49 frames.
+RELEASE_SAMPLING_KWARGS: dict[str, Any] = dict(num_inference_steps=50, guidance_scale=6.0, num_frames=49,
+                                               **RELEASE_GUIDANCE_KWARGS)
 
 
 @dataclass
@@ -48,8 +59,9 @@ class GuidanceRecord:
         step: 0-based step index ``s`` of ``S``.
         timestep: the scheduler's timestep at that step (a float once the call has finished).
         guided: whether the step was corrected (``s ≥ (1 − ρ)·S`` and ``λ > 0``).
-        loss: ``(B,)`` per-sample ``L_guide`` of ``x̂0`` *before* this step's correction (detached,
-            on the sampling device; ``loss.sum()`` is the ``L_guide`` that λ multiplies).
+        loss: ``(B,)`` per-sample ``L_b`` of ``x̂0`` *before* this step's correction (detached,
+            on the sampling device; ``loss.sum()`` — ``loss.mean()`` with the ``"element_mean"``
+            reduction — is the ``L_guide`` that λ multiplies).
     """
 
     step: int
@@ -277,6 +289,8 @@ class MotionGuidedPipelineMixin:
         motion_guidance_mode: str = "output",
         motion_guidance_record: bool = False,
         motion_guidance_activation_gib: float | None = 2.0,
+        motion_guidance_reduction: str = "sum",
+        motion_guidance_window_rounding: str = "ceil",
         **kwargs: Any,
     ) -> Any:
         """The parent pipeline's call (same arguments, same output) with Motion Prior Guidance.
@@ -295,6 +309,13 @@ class MotionGuidedPipelineMixin:
             motion_guidance_activation_gib: most GiB of prior activations held at once; the τ-pairs go
                 through the prior in as few calls as fit (``None``: one call). Same result either way;
                 fewer calls are faster on a GPU, more hold less memory.
+            motion_guidance_reduction: ``"sum"`` (λ means the same at any batch and latent size) or
+                ``"element_mean"`` (the authors' release: one mean over every element of the batch).
+            motion_guidance_window_rounding: ``"ceil"`` (first guided step ``⌈(1 − ρ)·S⌉``) or
+                ``"floor"`` (``⌊(1 − ρ)·S⌋``, the release's "from step ⌊0.2·S⌋ on").
+
+        ``pipe(prompt, **RELEASE_SAMPLING_KWARGS)`` with a release prior (:func:`lamo.convert.load_release`)
+        is the authors' sampling setting.
 
         A guided step makes no host sync: NaN/inf in guidance is detected on the device and reported
         (:class:`NonFiniteGuidanceError`) once, when the denoising loop has finished.
@@ -307,6 +328,12 @@ class MotionGuidedPipelineMixin:
             raise ValueError(f"motion_guidance_scale (λ) must be a finite number ≥ 0, got {motion_guidance_scale!r}")
         if motion_guidance_mode not in GUIDANCE_MODES:
             raise ValueError(f"unknown motion_guidance_mode {motion_guidance_mode!r}; expected one of {GUIDANCE_MODES}")
+        if motion_guidance_reduction not in GUIDANCE_REDUCTIONS:
+            raise ValueError(f"unknown motion_guidance_reduction {motion_guidance_reduction!r}; expected one of "
+                             f"{GUIDANCE_REDUCTIONS}")
+        if motion_guidance_window_rounding not in WINDOW_ROUNDINGS:
+            raise ValueError(f"unknown motion_guidance_window_rounding {motion_guidance_window_rounding!r}; expected "
+                             f"one of {WINDOW_ROUNDINGS}")
         if motion_prior is not None:
             self.check_motion_prior(motion_prior)
         prior = motion_prior if motion_prior is not None else self.motion_prior
@@ -324,7 +351,9 @@ class MotionGuidedPipelineMixin:
         prior.to(self._execution_device)
         guidance = MotionPriorGuidance(prior, scale=motion_guidance_scale, window=motion_guidance_window,
                                        mode=motion_guidance_mode, check_finite="deferred",
-                                       activation_budget_gib=motion_guidance_activation_gib)
+                                       activation_budget_gib=motion_guidance_activation_gib,
+                                       reduction=motion_guidance_reduction,
+                                       window_rounding=motion_guidance_window_rounding)
         with GuidedSchedulerStep(self, self.adapter, guidance, record=motion_guidance_record,
                                  history=self._motion_guidance_history):
             return super().__call__(*args, **kwargs)
