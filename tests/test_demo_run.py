@@ -4,7 +4,10 @@ import json
 import pytest
 
 from lamo.cli import main
-from lamo.demo.run import DemoConfig, run_demo, select_lambda, verdict
+from dataclasses import replace
+
+from lamo.demo.run import HEADLINE, MDL, PLAIN_FT, DemoConfig, choose, run_demo
+from lamo.effect import COMPOSITE, compare
 from lamo.demo.train_backbone import BackboneTrainConfig, train_backbone
 from lamo.physics.dataset import write_dataset
 from lamo.physics.world import get_world_config
@@ -19,7 +22,7 @@ def tiny_backbone(tmp_path_factory):
     base = train_backbone(BackboneTrainConfig(data=str(root / "data"), out=str(root / "run"), preset="test",
                                               steps=4, batch_size=4, save_every=4))
     tuned = {}
-    for name, weight in (("fine-tuned (no drift loss)", 0.0), ("MDL (drift-loss fine-tune)", 0.4)):
+    for name, weight in ((PLAIN_FT, 0.0), (MDL, 0.4)):
         run = train_backbone(BackboneTrainConfig(data=str(root / "data"), out=str(root / f"ft{weight}"), preset="test",
                                                  steps=2, batch_size=4, save_every=2, init_from=str(base),
                                                  drift_weight=weight, train_text_encoder=False))
@@ -27,49 +30,92 @@ def tiny_backbone(tmp_path_factory):
     return base, tuned
 
 
-def test_demo_writes_a_report_with_every_number(tiny_backbone, tmp_path):
+def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(tiny_backbone, tmp_path):
     base, tuned = tiny_backbone
-    cfg = DemoConfig(out=str(tmp_path / "report"), backbone=str(base), finetunes=tuned, world_overrides=WORLD,
-                     prior_clips=16, prior_preset="tiny", prior_steps=3, prior_batch=4, test_prompts=2,
-                     test_seeds=(0, 1), val_prompts=2, sweep=(0.1, 1.0), flowmo_sweep=(1.0,), steps=3)
+    cfg = DemoConfig(out=str(tmp_path / "full"), backbone=str(base), finetunes=tuned, world_overrides=WORLD,
+                     prior="", selection="", prior_taus=(2, 1), prior_clips=16, prior_preset="tiny", prior_steps=3,
+                     prior_batch=4, val_prompts=4, val_seeds=(100, 101), sweep=(0.1, 1.0), flowmo_sweep=(1e-2,),
+                     test_prompts=5, test_seeds=(0, 1), ablations=True, steps=3, chunk=4, gifs=2, n_resamples=199)
     assert run_demo(cfg=cfg) == 0
-    res = json.loads((tmp_path / "report" / "results.json").read_text())
-    lam = res["lambda"]
-    assert set(res["summary"]) == {"ground truth", "baseline", f"MPG λ={lam:g}", f"direct latent edit λ={lam:g}",
-                                   "fine-tuned (no drift loss)", "MDL (drift-loss fine-tune)", f"MDL + MPG λ={lam:g}",
-                                   "FlowMo-style peer η=1"}
-    assert set(res["paired"]) == {f"MPG λ={lam:g} vs baseline", "MDL (drift-loss fine-tune) vs fine-tuned (no drift loss)",
-                                  f"MDL + MPG λ={lam:g} vs baseline", "FlowMo-style peer η=1 vs baseline"}
-    assert set(res["sampling_s"]) == set(res["summary"]) - {"ground truth"}
-    # the MDL variant really samples another transformer: its clips differ from the baseline's
-    assert res["per_clip"]["MDL (drift-loss fine-tune)"] != res["per_clip"]["baseline"]
-    assert len(res["per_clip"]["baseline"]) == 4  # 2 prompts × 2 seeds
-    assert res["summary"]["ground truth"]["detection_rate"]["mean"] == 1.0
-    assert res["summary"]["baseline"]["guide_loss"]["n"] == 4  # L_guide measured for unguided variants too
-    assert 0 <= res["prior"]["val_cosine"] <= 1 and res["prior"]["val_cosine_before"] == 0.0  # zero-init prior
-    page = (tmp_path / "report" / "index.html").read_text()
-    for img in ("media/prompt_0.gif", "media/sweep.png", "media/metric_jump_rate.png"):
-        assert (tmp_path / "report" / img).is_file() and img in page
-    assert "Did it help? MPG" in page and "MDL (drift-loss fine-tune) vs fine-tuned" in page
+    out = tmp_path / "full"
+    res = json.loads((out / "results.json").read_text())
+    sel = res["selection"]
+    lam, other = res["lambda"], {"τ=1": "τ=2", "τ=2": "τ=1"}[sel["prior"]]
+    assert lam in (0.1, 1.0) and set(sel["validation"]) == {"τ=1", "τ=2"}  # both priors swept on validation
+    assert sel["source"] == "chosen in this run" and (out / "selection.json").is_file()
+    peer = "FlowMo peer (release) η=0.01"
+    expected = {"baseline", f"MPG λ={lam:g}", f"MPG {other} prior λ={sel['lambda_per_prior'][other]:g}",
+                f"direct latent edit λ={lam:g}", peer, PLAIN_FT, MDL, f"MDL + MPG λ={lam:g}"}
+    assert set(res["sampling_s"]) == expected and set(res["per_clip"]) == expected | {"ground truth"}
+    assert f"MPG λ={lam:g} vs baseline" in res["effects"] and f"{MDL} vs {PLAIN_FT}" in res["effects"]
+    assert set(res["effects"][f"MPG λ={lam:g} vs baseline"]) == set(HEADLINE)
+    assert len(res["per_clip"]["baseline"]) == 10  # 5 prompts × 2 seeds, each row keyed
+    assert {(r["seed"], r["prompt_index"]) for r in res["per_clip"]["baseline"]} == {(s, i) for s in (0, 1) for i in range(5)}
+    assert res["per_clip"][MDL] != res["per_clip"]["baseline"]  # the MDL variant really samples another transformer
+    assert all("guide_loss" in r for r in res["per_clip"][f"MPG λ={lam:g}"])
+    for label in ("τ=1", "τ=2"):
+        assert 0 <= res["prior"][label]["val_cosine"] <= 1 and res["prior"][label]["val_cosine_before"] == 0.0
+        assert (out / f"prior-tau{label[-1]}" / "training_stats.json").is_file()
+    page = (out / "index.html").read_text()
+    for img in ("media/prompt_0.gif", "media/forest.png", "media/sweep.png"):
+        assert (out / img).is_file() and img in page
+    assert "Headline" in page and f"{MDL} vs {PLAIN_FT}" in page
+
+    # the demo path: a trained prior and the selection made with it, nothing chosen on the test
+    tau = sel["prior"][-1]
+    demo = replace(cfg, out=str(tmp_path / "demo"), prior=str(out / f"prior-tau{tau}"), selection=str(out / "selection.json"),
+                   ablations=False)
+    assert run_demo(cfg=demo) == 0
+    res2 = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert res2["lambda"] == lam and res2["selection"]["source"] == str(out / "selection.json")
+    assert set(res2["sampling_s"]) == expected - {f"MPG {other} prior λ={sel['lambda_per_prior'][other]:g}",
+                                                  f"direct latent edit λ={lam:g}"}
+    # same prompts, seeds and knobs: the baseline clips are the full run's, clip for clip
+    assert res2["per_clip"]["baseline"] == res["per_clip"]["baseline"]
+    # a selection is refused for a prior it was not made with, and so is a folder of someone else's files
+    wrong = replace(demo, out=str(tmp_path / "wrong"), prior=str(out / f"prior-tau{other[-1]}"))
+    with pytest.raises(ValueError, match="made for another prior"):
+        run_demo(cfg=wrong)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not an earlier LaMo report"):
+        run_demo(cfg=replace(demo, out=str(tmp_path / "busy")))
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
 
 
 def test_demo_refuses_a_missing_backbone_or_another_world(tmp_path, tiny_backbone, capsys):
     assert main(["demo", "--backbone", str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
     assert "demo backbone is missing" in capsys.readouterr().err
     with pytest.raises(ValueError, match="pick the world it was trained on"):
-        run_demo(cfg=DemoConfig(out=str(tmp_path / "r"), backbone=str(tiny_backbone[0])))
+        run_demo(cfg=DemoConfig(out=str(tmp_path / "r"), backbone=str(tiny_backbone[0]), prior="", selection=""))
 
 
-def test_lambda_selection_and_verdicts():
-    def s(b, j, n=4, undefined=0):
-        return {"ballistic_residual": {"mean": b, "n": n, "n_undefined": undefined}, "jump_rate": {"mean": j, "n": 4, "n_undefined": 0}}
+def test_choose_keeps_fidelity_and_prefers_the_lowest_composite():
+    from types import SimpleNamespace as E
 
-    sweep = {0.0: s(0.5, 0.3), 0.1: s(0.4, 0.5), 1.0: s(0.45, 0.1)}
-    assert select_lambda(sweep, (0.1, 1.0)) == (0.1, "ballistic_residual")
-    sweep[1.0] = s(float("nan"), 0.1, n=0, undefined=4)  # undefined for one λ: fall back to jump rate
-    assert select_lambda(sweep, (0.1, 1.0)) == (1.0, "jump_rate")
-    p = {"n": 6, "diff": -0.2, "seed_diffs": [-0.1, -0.3]}
-    assert verdict(p, "lower") == "improved" and verdict(p, "higher") == "worsened"
-    assert verdict({**p, "seed_diffs": [-0.5, 0.1]}, "lower") == "no clear change"
-    assert verdict({"n": 0, "diff": float("nan"), "seed_diffs": []}, "lower") == "undefined"
-    assert verdict({"n": 1, "diff": 0.3, "seed_diffs": [0.3]}, "lower") == "too few clips to tell"
+    def eff(rel, det):
+        return {COMPOSITE: E(rel=rel), "detection_rate": E(diff=det)}
+
+    cands = {0.3: eff(-0.1, 0.0), 1.0: eff(-0.3, -0.005), 3.0: eff(-0.5, -0.05)}
+    assert choose(cands, 0.01)[0] == 1.0  # λ = 3 is better on physics but loses 5 points of detection
+    assert choose(cands, 0.1)[0] == 3.0
+    assert choose({1.0: eff(-0.1, -0.5)}, 0.01)[0] is None
+
+
+def test_aa_on_the_shipped_backbone_finds_no_change():
+    """The machinery on real samples: the baseline against itself under another label, and against
+    itself with other seeds — every verdict must be "no detectable change"."""
+    from lamo.demo.run import _load_pipeline, _prompts, _sample, _score
+
+    cfg = DemoConfig(steps=6, chunk=64)
+    pipe, _, preset, world = _load_pipeline(cfg)
+    prompts = [c.caption for c in _prompts(world, seed=3, n=32)]
+    a = _score(_sample(pipe, prompts, (0, 1), cfg, preset, None, 0.0)[0], world, prompts, (0, 1))
+    a2 = _score(_sample(pipe, prompts, (0, 1), cfg, preset, None, 0.0)[0], world, prompts, (0, 1))
+    b = _score(_sample(pipe, prompts, (2, 3), cfg, preset, None, 0.0)[0], world, prompts, (2, 3))
+    same = compare(a, a2, HEADLINE, n_resamples=999)
+    assert all(e.verdict == "no detectable change" and e.diff == 0 for e in same.values() if e.n)
+    other = compare(a, b, HEADLINE, n_resamples=999)
+    assert {e.verdict for e in other.values()} <= {"no detectable change", "too few clips"}, \
+        [e.sentence() for e in other.values()]
+    assert other[COMPOSITE].n >= 48 and other[COMPOSITE].verdict == "no detectable change"

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lamo.report import fmt_mean_std, plot_metric_bars, side_by_side, write_html
+from lamo.effect import compare
+from lamo.report import fmt_mean_std, plot_forest, plot_sweep_effects, side_by_side, write_html
 
 
 def test_side_by_side_gif_animates_and_keeps_each_clip(tmp_path):
@@ -21,7 +22,10 @@ def test_side_by_side_gif_animates_and_keeps_each_clip(tmp_path):
 
 
 def test_html_page_escapes_text_and_links_images(tmp_path):
-    plot_metric_bars(tmp_path / "m.png", "metric", ["a", "b"], [1.0, float("nan")], [0.1, 0.2], reference=1.0)
+    rng = np.random.default_rng(0)
+    base = [{"jump_rate": x, "detection_rate": 1.0} for x in rng.random(32)]
+    other = [{"jump_rate": r["jump_rate"] * 0.5, "detection_rate": float("nan")} for r in base]
+    plot_forest(tmp_path / "m.png", {"b vs a": compare(base, other, ["jump_rate", "detection_rate"])})
     page = write_html(tmp_path / "index.html", "R<e>port", [
         {"title": "Results", "text": ["x < y"], "table": {"header": ["name", "v"], "rows": [["a", "1"]]},
          "images": ["m.png"]}])
@@ -29,3 +33,9 @@ def test_html_page_escapes_text_and_links_images(tmp_path):
     assert "R&lt;e&gt;port" in text and "x &lt; y" in text and "<img src='m.png'" in text
     assert (tmp_path / "m.png").stat().st_size > 1000
     assert fmt_mean_std(0.12345, 0.0456) == "0.123 ± 0.046" and fmt_mean_std(float("nan")) == "–"
+
+
+def test_sweep_plot_draws_each_series(tmp_path):
+    point = {"physics_error": {"rel": -0.1, "rel_ci": [-0.2, 0.0]}, "detection_rate": {"diff": 0.0, "diff_ci": [-0.01, 0.01]}}
+    path = plot_sweep_effects(tmp_path / "s.png", {"τ=1": {"0.3": point, "1": point}, "τ=2": {"1": point}})
+    assert Image.open(path).size[0] > 500

@@ -15,7 +15,7 @@ import numpy as np
 
 from .video_io import to_uint8_frames, write_gif
 
-__all__ = ["side_by_side", "labelled", "plot_metric_bars", "plot_sweep", "write_html", "fmt_mean_std"]
+__all__ = ["side_by_side", "labelled", "plot_forest", "plot_sweep_effects", "write_html", "fmt_mean_std"]
 
 
 def labelled(frames: np.ndarray, label: str, scale: int = 4) -> np.ndarray:
@@ -62,61 +62,89 @@ def fmt_mean_std(mean: float, std: float | None = None, digits: int = 3) -> str:
     return s
 
 
-def plot_metric_bars(path: str | Path, metric: str, names: Sequence[str], means: Sequence[float],
-                     stds: Sequence[float], reference: float | None = None, better: str = "") -> Path:
-    """A bar chart of one metric across variants, with ±1 std error bars and an optional reference line."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(3.5, 0.9 * len(names) + 1.5), 2.8), dpi=110)
-    xs = np.arange(len(names))
-    means, stds = np.asarray(means, float), np.asarray(stds, float)
-    ok = np.isfinite(means)
-    ax.bar(xs[ok], means[ok], yerr=np.nan_to_num(stds[ok]), color="#4c72b0", capsize=3)
-    for x in xs[~ok]:  # an undefined metric is not a zero: say so instead of drawing a bar
-        ax.text(x, 0, "undefined", rotation=90, ha="center", va="bottom", fontsize=7, color="#888")
-    if reference is not None and np.isfinite(reference):
-        ax.axhline(reference, color="#c44e52", ls="--", lw=1, label="ground truth")
-        ax.legend(fontsize=7, loc="best")
-    ax.set_xticks(xs, names, rotation=25, ha="right", fontsize=7)
-    ax.set_title(f"{metric}" + (f" ({better} is better)" if better else ""), fontsize=9)
-    ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
+    import matplotlib.pyplot as plt
+
     plt.close(fig)
     return path
 
 
-def plot_sweep(path: str | Path, xs: Sequence[float], series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-               xlabel: str = "λ", title: str = "") -> Path:
-    """Line plots (mean ± std band) of several metrics against a swept value, one panel per metric."""
-    import matplotlib
+#: Verdict -> colour in the effect plots.
+VERDICT_COLOURS = {"improved": "#2a9d4b", "worsened": "#c44e52", "no detectable change": "#7f7f7f"}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    n = len(series)
-    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 2.6), dpi=110, squeeze=False)
-    for ax, (name, (m, s)) in zip(axes[0], series.items()):
-        m, s = np.asarray(m, float), np.asarray(s, float)
-        ax.plot(xs, m, marker="o", color="#4c72b0")
-        ax.fill_between(xs, m - s, m + s, alpha=0.2, color="#4c72b0")
-        ax.set_xscale("symlog", linthresh=min([x for x in xs if x > 0] or [1.0]))
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.set_title(name, fontsize=9)
+def plot_forest(path: str | Path, effects: Mapping[str, Mapping[str, object]], title: str = "") -> Path:
+    """A forest plot: one panel per metric, one row per comparison, the relative change (%) and its 95 %
+    interval, coloured by verdict. ``effects``: comparison → metric → :class:`lamo.effect.MetricEffect`."""
+    plt = _pyplot()
+    comps = list(effects)
+    metrics = list(next(iter(effects.values()))) if effects else []
+    fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=(2.1 * max(1, len(metrics)) + 2.5, 0.42 * len(comps) + 1.4),
+                             dpi=110, sharey=True, squeeze=False)
+    ys = np.arange(len(comps))[::-1]
+    for ax, m in zip(axes[0], metrics):
+        for y, c in zip(ys, comps):
+            e = effects[c][m]
+            if not math.isfinite(e.rel):
+                ax.text(0, y, "n/a", ha="center", va="center", fontsize=7, color="#888")
+                continue
+            lo, hi = 100 * e.rel_ci[0], 100 * e.rel_ci[1]
+            colour = VERDICT_COLOURS.get(e.verdict, "#7f7f7f")
+            ax.errorbar(100 * e.rel, y, xerr=[[max(0.0, 100 * e.rel - lo)], [max(0.0, hi - 100 * e.rel)]], fmt="o",
+                        color=colour, ms=4, capsize=2, lw=1.2)
+        ax.axvline(0, color="#333", lw=0.8)
+        ax.set_title(f"{m}\n({e.better} is better)", fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.set_xlabel("change, %", fontsize=7)
+    axes[0][0].set_yticks(ys, comps, fontsize=7)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def plot_sweep_effects(path: str | Path, sweep: Mapping[str, Mapping[str, Mapping[str, Mapping]]], title: str = "",
+                       xlabel: str = "λ") -> Path:
+    """Validation effects against a swept knob: the composite physics error's relative change (%) and
+    the detection rate's difference, each with its 95 % interval, one line per series.
+    ``sweep``: series → knob value (str) → metric → ``{"rel", "rel_ci", "diff", "diff_ci"}``."""
+    plt = _pyplot()
+    panels = [("physics_error", "rel", "composite physics error, change %", 100.0),
+              ("detection_rate", "diff", "detection rate, difference", 1.0)]
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 2.8), dpi=110, squeeze=False)
+    for ax, (metric, key, label, k) in zip(axes[0], panels):
+        drawn = False
+        for i, (series, points) in enumerate(sweep.items()):
+            xs = sorted(points, key=float)
+            x = np.array([float(v) for v in xs]) * (1 + 0.04 * i)  # small offset so intervals do not overlap
+            val = np.array([k * points[v][metric][key] for v in xs], float)
+            ci = np.array([[k * c for c in points[v][metric][key + "_ci"]] for v in xs], float)
+            ax.errorbar(x, val, yerr=[np.nan_to_num(np.maximum(0, val - ci[:, 0])), np.nan_to_num(np.maximum(0, ci[:, 1] - val))],
+                        marker="o", ms=4, capsize=2, label=series)
+            drawn = drawn or bool(np.isfinite(val).any())
+        ax.axhline(0, color="#333", lw=0.8)
+        if drawn:  # (a sweep too small for any interval draws nothing to put on a log axis)
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:

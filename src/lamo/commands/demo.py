@@ -5,26 +5,18 @@ import argparse
 import logging
 from dataclasses import fields
 
+from ..demo.run import MDL, PLAIN_FT
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..demo.train_backbone import BackboneTrainConfig
 
     from ..demo.run import DemoConfig
 
-    p = sub.add_parser("demo", help="run the physics-world demo end to end (or reproduce its backbone)")
-    d = DemoConfig()
-    p.add_argument("--out", default=d.out, help="report folder (default: report)")
-    p.add_argument("--backbone", default=d.backbone, help="demo backbone pipeline folder (default: the shipped one)")
-    p.add_argument("--finetune-plain", default=d.finetunes["fine-tuned (no drift loss)"],
-                   help="transformer folder fine-tuned without the drift loss (the MDL control)")
-    p.add_argument("--finetune-mdl", default=d.finetunes["MDL (drift-loss fine-tune)"],
-                   help="transformer folder fine-tuned with the Motion Drift Loss")
-    p.add_argument("--prior-steps", type=int, default=d.prior_steps, help="motion prior training steps")
-    p.add_argument("--steps", type=int, default=d.steps, help="sampling steps")
-    p.add_argument("--test-prompts", type=int, default=d.test_prompts, help="held-out prompts")
-    p.add_argument("--seeds", type=int, nargs="+", default=list(d.test_seeds), help="sampling seeds of the test")
-    p.add_argument("--sweep", type=float, nargs="+", default=list(d.sweep), help="λ values tried on validation prompts")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch's default)")
+    p = sub.add_parser("demo", help="run the physics-world demo end to end (or reproduce its backbone)",
+                       description="The effect benchmark's `demo` preset: the shipped prior and knobs, 48 held-out "
+                                   "prompts × 2 seeds, every variant, paired statistics; ≤ 5 minutes on 2 cores.")
+    add_effect_args(p, "demo")
     p.set_defaults(func=_run_demo)
     dsub = p.add_subparsers(dest="demo_command", metavar="SUBCOMMAND")
 
@@ -36,6 +28,54 @@ def register(sub: argparse._SubParsersAction) -> None:
                        default=value, required=f.name == "data", metavar="yes|no" if isinstance(value, bool) else None)
     t.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     t.set_defaults(func=_train_backbone)
+
+
+def add_effect_args(p: argparse.ArgumentParser, preset: str) -> None:
+    """The effect benchmark's options (``lamo demo`` and ``lamo bench effect``), defaults from ``preset``."""
+    from ..demo.run import PRESETS, DemoConfig
+
+    d = DemoConfig(**PRESETS[preset])
+    p.add_argument("--out", default=d.out, help="report folder (default: %(default)s)")
+    p.add_argument("--backbone", default=d.backbone, help="demo backbone pipeline folder (default: the shipped one)")
+    p.add_argument("--finetune-plain", default=d.finetunes[PLAIN_FT],
+                   help="transformer folder fine-tuned without the drift loss (the MDL control)")
+    p.add_argument("--finetune-mdl", default=d.finetunes[MDL], help="transformer folder fine-tuned with the Motion Drift Loss")
+    p.add_argument("--prior", default=d.prior,
+                   help="trained motion prior folder; '' trains one per --prior-taus here (default: %(default)r)")
+    p.add_argument("--selection", default=d.selection,
+                   help="selection.json of λ / η chosen on validation prompts with --prior; '' chooses them here "
+                        "(default: %(default)r)")
+    p.add_argument("--prior-taus", type=int, nargs="+", default=list(d.prior_taus), help="lags of the priors trained here")
+    p.add_argument("--prior-steps", type=int, default=d.prior_steps, help="motion prior training steps")
+    p.add_argument("--steps", type=int, default=d.steps, help="sampling steps")
+    p.add_argument("--val-prompts", type=int, default=d.val_prompts, help="validation prompts (when choosing knobs here)")
+    p.add_argument("--val-seeds", type=int, nargs="+", default=list(d.val_seeds), help="validation seeds")
+    p.add_argument("--test-prompts", type=int, default=d.test_prompts, help="held-out test prompts")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(d.test_seeds), help="test seeds")
+    p.add_argument("--sweep", type=float, nargs="+", default=list(d.sweep), help="λ values tried on validation prompts")
+    p.add_argument("--flowmo-sweep", type=float, nargs="+", default=list(d.flowmo_sweep),
+                   help="peer step sizes tried on validation prompts")
+    p.add_argument("--ablations", type=_yes_no, default=d.ablations, metavar="yes|no",
+                   help="also the direct latent edit and MPG with every other prior (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch's default)")
+    p.set_defaults(effect_preset=preset)
+
+
+def effect_config(args: argparse.Namespace):
+    """The :class:`~lamo.demo.run.DemoConfig` of parsed :func:`add_effect_args` options."""
+    from ..demo.run import PRESETS, DemoConfig
+
+    for flag, value in (("--test-prompts", args.test_prompts), ("--steps", args.steps), ("--prior-steps", args.prior_steps),
+                        ("--val-prompts", args.val_prompts)):
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
+    return DemoConfig(**{**PRESETS[args.effect_preset], "preset": args.effect_preset, "out": args.out,
+                         "backbone": args.backbone, "finetunes": {PLAIN_FT: args.finetune_plain, MDL: args.finetune_mdl},
+                         "prior": args.prior, "selection": args.selection, "prior_taus": tuple(args.prior_taus),
+                         "prior_steps": args.prior_steps, "steps": args.steps, "val_prompts": args.val_prompts,
+                         "val_seeds": tuple(args.val_seeds), "test_prompts": args.test_prompts,
+                         "test_seeds": tuple(args.seeds), "sweep": tuple(args.sweep),
+                         "flowmo_sweep": tuple(args.flowmo_sweep), "ablations": args.ablations, "threads": args.threads})
 
 
 def _yes_no(text: str) -> bool:
@@ -57,12 +97,7 @@ def _train_backbone(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from ..demo.run import DemoConfig, run_demo
+    from ..demo.run import run_demo
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    finetunes = {"fine-tuned (no drift loss)": args.finetune_plain, "MDL (drift-loss fine-tune)": args.finetune_mdl}
-    cfg = DemoConfig(out=args.out, backbone=args.backbone, finetunes=finetunes, prior_steps=args.prior_steps,
-                     steps=args.steps,
-                     test_prompts=args.test_prompts, test_seeds=tuple(args.seeds), sweep=tuple(args.sweep),
-                     threads=args.threads)
-    return run_demo(cfg=cfg)
+    return run_demo(cfg=effect_config(args))

@@ -1,29 +1,39 @@
-"""``lamo demo``: learn a motion prior from unlabeled physics-world clips, sample with and without
-Motion Prior Guidance on the shipped toy CogVideoX, score against the world's laws, and report.
+"""``lamo demo`` and ``lamo bench effect``: the effect benchmark on the physics world.
 
-Steps (all on the CPU, minutes):
+Does Motion Prior Guidance (and the drift-loss fine-tune) make the shipped toy CogVideoX move more
+physically, by how much, and is the change real? Steps (all on the CPU):
 
 1. load the shipped demo backbone (:mod:`lamo.demo.model`, trained by ``lamo demo train-backbone``);
-2. render ``prior_clips`` fresh clips of the world and encode them with the backbone's own VAE and
-   text encoder — the prior sees only videos and captions, never the simulator's states;
-3. train a :class:`~lamo.MotionPrior` on them (validation cosine to the true τ-lag change is reported);
-4. pick λ on *validation* prompts and seeds (a sweep, plotted), then sample held-out *test* prompts ×
-   seeds under each variant with the same initial noise per (prompt, seed);
-5. track the balls in every clip and score physics (:mod:`lamo.physics.metrics`) and motion
-   (:mod:`lamo.motion_metrics`); the ground-truth renders of the same captions are scored too;
-6. write ``report/index.html`` (table, plots, side-by-side animations), ``report/results.json``.
+2. the motion prior: the shipped one (``assets/demo-prior``), or priors trained here — one per lag in
+   ``prior_taus`` — on fresh clips of the world encoded by the backbone's own VAE and text encoder
+   (videos and captions only, never the simulator's states);
+3. the knobs (which prior, λ, the peer's step size η): read from a *selection* made on validation
+   prompts by a full run (``assets/demo-prior/selection.json``), or chosen here on validation prompts ×
+   seeds — the held-out test prompts never choose anything;
+4. held-out test prompts × seeds under every variant, with the same initial noise per (prompt, seed);
+5. every clip tracked and scored (:mod:`lamo.physics.metrics`, :mod:`lamo.motion_metrics`); the
+   ground-truth renders of the same captions too;
+6. paired statistics (:mod:`lamo.effect`): per metric the effect with a 95 % bootstrap interval, a
+   paired permutation test, Holm-corrected, and a verdict — "improved", "worsened" or "no detectable
+   change" with the smallest effect the run could have seen; the composite physics error as the
+   headline; ``index.html`` (forest plot, λ sweep, tables, side-by-side GIFs) and ``results.json``
+   (with every clip's row).
 
-The report says, per metric, whether MPG beat the baseline — by the paired mean difference over
-(prompt, seed) pairs and its spread over seeds — whatever the answer is.
+Presets (:data:`PRESETS`): ``demo`` (``make demo``: the shipped prior and selection, 48 test prompts ×
+2 seeds, ≤ 5 minutes on 2 cores) and ``full`` (``lamo bench effect``: priors trained for τ = 2 and 1,
+knobs chosen on 32 validation prompts × 2 seeds, 128 test prompts × 2 seeds, and the ablations).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import platform
+import subprocess
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,28 +42,33 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..adapters import get_adapter
+from ..effect import BETTER, COMPOSITE, FIDELITY, PHYSICS_PARTS, compare
 from ..motion_metrics import MOTION_METRICS, motion_metrics
 from ..peers import FlowMoGuidance
 from ..physics.dataset import clip_seed, make_clip
-from ..physics.metrics import PHYSICS_METRICS, ClipError, evaluate_clip
+from ..physics.metrics import ClipError, evaluate_clip
 from ..physics.world import get_world_config
 from ..prior import MotionPrior
-from ..report import fmt_mean_std, plot_metric_bars, plot_sweep, side_by_side, write_html
+from ..report import plot_forest, plot_sweep_effects, side_by_side, write_html
 
-__all__ = ["DemoConfig", "run_demo", "fit_prior", "DEFAULT_BACKBONE"]
+__all__ = ["DemoConfig", "PRESETS", "run_demo", "fit_prior", "DEFAULT_BACKBONE", "DEFAULT_PRIOR", "HEADLINE",
+           "SECONDARY", "choose"]
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_BACKBONE = ASSETS / "demo-backbone"
+#: The motion prior the full benchmark chose on validation prompts, with its ``selection.json``.
+DEFAULT_PRIOR = ASSETS / "demo-prior"
 #: Transformers fine-tuned from the demo backbone for the same steps, without and with the Motion Drift
 #: Loss (``lamo demo train-backbone --init-from … [--drift-weight 0.4]``); the demo uses those present.
-DEFAULT_FINETUNES = {"fine-tuned (no drift loss)": ASSETS / "demo-finetune-plain",
-                     "MDL (drift-loss fine-tune)": ASSETS / "demo-finetune-mdl"}
+PLAIN_FT, MDL = "fine-tuned (no drift loss)", "MDL (drift-loss fine-tune)"
+DEFAULT_FINETUNES = {PLAIN_FT: ASSETS / "demo-finetune-plain", MDL: ASSETS / "demo-finetune-mdl"}
 
-#: Metrics in the headline table, in order (name -> better).
-HEADLINE = ["ballistic_residual", "gravity_error", "jump_rate", "permanence_error", "radius_cv",
-            "detection_rate", "restitution_error", "motion_smoothness", "temporal_flickering", "guide_loss"]
+#: The headline family of each comparison (Holm-corrected together): the composite, its parts, fidelity.
+HEADLINE = [COMPOSITE, *PHYSICS_PARTS, *FIDELITY]
+#: Reported with intervals too, Holm-corrected as a family of their own.
+SECONDARY = ["restitution_error", "motion_smoothness", "temporal_flickering", "guide_loss"]
 
 #: What the paper reports, for context (DESIGN.md §6; VideoPhy SA/PC, judged by a 7B model).
 PAPER_FIGURES = [
@@ -65,30 +80,50 @@ PAPER_FIGURES = [
 
 @dataclass
 class DemoConfig:
-    """What the demo runs. Defaults fit a 2-core CPU in a few minutes."""
+    """What the effect benchmark runs; :data:`PRESETS` holds the two named set-ups."""
 
     out: str = "report"
+    preset: str = "demo"
     backbone: str = str(DEFAULT_BACKBONE)
     finetunes: dict = field(default_factory=lambda: {k: str(v) for k, v in DEFAULT_FINETUNES.items()})
     world: str = "tiny"
     world_overrides: dict = field(default_factory=dict)  # e.g. {"size": 16, "frames": 8} for tests
+    # the motion prior: a trained folder, or "" to train one per lag in prior_taus here
+    prior: str = str(DEFAULT_PRIOR)
+    prior_taus: tuple[int, ...] = (2, 1)
     prior_clips: int = 512
     prior_preset: str = "small"
     prior_steps: int = 500
     prior_batch: int = 32
     prior_lr: float = 1e-3
-    test_prompts: int = 8
-    test_seeds: tuple[int, ...] = (0, 1, 2)
-    val_prompts: int = 6
-    val_seeds: tuple[int, ...] = (100,)
-    sweep: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
-    flowmo_sweep: tuple[float, ...] = (0.3, 1.0, 3.0)  # η of the FlowMo-style peer, chosen like λ
-    flowmo_fraction: float = 0.3  # the peer guides the first 30 % of the steps
+    # the knobs: a selection.json made on validation prompts, or "" to choose them here
+    selection: str = str(DEFAULT_PRIOR / "selection.json")
+    val_prompts: int = 32
+    val_seeds: tuple[int, ...] = (100, 101)
+    sweep: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)
+    flowmo_variant: str = "release"
+    flowmo_sweep: tuple[float, ...] = (1e-3, 1e-2, 1e-1)  # the peer's step size, chosen like λ
+    flowmo_fraction: float = 0.24  # the peer guides the first 24 % of the steps (12 of 50 in its release)
+    detection_tolerance: float = 0.01  # a knob whose validation detection rate drops more is not chosen
+    # the test
+    test_prompts: int = 48
+    test_seeds: tuple[int, ...] = (0, 1)
+    ablations: bool = False  # direct latent edit; MPG with each other prior
     steps: int = 25
     cfg_scale: float = 4.0
     window: float = 0.8
     seed: int = 0
     threads: int = 0
+    chunk: int = 64  # clips per pipeline call
+    gifs: int = 8  # side-by-side animations of the first test prompts
+    n_resamples: int = 4999  # bootstrap resamples per interval
+
+
+#: ``demo``: ``make demo`` (shipped prior and selection). ``full``: ``lamo bench effect`` (everything chosen here).
+PRESETS: dict[str, dict] = {
+    "demo": {},
+    "full": dict(prior="", selection="", test_prompts=128, test_seeds=(0, 1), ablations=True),
+}
 
 
 # ------------------------------------------------------------------------------------- prior
@@ -136,124 +171,127 @@ def _prompts(world, seed: int, n: int) -> list:
     return [make_clip(world, clip_seed(seed, i)) for i in range(n)]
 
 
+@dataclass(frozen=True)
+class Variant:
+    """How one test row is sampled: which transformer, prior and λ, guidance mode, peer step size."""
+
+    transformer: str | None = None  # a fine-tune's name in cfg.finetunes; None: the backbone's own
+    prior: str | None = None  # a prior's label; None: the chosen one (λ = 0 records L_guide only)
+    lam: float = 0.0
+    mode: str = "output"
+    flowmo: float = 0.0
+
+
 def _sample(pipe, prompts: list[str], seeds: tuple[int, ...], cfg: DemoConfig, preset: dict,
-            prior: MotionPrior | None, lam: float, mode: str = "output",
-            flowmo: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
-    """All (prompt, seed) pairs in one batch → ``(len(seeds), len(prompts), T, H, W, 3)`` uint8 frames, and
-    ``(S·P,)`` ``L_guide`` of ``x̂0`` at the last step (before its correction; ``None`` without a prior).
+            prior: MotionPrior | None, lam: float, mode: str = "output", flowmo: float = 0.0,
+            desc: str = "") -> tuple[np.ndarray, np.ndarray | None]:
+    """Every (seed, prompt) pair, in chunks of ``cfg.chunk`` → ``(len(seeds), len(prompts), T, H, W, 3)``
+    uint8 frames, and the ``(S·P,)`` ``L_guide`` of ``x̂0`` at the last step (``None`` without a prior).
 
-    ``flowmo > 0`` samples under the FlowMo-style peer (η = ``flowmo``)."""
-    batch = [p for _ in seeds for p in prompts]
-    gens = [torch.Generator().manual_seed(1000 * s + i) for s in seeds for i in range(len(prompts))]
-    peer = FlowMoGuidance(pipe, scale=flowmo, steps=round(cfg.flowmo_fraction * cfg.steps))
-    with peer:
-        out = pipe(prompt=batch, generator=gens, num_frames=preset["num_frames"], height=preset["size"],
-                   width=preset["size"], num_inference_steps=cfg.steps, guidance_scale=cfg.cfg_scale,
-                   max_sequence_length=preset["max_text_len"], output_type="np", motion_prior=prior,
-                   motion_guidance_scale=lam, motion_guidance_window=cfg.window, motion_guidance_mode=mode,
-                   motion_guidance_record=prior is not None)
-    history = pipe.motion_guidance_history if prior is not None else []
-    guide_loss = history[-1].loss.detach().cpu().numpy() if history else None
-    frames = (np.clip(out.frames, 0, 1) * 255).round().astype(np.uint8)  # (S·P, T, H, W, 3)
-    return frames.reshape(len(seeds), len(prompts), *frames.shape[1:]), guide_loss
+    The initial noise of pair ``(s, i)`` comes from its own generator (seed ``1000·s + i``), so it is
+    the same in every variant and chunk. ``flowmo > 0`` samples under the FlowMo peer (step size
+    ``flowmo``, ``cfg.flowmo_variant``)."""
+    pairs = [(s, i) for s in seeds for i in range(len(prompts))]
+    frames, guide = [], []
+    bar = tqdm(total=len(pairs), desc=desc or "sampling", unit="clip", dynamic_ncols=True, leave=False)
+    for c in range(0, len(pairs), cfg.chunk):
+        chunk = pairs[c:c + cfg.chunk]
+        gens = [torch.Generator().manual_seed(1000 * s + i) for s, i in chunk]
+        peer = FlowMoGuidance(pipe, scale=flowmo, steps=max(1, round(cfg.flowmo_fraction * cfg.steps)),
+                              variant=cfg.flowmo_variant)
+        with peer:
+            out = pipe(prompt=[prompts[i] for _, i in chunk], generator=gens, num_frames=preset["num_frames"],
+                       height=preset["size"], width=preset["size"], num_inference_steps=cfg.steps,
+                       guidance_scale=cfg.cfg_scale, max_sequence_length=preset["max_text_len"], output_type="np",
+                       motion_prior=prior, motion_guidance_scale=lam, motion_guidance_window=cfg.window,
+                       motion_guidance_mode=mode, motion_guidance_record=prior is not None)
+        history = pipe.motion_guidance_history if prior is not None else []
+        if history:
+            guide.append(history[-1].loss.detach().cpu().numpy())
+        frames.append((np.clip(out.frames, 0, 1) * 255).round().astype(np.uint8))  # (n, T, H, W, 3)
+        bar.update(len(chunk))
+    bar.close()
+    frames = np.concatenate(frames)
+    return frames.reshape(len(seeds), len(prompts), *frames.shape[1:]), (np.concatenate(guide) if guide else None)
 
 
-def _score(frames: np.ndarray, world) -> list[dict]:
-    """Physics + motion metrics of each clip of ``(..., T, H, W, 3)``; failures keep their message."""
+def _score(frames: np.ndarray, world, prompts: list[str], seeds: tuple[int, ...]) -> list[dict]:
+    """Physics + motion metrics of each clip of ``(S, P, T, H, W, 3)``, one row per (seed, prompt) with
+    its keys; a clip that cannot be scored keeps its message in ``error``."""
     rows = []
-    for clip in frames.reshape(-1, *frames.shape[-4:]):
-        row: dict = {}
-        try:
-            row.update(evaluate_clip(clip, world).to_dict())
-        except ClipError as e:
-            row["error"] = str(e)
-        row.update({k: v for k, v in motion_metrics(clip).to_dict().items() if k in MOTION_METRICS})
-        rows.append(row)
+    for si, s in enumerate(seeds):
+        for i, clip in enumerate(frames[si]):
+            row: dict = {"seed": s, "prompt_index": i, "caption": prompts[i]}
+            try:
+                row.update(evaluate_clip(clip, world).to_dict())
+            except ClipError as e:
+                row["error"] = str(e)
+            row.update({k: v for k, v in motion_metrics(clip).to_dict().items() if k in MOTION_METRICS})
+            rows.append(row)
     return rows
 
 
-def _summary(rows: list[dict], n_seeds: int) -> dict:
-    """Per metric: mean over clips, std over clips, and std over seeds of the per-seed means."""
+def _summary(rows: list[dict]) -> dict:
+    """Per metric: mean and std over the clips where it is defined, and how many those are."""
     out = {}
-    per_seed = np.array_split(np.arange(len(rows)), n_seeds)
-    for m in HEADLINE:
+    for m in [*HEADLINE[1:], *SECONDARY]:
         vals = np.array([float(r.get(m, math.nan)) for r in rows], dtype=float)
-        seed_means = [np.nanmean(vals[idx]) if np.isfinite(vals[idx]).any() else math.nan for idx in per_seed]
         ok = vals[np.isfinite(vals)]
         out[m] = {"mean": float(ok.mean()) if ok.size else math.nan, "std": float(ok.std()) if ok.size else math.nan,
-                  "seed_std": float(np.nanstd(seed_means)) if np.isfinite(seed_means).any() else math.nan,
                   "n": int(ok.size), "n_undefined": int(len(vals) - ok.size)}
     out["failed_clips"] = sum("error" in r for r in rows)
     return out
 
 
-def select_lambda(sweep: dict, candidates) -> tuple[float, str]:
-    """The λ with the lowest ballistic residual on the validation clips — or, when that is undefined on
-    more than half of them for some λ (no free flight long enough to fit), the lowest jump rate.
-    Ties go to the smaller λ."""
-    metric = "ballistic_residual"
-    for lam in (0.0, *candidates):
-        s = sweep[lam][metric]
-        if s["n"] < s["n_undefined"] or not math.isfinite(s["mean"]):
-            metric = "jump_rate"
-            break
-    finite = [lam for lam in candidates if math.isfinite(sweep[lam][metric]["mean"])]
-    if not finite:
-        return min(candidates), metric
-    return min(finite, key=lambda lam: (sweep[lam][metric]["mean"], lam)), metric
+# ------------------------------------------------------------------------------------- choosing knobs
+def choose(effects: dict[str, dict], tolerance: float) -> tuple[str | None, str]:
+    """The candidate with the lowest validation composite physics error among those whose detection
+    rate fell by at most ``tolerance`` (absolute, point estimate); ties go to the earlier candidate.
+    ``effects``: candidate → :func:`lamo.effect.compare` output against the baseline. Returns the
+    winner (``None`` when no candidate keeps fidelity) and the reason, in words."""
+    ok = {k: e for k, e in effects.items()
+          if math.isfinite(e[COMPOSITE].rel) and not (e["detection_rate"].diff < -tolerance)}
+    if not ok:
+        return None, f"no candidate kept the detection rate within {tolerance:g} of the baseline's"
+    best = min(ok, key=lambda k: ok[k][COMPOSITE].rel)
+    return best, (f"lowest validation composite physics error ({100 * ok[best][COMPOSITE].rel:+.1f} %) among "
+                  f"{len(ok)} of {len(effects)} candidates with detection within {tolerance:g}")
 
 
-def verdict(p: dict, better: str) -> str:
-    """"improved" / "worsened" when the paired difference points the same way for every seed (at least
-    two seeds with the metric defined), else "no clear change"."""
-    if not p["n"] or not math.isfinite(p["diff"]):
-        return "undefined"
-    diffs = [d for d in p["seed_diffs"] if math.isfinite(d)]
-    if len(diffs) < 2:
-        return "too few clips to tell"  # defined for one seed only: no spread to judge against
-    signs = {np.sign(d) for d in diffs}
-    if len(signs) != 1 or 0 in signs:
-        return "no clear change"
-    good = (p["diff"] < 0) if better == "lower" else (p["diff"] > 0)
-    return "improved" if good else "worsened"
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-#: L_guide of the final x̂0 under the trained prior (DESIGN.md §1.5): what MPG lowers — not a law of physics.
-EXTRA_METRICS = {"guide_loss": ("latent²", "lower", "L_guide of x̂0 at the last step, under the demo's prior")}
+def _prior_hash(folder: str | Path) -> str:
+    return _sha256(Path(folder) / "diffusion_pytorch_model.safetensors")
 
 
-def _better(metric: str) -> str:
-    return (PHYSICS_METRICS.get(metric) or MOTION_METRICS.get(metric) or EXTRA_METRICS.get(metric) or ("", "", ""))[1]
-
-
-def _paired(base: list[dict], other: list[dict], metric: str, n_seeds: int) -> dict:
-    """Paired difference other − base over (prompt, seed) pairs where both are defined."""
-    a = np.array([float(r.get(metric, math.nan)) for r in base])
-    b = np.array([float(r.get(metric, math.nan)) for r in other])
-    ok = np.isfinite(a) & np.isfinite(b)
-    if not ok.any():
-        return {"diff": math.nan, "seed_std": math.nan, "seed_diffs": [], "improved": math.nan, "n": 0}
-    d = b - a
-    sign = -1.0 if _better(metric) == "lower" else 1.0
-    seeds = np.array_split(np.arange(len(d)), n_seeds)
-    seed_diffs = [float(d[idx][ok[idx]].mean()) for idx in seeds if ok[idx].any()]
-    return {"diff": float(d[ok].mean()), "seed_std": float(np.std(seed_diffs)), "seed_diffs": seed_diffs,
-            "improved": float(np.mean(sign * d[ok] > 0)), "n": int(ok.sum())}
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 # ------------------------------------------------------------------------------------- main
-def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
-    """Run the demo end to end; return 0 on success."""
-    from diffusers import CogVideoXTransformer3DModel
+#: Written first into every report folder, so a later run knows the folder is a report of this command.
+MARKER = ".lamo-report"
 
+
+def _check_out(outdir: Path) -> None:
+    """The report folder is new, empty, or an earlier (possibly interrupted) report of this command —
+    replaced, and said so; anything else is refused so no one's files are overwritten."""
+    if not outdir.exists() or not any(outdir.iterdir()):
+        return
+    if not (outdir / MARKER).is_file():
+        raise ValueError(f"{outdir} holds files that are not an earlier LaMo report; pass an empty or new --out")
+    log.warning("replacing the earlier report in %s", outdir)
+
+
+def _load_pipeline(cfg: DemoConfig):
     from ..pipelines import LaMoCogVideoXPipeline
 
-    cfg = cfg or DemoConfig(out=str(out))
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    t_start = time.time()
-    outdir = Path(cfg.out)
-    (outdir / "media").mkdir(parents=True, exist_ok=True)
     backbone = Path(cfg.backbone)
     if not (backbone / "model_index.json").is_file():
         raise FileNotFoundError(
@@ -263,179 +301,283 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     meta = json.loads((backbone / "lamo_demo.json").read_text())
     preset = dict(meta["preset"])
     preset["num_frames"] = (preset["frames"] // preset["temporal_compression"] - 1) * preset["temporal_compression"] + 1
-    pipe = LaMoCogVideoXPipeline.from_pretrained(backbone)
-    pipe.set_progress_bar_config(disable=True)
-    adapter = get_adapter(pipe)
     world = get_world_config(cfg.world, **cfg.world_overrides)
     if (world.size, world.frames) != (preset["size"], preset["frames"]):
         raise ValueError(f"the backbone makes {preset['frames']} frames of {preset['size']} px but the world "
                          f"{cfg.world!r} has {world.frames} of {world.size} px; pick the world it was trained on")
-    timings: dict[str, float] = {}
+    pipe = LaMoCogVideoXPipeline.from_pretrained(backbone)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, meta, preset, world
 
-    # 1–3. the motion prior, from unlabeled clips (videos + captions only)
-    t = time.time()
+
+def _train_priors(cfg: DemoConfig, pipe, preset: dict, world, outdir: Path) -> tuple[dict, dict]:
+    """One prior per lag in ``cfg.prior_taus`` on ``cfg.prior_clips`` fresh clips → ``{label: prior}``,
+    ``{label: stats}``; each saved under ``OUT/prior-tau{τ}`` with its stats."""
+    adapter = get_adapter(pipe)
     clips = _prompts(world, seed=2, n=cfg.prior_clips)
     with torch.no_grad():
         latents = torch.cat([adapter.encode_video(pipe.vae, np.stack([c.frames for c in clips[i:i + 64]]), sample=False)
                              for i in range(0, len(clips), 64)])  # (N, F, C, h, w)
-        embeds = adapter.encode_prompt(pipe, [c.caption for c in clips], max_sequence_length=preset["max_text_len"])
-        cond = adapter.pool_prompt(embeds)  # (N, D)
-    torch.manual_seed(cfg.seed)
-    prior = MotionPrior.from_preset(cfg.prior_preset, latent_channels=latents.shape[2], text_embed_dim=cond.shape[1],
-                                    backbone="cogvideox-demo")
-    prior_stats = fit_prior(prior, latents, cond, cfg.prior_steps, cfg.prior_batch, cfg.prior_lr, cfg.seed)
-    prior.save_pretrained(outdir / "prior")
-    timings["prior_s"] = time.time() - t
-    log.info("motion prior: validation cosine %.3f (before training %.3f)", prior_stats["val_cosine"],
-             prior_stats["val_cosine_before"])
+        cond = adapter.pool_prompt(adapter.encode_prompt(pipe, [c.caption for c in clips],
+                                                         max_sequence_length=preset["max_text_len"]))  # (N, D)
+    priors, stats = {}, {}
+    for tau in cfg.prior_taus:
+        torch.manual_seed(cfg.seed)
+        prior = MotionPrior.from_preset(cfg.prior_preset, latent_channels=latents.shape[2], text_embed_dim=cond.shape[1],
+                                        backbone="cogvideox-demo", tau=tau)
+        t = time.time()
+        st = fit_prior(prior, latents, cond, cfg.prior_steps, cfg.prior_batch, cfg.prior_lr, cfg.seed)
+        st.update(tau=tau, preset=cfg.prior_preset, clips=cfg.prior_clips, steps=cfg.prior_steps, batch=cfg.prior_batch,
+                  lr=cfg.prior_lr, seconds=time.time() - t)
+        folder = outdir / f"prior-tau{tau}"
+        prior.save_pretrained(folder)
+        (folder / "training_stats.json").write_text(json.dumps(st, indent=2))
+        log.info("motion prior τ=%d: validation cosine %.3f (before training %.3f)", tau, st["val_cosine"],
+                 st["val_cosine_before"])
+        priors[f"τ={tau}"], stats[f"τ={tau}"] = prior, st
+    return priors, stats
 
-    # 4a. λ sweep on validation prompts and seeds
+
+def _effect_summary(effects: dict) -> dict:
+    """What a selection keeps of a validation comparison: composite and detection with intervals."""
+    return {m: {"rel": e.rel, "rel_ci": list(e.rel_ci), "diff": e.diff, "diff_ci": list(e.diff_ci), "n": e.n}
+            for m, e in effects.items()}
+
+
+def _select(cfg: DemoConfig, pipe, preset, world, priors: dict) -> dict:
+    """Choose the prior, λ and the peer's step size on validation prompts × seeds (never the test's)."""
+    val_prompts = [c.caption for c in _prompts(world, seed=4, n=cfg.val_prompts)]
+    first = next(iter(priors.values()))
+
+    def rows_of(prior, lam, flowmo=0.0, desc=""):
+        frames, _ = _sample(pipe, val_prompts, cfg.val_seeds, cfg, preset, prior, lam, flowmo=flowmo, desc=desc)
+        return _score(frames, world, val_prompts, cfg.val_seeds)
+
+    metrics = [COMPOSITE, "detection_rate"]
+    base = rows_of(first, 0.0, desc="validation: baseline")
+    per_prior, lam_of, validation = {}, {}, {}
+    for label, prior in priors.items():
+        effects = {lam: compare(base, rows_of(prior, lam, desc=f"validation: {label} λ={lam:g}"), metrics,
+                                n_resamples=cfg.n_resamples, seed=cfg.seed) for lam in cfg.sweep}
+        validation[label] = {str(lam): _effect_summary(e) for lam, e in effects.items()}
+        lam, why = choose(effects, cfg.detection_tolerance)
+        lam_of[label] = (min(cfg.sweep), why + "; the smallest λ is used") if lam is None else (lam, why)
+        per_prior[label] = effects[lam_of[label][0]]
+    label, why = choose(per_prior, math.inf)
+    label = label or next(iter(priors))
+    eta_effects = {eta: compare(base, rows_of(None, 0.0, flowmo=eta, desc=f"validation: peer η={eta:g}"), metrics,
+                                n_resamples=cfg.n_resamples, seed=cfg.seed) for eta in cfg.flowmo_sweep}
+    eta, eta_why = choose(eta_effects, cfg.detection_tolerance) if eta_effects else (None, "no sweep")
+    return {
+        "prior": label, "prior_why": why, "lambda": lam_of[label][0], "lambda_why": lam_of[label][1],
+        "lambda_per_prior": {k: v[0] for k, v in lam_of.items()},
+        "flowmo_eta": eta if eta is not None else (min(cfg.flowmo_sweep) if cfg.flowmo_sweep else 0.0),
+        "flowmo_why": eta_why, "flowmo_variant": cfg.flowmo_variant, "flowmo_fraction": cfg.flowmo_fraction,
+        "validation": validation, "validation_flowmo": {str(k): _effect_summary(v) for k, v in eta_effects.items()},
+        "val_prompts": cfg.val_prompts, "val_seeds": list(cfg.val_seeds), "steps": cfg.steps, "cfg_scale": cfg.cfg_scale,
+        "window": cfg.window, "detection_tolerance": cfg.detection_tolerance,
+    }
+
+
+def _cell(e) -> str:
+    """``-12.3 % [-20.1 … -4.0] ✓`` for a table (✓ improved, ✗ worsened, · no detectable change)."""
+    if e.verdict == "too few clips" or not math.isfinite(e.rel):
+        return f"n = {e.n}: too few"
+    mark = {"improved": " ✓", "worsened": " ✗"}.get(e.verdict, " ·")
+    return f"{100 * e.rel:+.1f} % [{100 * e.rel_ci[0]:+.1f} … {100 * e.rel_ci[1]:+.1f}]{mark}"
+
+
+def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
+    """Run the effect benchmark end to end and write its report; return 0 on success."""
+    from diffusers import CogVideoXTransformer3DModel
+
+    cfg = cfg or DemoConfig(out=str(out))
+    if cfg.prior and not (Path(cfg.prior) / "config.json").is_file():
+        raise FileNotFoundError(f"no trained motion prior at {cfg.prior}; pass --prior '' --selection '' to train one "
+                                "and choose λ here (slower), or reproduce the shipped one as README describes")
+    if cfg.selection and not Path(cfg.selection).is_file():
+        raise FileNotFoundError(f"no selection file at {cfg.selection}; pass --selection '' to choose λ on validation "
+                                "prompts here")
+    if cfg.selection and not cfg.prior:
+        raise ValueError("a selection belongs to the prior it was made with: pass --prior with --selection, "
+                         "or neither (priors are then trained and the knobs chosen here)")
+    if cfg.test_prompts < 1 or not cfg.test_seeds or cfg.chunk < 1:
+        raise ValueError("the test needs at least one prompt, one seed and a chunk ≥ 1")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t_start = time.time()
+    outdir = Path(cfg.out)
+    _check_out(outdir)
+    pipe, meta, preset, world = _load_pipeline(cfg)
+    (outdir / "media").mkdir(parents=True, exist_ok=True)
+    (outdir / MARKER).write_text("a report of `lamo demo` / `lamo bench effect`\n")
+    timings: dict[str, float] = {}
+
+    # 1–2. the motion prior
     t = time.time()
-    val = _prompts(world, seed=4, n=cfg.val_prompts)
-    val_prompts = [c.caption for c in val]
-    sweep_rows = {}
-    for lam in tqdm((0.0, *cfg.sweep), desc="λ sweep (validation)", unit="λ", dynamic_ncols=True):
-        sweep_rows[lam] = _score(_sample(pipe, val_prompts, cfg.val_seeds, cfg, preset, prior, lam)[0], world)
-    sweep = {lam: _summary(rows, len(cfg.val_seeds)) for lam, rows in sweep_rows.items()}
-    lam_best, selection_metric = select_lambda(sweep, cfg.sweep)
-    flowmo_sweep = {0.0: sweep[0.0]}
-    for eta in tqdm(cfg.flowmo_sweep, desc="FlowMo η sweep (validation)", unit="η", dynamic_ncols=True):
-        flowmo_sweep[eta] = _summary(_score(_sample(pipe, val_prompts, cfg.val_seeds, cfg, preset, None, 0.0,
-                                                    flowmo=eta)[0], world), len(cfg.val_seeds))
-    eta_best, _ = select_lambda(flowmo_sweep, cfg.flowmo_sweep) if cfg.flowmo_sweep else (0.0, "")
-    timings["sweep_s"] = time.time() - t
+    if cfg.prior:
+        prior = MotionPrior.from_pretrained(cfg.prior).float().eval()
+        prior.check_compatible(preset["latent_channels"], preset["text_dim"], backbone="cogvideox-demo")
+        stats_file = Path(cfg.prior) / "training_stats.json"
+        label = f"τ={prior.config.tau}"
+        priors = {label: prior}
+        prior_stats = {label: json.loads(stats_file.read_text()) if stats_file.is_file() else {}}
+    else:
+        priors, prior_stats = _train_priors(cfg, pipe, preset, world, outdir)
+    timings["prior_s"] = time.time() - t
 
-    # 4b. test prompts × seeds under each variant (same initial noise per pair)
+    # 3. the knobs, from validation prompts only
+    t = time.time()
+    if cfg.selection:
+        sel = json.loads(Path(cfg.selection).read_text())
+        if sel.get("prior_sha256") != _prior_hash(cfg.prior):
+            raise ValueError(f"{cfg.selection} was made for another prior than {cfg.prior} (its weights differ); "
+                             "pass that prior, or --selection '' to choose λ on validation prompts here")
+        sel["source"] = str(cfg.selection)
+        sel["prior"] = label
+    else:
+        sel = _select(cfg, pipe, preset, world, priors)
+        sel["source"] = "chosen in this run"
+        sel["prior_sha256"] = _prior_hash(outdir / f"prior-tau{priors[sel['prior']].config.tau}")
+        (outdir / "selection.json").write_text(json.dumps(sel, indent=2))
+    timings["selection_s"] = time.time() - t
+    chosen, lam, eta = priors[sel["prior"]], float(sel["lambda"]), float(sel["flowmo_eta"])
+
+    # 4. test prompts × seeds under each variant (same initial noise per pair)
     t = time.time()
     test = _prompts(world, seed=3, n=cfg.test_prompts)
     prompts = [c.caption for c in test]
-    mpg, plain_ft, mdl = f"MPG λ={lam_best:g}", *DEFAULT_FINETUNES
-    flowmo = f"FlowMo-style peer η={eta_best:g}"
-    variants = {"baseline": (None, 0.0, "output"), mpg: (None, lam_best, "output"),
-                f"direct latent edit λ={lam_best:g}": (None, lam_best, "latent")}
-    if cfg.flowmo_sweep:
-        variants[flowmo] = (None, 0.0, "flowmo")
+    mpg, mdl_mpg = f"MPG λ={lam:g}", f"MDL + MPG λ={lam:g}"
+    peer = f"FlowMo peer ({sel.get('flowmo_variant', cfg.flowmo_variant)}) η={eta:g}"
+    variants: dict[str, Variant] = {"baseline": Variant(), mpg: Variant(lam=lam)}
+    comparisons = [(mpg, "baseline")]
+    if cfg.ablations:
+        for other, lam_o in sel.get("lambda_per_prior", {}).items():
+            if other != sel["prior"] and other in priors:
+                variants[f"MPG {other} prior λ={lam_o:g}"] = Variant(prior=other, lam=float(lam_o))
+        variants[f"direct latent edit λ={lam:g}"] = Variant(lam=lam, mode="latent")
+        comparisons += [(n, "baseline") for n in list(variants)[2:]]
+    if cfg.flowmo_sweep or cfg.selection:
+        variants[peer] = Variant(flowmo=eta)
+        comparisons.append((peer, "baseline"))
     tuned = {k: Path(v) for k, v in cfg.finetunes.items() if (Path(v) / "config.json").is_file()}
-    if plain_ft in tuned and mdl in tuned:
-        variants.update({plain_ft: (plain_ft, 0.0, "output"), mdl: (mdl, 0.0, "output"),
-                         f"MDL + MPG λ={lam_best:g}": (mdl, lam_best, "output")})
+    if PLAIN_FT in tuned and MDL in tuned:
+        variants.update({PLAIN_FT: Variant(transformer=PLAIN_FT), MDL: Variant(transformer=MDL),
+                         mdl_mpg: Variant(transformer=MDL, lam=lam)})
+        comparisons += [(MDL, PLAIN_FT), (mdl_mpg, "baseline")]
     else:
         log.warning("fine-tuned transformers not found (%s): the MDL variants are skipped", ", ".join(cfg.finetunes.values()))
-    frames, rows = {}, {}
+    frames, rows, sample_s = {}, {}, {}
     base_transformer = pipe.transformer
-    sample_s = {}
-    for name, (ft, lam, mode) in tqdm(variants.items(), desc="sampling test prompts", unit="variant", dynamic_ncols=True):
-        pipe.transformer = (base_transformer if ft is None else  # shipped in bf16, run in fp32 like the base
-                            CogVideoXTransformer3DModel.from_pretrained(tuned[ft], torch_dtype=torch.float32))
+    for name, v in tqdm(variants.items(), desc="test variants", unit="variant", dynamic_ncols=True):
+        pipe.transformer = (base_transformer if v.transformer is None else  # shipped in bf16, run in fp32 like the base
+                            CogVideoXTransformer3DModel.from_pretrained(tuned[v.transformer], torch_dtype=torch.float32))
+        prior = chosen if v.prior is None else priors[v.prior]
         t_v = time.time()
-        if mode == "flowmo":
-            frames[name], guide = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, 0.0, flowmo=eta_best)
-        else:
-            frames[name], guide = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, lam, mode)
+        frames[name], guide = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, v.lam, v.mode, v.flowmo, desc=name)
         sample_s[name] = time.time() - t_v
-        rows[name] = _score(frames[name], world)
-        for r, v in zip(rows[name], guide if guide is not None else []):  # same (seed, prompt) order
-            r["guide_loss"] = float(v)
+        rows[name] = _score(frames[name], world, prompts, cfg.test_seeds)
+        if v.prior is None:  # L_guide under the chosen prior, comparable across these variants
+            for r, g in zip(rows[name], guide):
+                r["guide_loss"] = float(g)
     pipe.transformer = base_transformer
-    gt = np.stack([c.frames for c in test])[None]  # (1, P, T, H, W, 3)
-    rows["ground truth"] = _score(gt, world)
+    rows["ground truth"] = _score(np.stack([c.frames for c in test])[None], world, prompts, (0,))
     timings["test_s"] = time.time() - t
 
-    # 5–6. summary, report
-    summary = {name: _summary(r, 1 if name == "ground truth" else len(cfg.test_seeds)) for name, r in rows.items()}
-    comparisons = [(mpg, "baseline")] + ([(flowmo, "baseline")] if flowmo in variants else [])
-    if mdl in variants:
-        comparisons += [(mdl, plain_ft), (f"MDL + MPG λ={lam_best:g}", "baseline")]
-    paired, verdicts = {}, {}
+    # 5. paired statistics
+    t = time.time()
+    effects, secondary = {}, {}
     for a, b in comparisons:
         key = f"{a} vs {b}"
-        paired[key] = {m: _paired(rows[b], rows[a], m, len(cfg.test_seeds)) for m in HEADLINE}
-        verdicts[key] = []
-        for m in HEADLINE:
-            p, better = paired[key][m], _better(m)
-            word = verdict(p, better)
-            if word == "undefined":
-                verdicts[key].append(f"{m}: undefined on these clips")
-                continue
-            verdicts[key].append(
-                f"{m} ({better} is better): {word} — difference {p['diff']:+.4g} (per-seed "
-                f"{', '.join(f'{d:+.3g}' for d in p['seed_diffs'])}; better on {100 * p['improved']:.0f} % of {p['n']} pairs)")
+        effects[key] = compare(rows[b], rows[a], HEADLINE, n_resamples=cfg.n_resamples, seed=cfg.seed)
+        secondary[key] = compare(rows[b], rows[a], SECONDARY, n_resamples=cfg.n_resamples, seed=cfg.seed)
+    timings["stats_s"] = time.time() - t
+    summary = {name: _summary(r) for name, r in rows.items()}
 
-    media = outdir / "media"
-    images = []
+    # 6. report
     names = ["ground truth", *variants]
-    for m in HEADLINE:
-        images.append(plot_metric_bars(media / f"metric_{m}.png", m, names,
-                                       [summary[n][m]["mean"] for n in names], [summary[n][m]["std"] for n in names],
-                                       summary["ground truth"][m]["mean"], _better(m)).relative_to(outdir))
-    lams = [0.0, *cfg.sweep]
-    images.append(plot_sweep(media / "sweep.png", lams, {
-        m: ([sweep[lam][m]["mean"] for lam in lams], [sweep[lam][m]["std"] for lam in lams])
-        for m in ("ballistic_residual", "gravity_error", "jump_rate", "detection_rate")},
-        title="validation prompts: metric vs guidance scale λ").relative_to(outdir))
+    n_test = cfg.test_prompts * len(cfg.test_seeds)
+    media = outdir / "media"
+    images = [plot_forest(media / "forest.png", {k: {m: e[m] for m in HEADLINE} for k, e in effects.items()},
+                          title=f"held-out test: relative change vs control, 95 % CI (n = {n_test} clips)").relative_to(outdir)]
+    if sel.get("validation"):
+        images.append(plot_sweep_effects(media / "sweep.png", sel["validation"],
+                                         title=f"validation ({sel['val_prompts']} prompts × {len(sel['val_seeds'])} seeds): "
+                                               "effect of λ, 95 % CI").relative_to(outdir))
     anims = []
-    for i, c in enumerate(test):
+    for i, c in enumerate(test[:cfg.gifs]):
         clips_i = [c.frames] + [frames[n][0, i] for n in variants]
         anims.append(side_by_side(media / f"prompt_{i}.gif", clips_i, names, fps=world.fps, scale=4).relative_to(outdir))
-
-    def cell(n: str, m: str) -> str:
-        s = summary[n][m]
-        return f"{fmt_mean_std(s['mean'], s['std'])} (n={s['n']}/{s['n'] + s['n_undefined']})"
-
-    table_rows = [[m, _better(m)] + [cell(n, m) for n in names] for m in HEADLINE]
-    table_rows.append(["failed clips", ""] + [str(summary[n]["failed_clips"]) for n in names])
+    effect_table = [[key] + [_cell(e[m]) for m in HEADLINE] for key, e in effects.items()]
+    abs_rows = [[m, BETTER.get(m, "")] + [_abs_cell(summary[n][m]) for n in names] for m in [*HEADLINE[1:], *SECONDARY]]
+    abs_rows.append(["failed clips", ""] + [str(summary[n]["failed_clips"]) for n in names])
     timings["total_s"] = time.time() - t_start
+    head = effects[f"{mpg} vs baseline"][COMPOSITE]
     results = {
-        "config": asdict(cfg), "lamo_version": __version__, "torch": torch.__version__,
+        "config": asdict(cfg), "lamo_version": __version__, "commit": _commit(), "command": " ".join(sys.argv),
+        "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
-        "date": time.strftime("%Y-%m-%d"), "backbone": meta, "prior": prior_stats, "lambda": lam_best,
-        "lambda_selected_by": selection_metric,
-        "sweep": {str(k): v for k, v in sweep.items()}, "flowmo_eta": eta_best,
-        "flowmo_sweep": {str(k): v for k, v in flowmo_sweep.items()}, "sampling_s": sample_s, "summary": summary, "paired": paired,
-        "verdicts": verdicts, "per_clip": rows, "prompts": prompts, "timings": timings,
+        "date": time.strftime("%Y-%m-%d"), "backbone": meta, "prior": prior_stats, "selection": sel,
+        "lambda": lam, "flowmo_eta": eta, "n_test_clips": n_test, "sampling_s": sample_s, "summary": summary,
+        "effects": {k: {m: e.to_dict() for m, e in v.items()} for k, v in effects.items()},
+        "secondary": {k: {m: e.to_dict() for m, e in v.items()} for k, v in secondary.items()},
+        "headline": head.sentence(), "per_clip": rows, "prompts": prompts, "timings": timings,
     }
     (outdir / "results.json").write_text(json.dumps(results, indent=2, default=float))
-    page = write_html(outdir / "index.html", "LaMo demo — physics world", [
+    prior_line = "; ".join(f"{k}: validation cosine {s.get('val_cosine', math.nan):.3f}" for k, s in prior_stats.items())
+    page = write_html(outdir / "index.html", "LaMo effect benchmark — physics world", [
+        {"title": "Headline", "text": [
+            f"MPG vs baseline, composite physics error (mean of ballistic residual, gravity error and jump rate, "
+            f"each relative to the baseline's mean): {head.sentence()}"]},
         {"title": "What ran", "text": [
             f"Backbone: the shipped toy CogVideoX ({meta.get('step', meta['train'].get('steps'))} training steps). "
-            f"Motion prior ({cfg.prior_preset}, {prior.num_parameters_m():.2f} M parameters) trained here on "
-            f"{cfg.prior_clips} unlabeled clips for {cfg.prior_steps} steps: validation cosine to the true "
-            f"τ-lag change {prior_stats['val_cosine']:.3f}.",
-            f"λ = {lam_best:g} was chosen on {cfg.val_prompts} validation prompts × {len(cfg.val_seeds)} seed(s) "
-            f"(lowest {selection_metric}); results below are on {cfg.test_prompts} other prompts × "
-            f"{len(cfg.test_seeds)} seeds, {cfg.steps} sampling steps, CFG {cfg.cfg_scale}, window ρ = {cfg.window}.",
-            ("MDL: the backbone's transformer fine-tuned with the Motion Drift Loss, compared with the same "
-             "fine-tune without it (same data, steps and seed), so extra training is not mistaken for MDL."
-             if mdl in variants else "MDL variants skipped: no fine-tuned transformers were found."),
-            f"Peer: FlowMo-style variance guidance through the backbone (lamo.peers.flowmo), η = {eta_best:g} chosen "
-            f"on the same validation prompts, first {round(cfg.flowmo_fraction * cfg.steps)} steps guided."]},
-        *({"title": f"Did it help? {key} (paired over the same prompts and seeds)", "text": [
-            "A metric counts as improved or worsened only when the paired difference points the same way for "
-            "every seed; otherwise: no clear change.", *v]} for key, v in verdicts.items()),
+            f"Motion prior{'s' if len(priors) > 1 else ''} ({prior_line}); used: {sel['prior']}.",
+            f"Knobs ({sel['source']}): λ = {lam:g} ({sel.get('lambda_why', '')}); peer step size η = {eta:g} "
+            f"({sel.get('flowmo_why', '')}) — chosen on {sel.get('val_prompts')} validation prompts × "
+            f"{len(sel.get('val_seeds', []))} seeds, never on the test prompts.",
+            f"Test: {cfg.test_prompts} held-out prompts × {len(cfg.test_seeds)} seeds = {n_test} clips per variant, "
+            f"the same initial noise per (prompt, seed) in every variant; {cfg.steps} sampling steps, CFG "
+            f"{cfg.cfg_scale}, window ρ = {cfg.window}.",
+            "MDL: the backbone's transformer fine-tuned with the Motion Drift Loss, compared with the same fine-tune "
+            "without it (same data, steps and seed), so extra training is not mistaken for MDL."
+            if MDL in variants else "MDL variants skipped: no fine-tuned transformers were found."]},
+        {"title": "How to read the verdicts", "text": [
+            "Each cell: relative change of the variant against its control (the same clips), 95 % bootstrap interval "
+            "over clips; ✓ improved, ✗ worsened (Holm-corrected paired permutation test p < 0.05 and the interval "
+            "excludes 0), · no detectable change. The composite physics error is the headline; fidelity "
+            "(detection, permanence, radius stability, sharpness) is shown beside it, never folded in."],
+         "table": {"header": ["comparison", *HEADLINE], "rows": effect_table}},
+        {"title": "Forest plot and λ sweep", "images": images},
+        *({"title": key, "text": [e.sentence() for e in [*effects[key].values(), *secondary[key].values()]]}
+          for key in effects),
         {"title": "Metrics (mean ± std over clips; n = clips where the metric is defined)",
-         "text": ["A metric is undefined on a clip when the clip lacks what it measures (no free flight long enough "
-                  "to fit, no bounce): compare n as well as the mean."],
-         "table": {"header": ["metric", "better", *names], "rows": table_rows}},
-        {"title": "Plots", "images": images},
-        {"title": "Side by side (seed 0): ground truth and every variant", "images": anims},
+         "table": {"header": ["metric", "better", *names], "rows": abs_rows}},
+        {"title": f"Side by side (seed {cfg.test_seeds[0]}): ground truth and every variant", "images": anims},
         {"title": "The paper's own figures, for context (VideoPhy SA / PC, not comparable with this world)",
          "table": {"header": ["model", "SA / PC"], "rows": PAPER_FIGURES}},
-        {"title": "Sampling wall time per variant (s, all test videos, this machine)",
+        {"title": "Sampling wall time per variant (s, all test clips, this machine)",
          "table": {"header": ["variant", "seconds", "× baseline"],
                    "rows": [[n, f"{v:.1f}", f"{v / sample_s['baseline']:.2f}"] for n, v in sample_s.items()]}},
         {"title": "Timings (s)", "json": timings},
     ])
-    _print_table(names, summary, [f"[{k}] {v}" for k, vs in verdicts.items() for v in vs])
+    _print_table(effects, n_test)
     print(f"\nreport: {page}  ({timings['total_s']:.0f} s)")
     return 0
 
 
-def _print_table(names: list[str], summary: dict, verdicts: list[str]) -> None:
-    cols = ["ballistic_residual", "gravity_error", "jump_rate", "permanence_error", "detection_rate"]
-    width = max(len(n) for n in names) + 2
-    print("\n" + "variant".ljust(width) + "".join(c[:18].rjust(20) for c in cols))
-    for n in names:
-        print(n.ljust(width) + "".join(fmt_mean_std(summary[n][c]["mean"], summary[n][c]["std"]).rjust(20) for c in cols))
+def _abs_cell(s: dict) -> str:
+    if not s["n"]:
+        return "–"
+    return f"{s['mean']:.3g} ± {s['std']:.2g} (n={s['n']})"
+
+
+def _print_table(effects: dict, n: int) -> None:
+    cols = [COMPOSITE, *PHYSICS_PARTS, "detection_rate", "permanence_error"]
+    width = max(len(k) for k in effects) + 2
+    print(f"\nrelative change vs control, 95 % CI over {n} clips (✓ improved, ✗ worsened, · no detectable change)")
+    print("comparison".ljust(width) + "".join(c[:26].rjust(28) for c in cols))
+    for key, e in effects.items():
+        print(key.ljust(width) + "".join(_cell(e[c]).rjust(28) for c in cols))
     print()
-    for v in verdicts:
-        print("  " + v)
+    for key, e in effects.items():
+        print(f"  [{key}] {e[COMPOSITE].sentence()}")
