@@ -264,3 +264,21 @@ def test_check_prior_refuses_other_backbones():
             adapter.check_prior(prior, cog)
     with pytest.raises(TypeError, match="MotionPrior"):
         adapter.check_prior(torch.nn.Linear(2, 2), cog)
+
+
+@pytest.mark.parametrize("kind", ["unipc", "euler"])
+def test_training_noise_stds_and_noise_variance(kind):
+    """The release's predictor augmentation draws from the backbone's noise stds over its training timesteps."""
+    from lamo.adapters.base import NoiseLevel
+
+    cog = tiny_cogvideox_components()["scheduler"]
+    stds = CogVideoXAdapter().training_noise_stds(cog)
+    assert stds.shape == (cog.config.num_train_timesteps,) and stds.dtype == torch.float32
+    assert torch.allclose(stds.pow(2), (1 - cog.alphas_cumprod).float(), atol=1e-6)
+    wan = tiny_wan_components(scheduler=kind)["scheduler"]
+    sigmas = WanAdapter().training_noise_stds(wan)
+    assert sigmas.shape == (wan.config.num_train_timesteps,)
+    assert bool((sigmas.diff() > 0).all()) and 0 < sigmas[0] < 0.01 and sigmas[-1] == 1.0
+    assert torch.allclose(CogVideoXAdapter.noise_variance(NoiseLevel("v_prediction", alpha_bar=torch.tensor([0.3]))),
+                          torch.tensor([0.7]))
+    assert torch.allclose(WanAdapter.noise_variance(NoiseLevel("flow", sigma=torch.tensor([0.5]))), torch.tensor([0.25]))

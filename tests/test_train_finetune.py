@@ -6,6 +6,7 @@ import torch
 from diffusers import CogVideoXPipeline
 from safetensors.torch import save_file
 
+from lamo import MotionPrior
 from lamo.adapters import get_adapter
 from lamo.cli import main
 from lamo.losses import drift_loss_terms
@@ -38,7 +39,8 @@ def test_drift_term_is_w_t_weighted(setup):
     pipe = CogVideoXPipeline.from_pretrained(root / "model", tokenizer=None, text_encoder=None)
     adapter = get_adapter(pipe)
     m = FinetuneLoss(pipe.transformer, pipe.scheduler, adapter, drift_weight=0.4, drift_mode="normalized", tau=1)
-    loss, denoise, drift, _ = m(latents[:4], embeds[:4], seed=7)
+    loss, denoise, drift, _, prior_loss, _ = m(latents[:4], embeds[:4], seed=7)
+    assert prior_loss == 0  # no jointly trained prior
     tf = adapter.training_forward(pipe.transformer, pipe.scheduler, latents[:4], embeds[:4],
                                   generator=torch.Generator().manual_seed(7))
     terms = drift_loss_terms(tf.x0_pred, latents[:4], tau=1, weight=tf.weight)
@@ -107,3 +109,50 @@ def test_periodic_validation_videos(tmp_path):
     for step in (1, 2):
         for i in range(2):
             assert read_video(tmp_path / "o" / "validation" / f"step-00000{step}" / f"{i}.mp4").shape[1:] == (16, 16, 3)
+
+
+def test_batch_mean_drift_weighting_is_the_release_weight(setup):
+    root, latents, embeds = setup
+    pipe = CogVideoXPipeline.from_pretrained(root / "model", tokenizer=None, text_encoder=None)
+    adapter = get_adapter(pipe)
+    m = FinetuneLoss(pipe.transformer, pipe.scheduler, adapter, drift_weight=0.4, drift_mode="normalized", tau=2,
+                     drift_weighting="batch_mean")
+    _, _, drift, _, _, _ = m(latents[:4], embeds[:4], seed=7)
+    tf = adapter.training_forward(pipe.transformer, pipe.scheduler, latents[:4], embeds[:4],
+                                  generator=torch.Generator().manual_seed(7))
+    sigma2 = 1 - tf.noise_level.alpha_bar  # σ² of x_t = √ᾱ·x0 + √(1 − ᾱ)·ε
+    assert len(set(tf.timesteps.tolist())) > 1  # the batch mean differs from each sample's weight
+    weight = (1 - sigma2).clamp_min(0).mean()
+    terms = drift_loss_terms(tf.x0_pred, latents[:4], tau=2)
+    assert torch.allclose(drift, weight * terms.per_sample.mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match="drift_weighting"):
+        FinetuneLoss(pipe.transformer, pipe.scheduler, adapter, 0.4, "normalized", 2, drift_weighting="max")
+
+
+def test_release_recipe_trains_lora_and_predictor_in_one_run(setup, tmp_path):
+    import yaml
+
+    from lamo.convert import load_release
+    from lamo.pipelines import LaMoCogVideoXPipeline
+
+    root, latents, embeds = setup
+    out = tmp_path / "release"
+    assert main(["train", "finetune", "--model", str(root / "model"), "--cache", str(root / "cache"),
+                 "--recipe", "lamo-release", "--steps", "3", "--batch-size", "2", "--lora-rank", "4", "--lora-alpha", "2",
+                 "--prior-options", "hidden_channels=16,num_blocks=1,cond_dim=8", "--save-every", "3",
+                 "--log-with", "none", "--out", str(out)]) == 0
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert (cfg["lr"], cfg["drift_weighting"], cfg["prior_preset"], cfg["prior_lr"], cfg["prior_lr_schedule"]) == \
+        (5e-5, "batch_mean", "release", 5e-4, "cosine")
+    log = [json.loads(x) for x in (out / "loss.jsonl").read_text().splitlines()]
+    assert len(log) == 3 and all(r["prior_loss"] > 0 for r in log)
+    assert {p.name for p in (out / "lora").iterdir()} == {"pytorch_lora_weights.safetensors", "predictor.safetensors"}
+    pipe = LaMoCogVideoXPipeline.from_pretrained(root / "model", tokenizer=None, text_encoder=None)
+    prior = load_release(pipe, out / "lora")  # the sampling side: LoRA + predictor from one folder
+    assert prior.config.arch == "release" and prior.config.tau == 1
+    assert prior.output_proj.weight.abs().sum() > 0  # the predictor trained (its output conv starts at zero)
+    trained = MotionPrior.from_pretrained(out / "prior")
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), prior.state_dict().values()))
+    scales = {s["lamo-release"] for mod in pipe.transformer.modules() if isinstance(s := getattr(mod, "scaling", None), dict)
+              and "lamo-release" in s}
+    assert scales == {0.5}  # alpha 2 / rank 4, read from the file (not re-scaled by load_release)

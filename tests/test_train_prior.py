@@ -83,3 +83,62 @@ def test_two_processes_on_cpu_with_gloo(cache, tmp_path):
         before = untrained.training_loss(z, c).per_sample.mean()
         after = trained.training_loss(z, c).per_sample.mean()
     assert after < 0.8 * before  # the loss fell under two-process training
+
+
+# ---------------------------------------------------------------------------------------- recipe "lamo-release"
+def test_recipe_fills_only_defaults_and_the_cosine_schedule():
+    from lamo.training.prior import PRIOR_RECIPES, PriorTrainConfig, apply_recipe, lr_factor, parse_prior_options
+
+    cfg = apply_recipe(PriorTrainConfig(recipe="lamo-release", steps=7), PRIOR_RECIPES)
+    assert (cfg.preset, cfg.lr, cfg.lr_schedule, cfg.batch_size, cfg.steps) == ("release", 5e-4, "cosine", 1, 7)
+    assert apply_recipe(PriorTrainConfig(), PRIOR_RECIPES) == PriorTrainConfig()  # no recipe: defaults unchanged
+    with pytest.raises(ValueError, match="unknown recipe"):
+        apply_recipe(PriorTrainConfig(recipe="paper"), PRIOR_RECIPES)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(torch.optim.SGD([torch.zeros(1)], lr=1.0), T_max=10)
+    for step in range(10):
+        assert abs(lr_factor("cosine", step, 10) - sched.get_last_lr()[0]) < 1e-12
+        sched.optimizer.step()
+        sched.step()
+    assert lr_factor("constant", 5, 10) == 1.0
+    assert parse_prior_options("tau=1, noise_aug=diffusion,cosine_weight=0.3") == \
+        {"tau": 1, "noise_aug": "diffusion", "cosine_weight": 0.3}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_prior_options("depth=3")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from diffusers import CogVideoXPipeline
+    from tiny_models import tiny_cogvideox_components, tiny_pipeline
+
+    root = tmp_path_factory.mktemp("model")
+    tiny_pipeline(CogVideoXPipeline, tiny_cogvideox_components()).save_pretrained(root)
+    return root
+
+
+def test_scheduler_noise_stds_are_the_backbone_schedule(tiny_model):
+    from diffusers import CogVideoXDDIMScheduler
+
+    from lamo.training.prior import scheduler_noise_stds
+
+    levels = scheduler_noise_stds(str(tiny_model))
+    sched = CogVideoXDDIMScheduler.from_pretrained(tiny_model, subfolder="scheduler")
+    assert levels.shape == (sched.config.num_train_timesteps,)
+    assert levels.dtype == torch.float32 and torch.allclose(levels, (1 - sched.alphas_cumprod).sqrt().float())
+
+
+def test_release_recipe_trains_the_release_predictor(cache, tmp_path, tiny_model, capsys):
+    import yaml
+
+    small = ["--prior-options", "hidden_channels=16,num_blocks=1,cond_dim=8"]
+    args = ["train", "prior", "--cache", str(cache), "--out", str(tmp_path / "r"), "--recipe", "lamo-release",
+            "--steps", "6", "--batch-size", "4", "--save-every", "3", "--log-with", "none", *small]
+    assert main(args) == 2  # the cache names no model: ᾱ_t is unknown, and the message says what to pass
+    assert "--aug-model" in capsys.readouterr().err
+    assert main(args + ["--aug-model", str(tiny_model)]) == 0
+    cfg = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert (cfg["preset"], cfg["lr"], cfg["lr_schedule"], cfg["batch_size"]) == ("release", 5e-4, "cosine", 4)
+    prior = MotionPrior.from_pretrained(tmp_path / "r" / "prior")
+    assert (prior.config.arch, prior.config.tau, prior.config.noise_aug, prior.config.cosine_weight) == \
+        ("release", 1, "diffusion", 0.3)
+    assert prior.output_proj.weight.abs().sum() > 0  # it trained

@@ -37,7 +37,7 @@ from .prior import PRIOR_PRESETS, MotionPrior
 
 __all__ = [
     "RELEASE_PREFIX", "RELEASE_PREDICTOR_FILE", "RELEASE_LORA_ALPHA", "release_state_dict",
-    "load_release_predictor", "convert_release_predictor", "load_release",
+    "load_release_predictor", "save_release_predictor", "convert_release_predictor", "load_release",
 ]
 
 RELEASE_PREFIX = "physical_lamo."
@@ -133,6 +133,27 @@ def load_release_predictor(src: str | os.PathLike, backbone: str = "cogvideox", 
     return prior.eval()
 
 
+def save_release_predictor(prior: MotionPrior, path: str | os.PathLike) -> Path:
+    """Write an ``arch="release"`` prior in the release's layout (``physical_lamo.*`` keys, safetensors)."""
+    from safetensors.torch import save_file
+
+    if prior.config.arch != "release":
+        raise ValueError(f"only arch='release' priors have the release's layout; this one is {prior.config.arch!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({RELEASE_PREFIX + k: v.detach().contiguous().cpu() for k, v in prior.state_dict().items()}, str(path))
+    return path
+
+
+def _has_lora_alpha(file: Path) -> bool:
+    """Whether a LoRA safetensors file records its adapter config (alpha included) as diffusers writes it."""
+    from diffusers.loaders.lora_base import LORA_ADAPTER_METADATA_KEY
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as f:
+        return LORA_ADAPTER_METADATA_KEY in (f.metadata() or {})
+
+
 def _lora_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.safetensors") if p.name != RELEASE_PREDICTOR_FILE)
 
@@ -165,9 +186,10 @@ def load_release(pipe: Any, folder: str | os.PathLike, lora_alpha: float | None 
                  adapter_name: str = "lamo-release", **prior_kwargs: Any) -> MotionPrior:
     """Load a release folder (``predictor.safetensors`` + LoRA weights) into a LaMo pipeline.
 
-    The LoRA goes in through diffusers' ``load_lora_weights`` and is scaled so its effective scale
-    is ``lora_alpha / rank`` (the release: 64 / 128) — diffusers takes ``alpha = rank`` when a file
-    carries no alpha; ``None`` leaves diffusers' choice. The predictor becomes ``pipe.motion_prior``
+    The LoRA goes in through diffusers' ``load_lora_weights``. A file that records its adapter config
+    (``lamo train finetune`` writes one) is used as it is; for one without it diffusers takes
+    ``alpha = rank``, so it is scaled to ``lora_alpha / rank`` (the release: 64 / 128; ``None`` leaves
+    diffusers' choice). The predictor becomes ``pipe.motion_prior``
     (checked against the backbone; dtype as :meth:`~lamo.pipelines.MotionGuidedPipelineMixin.load_motion_prior`).
     A LaMo folder written by :func:`convert_release_predictor` (``config.json`` + ``lora/``) works too.
     """
@@ -180,7 +202,7 @@ def load_release(pipe: Any, folder: str | os.PathLike, lora_alpha: float | None 
                          "with pipe.load_lora_weights(folder, weight_name=…) and the prior with load_motion_prior")
     if files:
         pipe.load_lora_weights(str(lora_dir), weight_name=files[0].name, adapter_name=adapter_name)
-        if lora_alpha is not None:
+        if lora_alpha is not None and not _has_lora_alpha(files[0]):
             peft_cfg = pipe.transformer.peft_config[adapter_name]
             pipe.set_adapters([adapter_name], [float(lora_alpha) / float(peft_cfg.lora_alpha)])
     return pipe.load_motion_prior(str(folder), **prior_kwargs)

@@ -215,6 +215,19 @@ class BackboneAdapter(ABC):
         """``w(t)``: ᾱ_t (DDPM family) or 1 − σ_t (flow)."""
         return signal_weight(level.prediction_type, **level.kwargs())
 
+    @staticmethod
+    def noise_variance(level: NoiseLevel) -> torch.Tensor:
+        """``σ²`` of the noise in ``x_t``: ``1 − ᾱ_t`` (DDPM family) or ``σ_t²`` (flow)."""
+        if level.sigma is not None:
+            return torch.as_tensor(level.sigma).float().pow(2)
+        return 1.0 - torch.as_tensor(level.alpha_bar).float()
+
+    def training_noise_stds(self, scheduler: Any) -> torch.Tensor:
+        """``(T,)`` noise std of ``x_t`` at each of the scheduler's training timesteps, in ``[0, 1]``:
+        ``√(1 − ᾱ_t)`` (DDPM family) or ``σ_t`` (flow). The release's predictor augmentation draws
+        from this table (``σ_aug = 0.3·√(1 − ᾱ_t)``, ``t`` uniform)."""
+        raise NotImplementedError(f"{type(self).__name__} has no training noise table")
+
     # ---------------------------------------------------------------- text
     def prompt_mask(self, prompt_embeds: torch.Tensor) -> torch.Tensor | None:
         """``(B, L)`` mask of the tokens that count when pooling, or ``None`` for all of them."""

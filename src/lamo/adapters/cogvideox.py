@@ -95,6 +95,10 @@ class CogVideoXAdapter(BackboneAdapter):
             a = a.to(sample.device)
         return NoiseLevel(self.prediction_type(scheduler), alpha_bar=a)
 
+    def training_noise_stds(self, scheduler: Any) -> torch.Tensor:
+        """``√(1 − ᾱ_t)`` for ``t = 0 … N−1`` from the scheduler's own (SNR-shifted) ``alphas_cumprod``."""
+        return (1.0 - scheduler.alphas_cumprod.double()).clamp(0.0, 1.0).sqrt().float()
+
     # ---------------------------------------------------------------- dims
     def latent_channels(self, transformer: Any) -> int:
         return int(transformer.config.out_channels or transformer.config.in_channels)

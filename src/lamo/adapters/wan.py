@@ -85,6 +85,13 @@ class WanAdapter(BackboneAdapter):
             return float(cfg.get("flow_shift", 1.0))
         return float(cfg.get("shift", 1.0))
 
+    def training_noise_stds(self, scheduler: Any) -> torch.Tensor:
+        """``σ_t`` on the grid ``u = 1/N … 1`` with the sampler's shift (``training_forward``'s σ law)."""
+        n = int(scheduler.config.num_train_timesteps)
+        u = torch.arange(1, n + 1, dtype=torch.float64) / n
+        s = self.training_shift(scheduler)
+        return (s * u / (1 + (s - 1) * u)).float()
+
     # ---------------------------------------------------------------- dims
     def latent_channels(self, transformer: Any) -> int:
         return int(transformer.config.out_channels or transformer.config.in_channels)

@@ -5,18 +5,40 @@ LoRA (peft, through diffusers' ``add_adapter``) or full fine-tuning of the trans
 target, RoPE, ``x̂0``, ``w(t)`` — is ``adapter.training_forward``; the drift term is
 :func:`lamo.losses.drift_loss_terms` with ``weight = w(t)``. Noise and timesteps of step ``s`` on rank ``r``
 come from a generator seeded by ``(seed, s, r)``, so a resumed run is the uninterrupted run.
+
+**Joint predictor training** (``prior_preset``, e.g. ``"release"``): a :class:`~lamo.MotionPrior` is
+trained in the same run on the batch's clean latents (detached from the backbone) and the pooled
+prompt, with its own learning rate and schedule; the run saves ``OUT/prior`` (a LaMo prior folder)
+and, for ``arch="release"`` with LoRA, ``OUT/lora/predictor.safetensors`` in the release's layout
+beside the LoRA weights — :func:`lamo.convert.load_release` loads that folder into a pipeline.
+
+**Drift weighting**: ``"per_sample"`` (LaMo: ``w(t)`` of each sample) or ``"batch_mean"`` (the
+release: one weight, the batch mean of ``(1 − σ²)₊``, ``σ² = 1 − ᾱ_t`` or ``σ_t²``).
+
+**Recipe** ``"lamo-release"`` (DESIGN.md §8): LoRA rank 128, alpha 64 on q/k/v/out, lr 5e-5, 2000
+steps of batch 1, drift loss τ = 2, λ = 0.4 with batch-mean weighting, and the release predictor
+trained jointly (lr 5e-4, cosine). It replaces only values left at their defaults.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .checkpoints import resume_step, save_checkpoint
+from .prior import apply_recipe, build_prior, lr_factor
 
-__all__ = ["FinetuneConfig", "FinetuneLoss", "train_finetune"]
+__all__ = ["FinetuneConfig", "FinetuneLoss", "train_finetune", "FINETUNE_RECIPES", "DRIFT_WEIGHTINGS"]
+
+DRIFT_WEIGHTINGS = ("per_sample", "batch_mean")
+FINETUNE_RECIPES: dict[str, dict[str, Any]] = {
+    "lamo-release": dict(lora_rank=128, lora_alpha=64.0, lr=5e-5, steps=2000, batch_size=1, drift_weight=0.4, tau=2,
+                         drift_weighting="batch_mean", prior_preset="release", prior_lr=5e-4,
+                         prior_lr_schedule="cosine"),
+}
 
 
 @dataclass
@@ -44,20 +66,45 @@ class FinetuneConfig:
     validation_every: int = 0  # every N steps, sample the validation prompts to OUT/validation/step-N/*.mp4 (0: off)
     validation_prompts: str = ""  # "|"-separated prompts (needs the model's text encoder and VAE)
     validation_steps: int = 25  # denoising steps of the validation videos
+    recipe: str = ""  # "" | "lamo-release" (the authors' joint LoRA + predictor run; see the module docstring)
+    lora_alpha: float = 0.0  # LoRA alpha (0: = lora_rank, scale 1)
+    lr_schedule: str = "constant"  # backbone lr: constant | cosine
+    drift_weighting: str = "per_sample"  # per_sample (w(t) per sample) | batch_mean (batch mean of (1 − σ²)₊)
+    prior_preset: str = ""  # train a MotionPrior jointly ("" = none; e.g. "release")
+    prior_options: str = ""  # MotionPrior config overrides, e.g. "hidden_channels=128"
+    prior_lr: float = 5e-4
+    prior_lr_schedule: str = "cosine"  # constant | cosine
 
 
 class FinetuneLoss(torch.nn.Module):
-    """``forward(latents, prompt_embeds, seed) → (loss, denoise, drift, drift_error)`` for one batch.
+    """``forward(latents, prompt_embeds, seed) → (loss, denoise, drift, drift_error, prior_loss, prior_cosine)``.
 
     ``latents`` ``(B, F, C, H, W)``, ``prompt_embeds`` ``(B, L, D)``; ``drift`` is the batch mean of
-    ``w(t)·L_drift`` and ``drift_error`` of the un-normalised macro-drift error (for logging).
+    ``w·L_drift`` (``w``: ``w(t)`` per sample, or the batch mean of ``(1 − σ²)₊`` with
+    ``drift_weighting="batch_mean"``) and ``drift_error`` of the un-normalised macro-drift error. With a
+    ``prior``, ``loss`` also holds its training loss on the clean latents (detached from the backbone);
+    ``prior_loss`` / ``prior_cosine`` are 0 without one.
     """
 
-    def __init__(self, transformer, scheduler, adapter, drift_weight: float, drift_mode: str, tau: int):
+    def __init__(self, transformer, scheduler, adapter, drift_weight: float, drift_mode: str, tau: int,
+                 drift_weighting: str = "per_sample", prior=None, aug_noise_levels: torch.Tensor | None = None):
         super().__init__()
+        if drift_weighting not in DRIFT_WEIGHTINGS:
+            raise ValueError(f"unknown drift_weighting {drift_weighting!r}; choose from {DRIFT_WEIGHTINGS}")
         self.transformer = transformer
         self.scheduler, self.adapter = scheduler, adapter
         self.drift_weight, self.drift_mode, self.tau = drift_weight, drift_mode, tau
+        self.drift_weighting = drift_weighting
+        self.prior = prior
+        self.aug_noise_levels = aug_noise_levels  # (T,) for a prior with noise_aug="diffusion"; not a buffer
+
+    def drift_weights(self, tf) -> torch.Tensor:
+        """``(B,)`` weight of each sample's drift loss."""
+        if self.drift_weighting == "per_sample":
+            return tf.weight
+        s2 = self.adapter.noise_variance(tf.noise_level).reshape(-1).to(tf.x0_pred.device)  # (B,) or (1,)
+        w = (1.0 - s2).clamp_min(0.0).mean()  # the release: one weight for the batch
+        return w.expand(tf.x0_pred.shape[0])
 
     def forward(self, latents: torch.Tensor, prompt_embeds: torch.Tensor, seed: int):
         from ..losses import drift_loss_terms
@@ -65,9 +112,17 @@ class FinetuneLoss(torch.nn.Module):
         g = torch.Generator().manual_seed(int(seed))
         tf = self.adapter.training_forward(self.transformer, self.scheduler, latents, prompt_embeds, generator=g)
         denoise = (tf.pred.float() - tf.target.float()).pow(2).flatten(1).mean(1)  # (B,)
-        drift = drift_loss_terms(tf.x0_pred, latents, tau=self.tau, mode=self.drift_mode, weight=tf.weight)
+        drift = drift_loss_terms(tf.x0_pred, latents, tau=self.tau, mode=self.drift_mode, weight=self.drift_weights(tf))
         loss = denoise.mean() + self.drift_weight * drift.weighted.mean()
-        return loss, denoise.mean().detach(), drift.weighted.mean().detach(), drift.drift_error.mean()
+        prior_loss = prior_cos = torch.zeros((), device=latents.device)
+        if self.prior is not None:
+            pooled = self.adapter.pool_prompt(prompt_embeds.detach())  # (B, L, D) -> (B, D), as at sampling
+            out = self.prior.training_loss(latents.detach(), pooled, generator=torch.Generator().manual_seed(int(seed) + 1),
+                                           aug_noise_levels=self.aug_noise_levels)
+            prior_loss, prior_cos = out.per_sample.mean(), out.cosine.mean()
+            loss = loss + prior_loss
+        return (loss, denoise.mean().detach(), drift.weighted.mean().detach(), drift.drift_error.mean(),
+                prior_loss.detach(), prior_cos.detach())
 
 
 def train_finetune(cfg: FinetuneConfig) -> Path:
@@ -83,6 +138,11 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
     from ..cache import CachedLatentDataset
     from ..pipelines import pipeline_class
 
+    cfg = apply_recipe(cfg, FINETUNE_RECIPES)
+    for schedule in (cfg.lr_schedule, cfg.prior_lr_schedule):
+        lr_factor(schedule, 0, 1)  # an unknown schedule fails before anything is loaded
+    if cfg.drift_weighting not in DRIFT_WEIGHTINGS:
+        raise ValueError(f"unknown drift_weighting {cfg.drift_weighting!r}; choose from {DRIFT_WEIGHTINGS}")
     out = Path(cfg.out)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=None if cfg.log_with == "none" else cfg.log_with,
                       project_dir=str(out))
@@ -108,11 +168,23 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
         from peft import LoraConfig
 
         transformer.requires_grad_(False)
-        transformer.add_adapter(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_rank, init_lora_weights=True,
-                                           target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+        transformer.add_adapter(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha or cfg.lora_rank,
+                                           init_lora_weights=True, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
     params = [p for p in transformer.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr)
-    model, opt = acc.prepare(FinetuneLoss(transformer, scheduler, adapter, cfg.drift_weight, cfg.drift_mode, cfg.tau), opt)
+    groups = [{"params": params, "lr": cfg.lr}]
+    prior, levels = None, None
+    if cfg.prior_preset:
+        m = ds.manifest
+        prior, levels = build_prior(cfg.prior_preset, cfg.prior_options, adapter.latent_channels(transformer),
+                                    adapter.text_embed_dim(transformer), family, cache_model=cfg.model)
+        groups.append({"params": list(prior.parameters()), "lr": cfg.prior_lr})
+        if m.get("latent_shape") and m["latent_shape"][0] <= prior.config.tau:
+            raise ValueError(f"the cached clips have {m['latent_shape'][0]} latent frames; the prior's τ = "
+                             f"{prior.config.tau} needs more")
+    opt = torch.optim.AdamW(groups)
+    loss_module = FinetuneLoss(transformer, scheduler, adapter, cfg.drift_weight, cfg.drift_mode, cfg.tau,
+                               cfg.drift_weighting, prior, levels)
+    model, opt = acc.prepare(loss_module, opt)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
@@ -138,17 +210,25 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
         items = [ds[i] for i in rows(step)]
         z = torch.stack([it["latents"] for it in items]).float().to(acc.device)
         emb = torch.stack([it["prompt_embeds"] for it in items]).float().to(acc.device)
+        opt.param_groups[0]["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, step, cfg.steps)
+        if prior is not None:
+            opt.param_groups[1]["lr"] = cfg.prior_lr * lr_factor(cfg.prior_lr_schedule, step, cfg.steps)
         with acc.autocast():
-            loss, denoise, drift, drift_err = model(z, emb, cfg.seed * 1_000_003 + step * 97 + acc.process_index)
+            loss, denoise, drift, drift_err, prior_loss, prior_cos = model(
+                z, emb, cfg.seed * 1_000_003 + step * 97 + acc.process_index)
         acc.backward(loss)
         if cfg.grad_clip:
             acc.clip_grad_norm_(params, cfg.grad_clip)
+            if prior is not None:
+                acc.clip_grad_norm_(groups[1]["params"], cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
         bar.update(1)
         terms = {"loss": loss.item(), "denoise": denoise.item(), "drift_weighted": drift.item(),
                  "drift_error": drift_err.item()}
+        if prior is not None:
+            terms.update(prior_loss=prior_loss.item(), prior_cosine=prior_cos.item())
         bar.set_postfix(loss=f"{terms['loss']:.4f}", drift=f"{terms['drift_weighted']:.3g}")
         if acc.is_main_process:
             with open(log_path, "a") as f:
@@ -167,11 +247,21 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
         if cfg.lora_rank > 0:
             from peft.utils import get_peft_model_state_dict
 
-            pipe_cls.save_lora_weights(out / "lora", transformer_lora_layers=get_peft_model_state_dict(t))
+            # the adapter config travels with the weights, so a loader applies alpha / rank as trained
+            pipe_cls.save_lora_weights(out / "lora", transformer_lora_layers=get_peft_model_state_dict(t),
+                                       transformer_lora_adapter_metadata=t.peft_config["default"].to_dict())
             result = out / "lora"
         else:
             t.save_pretrained(result)
         acc.print(f"saved {result}")
+        if prior is not None:
+            trained = acc.unwrap_model(model).prior
+            trained.save_pretrained(out / "prior")
+            if cfg.lora_rank > 0 and trained.config.arch == "release":
+                from ..convert import RELEASE_PREDICTOR_FILE, save_release_predictor
+
+                save_release_predictor(trained, out / "lora" / RELEASE_PREDICTOR_FILE)
+            acc.print(f"saved the motion prior to {out / 'prior'}")
     acc.wait_for_everyone()
     acc.end_training()
     return result

@@ -6,18 +6,36 @@ checkpoint continues exactly where it stopped (model, optimizer, RNG states via 
 with safetensors; the step in ``trainer_state.json``). Checkpoints are written to a temporary folder and
 renamed; ``config.yaml`` beside each records the run. DDP, FSDP or DeepSpeed come from the accelerate
 config (``accelerate launch --config_file …``).
+
+**Recipes** (``recipe:``): ``"lamo-release"`` is the authors' predictor training (DESIGN.md §8):
+preset ``"release"`` (their architecture; τ = 1 pairs; loss ``MSE + 0.3·(1 − cos)``; prompt dropout
+0.1; with p = 0.5 input noise of std ``0.3·√(1 − ᾱ_t)``, ``t`` uniform over the backbone
+scheduler's training timesteps), lr 5e-4 with a cosine schedule, 2000 steps of batch 1. A recipe
+replaces only the values left at their defaults; ``config.yaml`` records the resolved values. ᾱ_t
+comes from the scheduler of ``aug_model`` or, when empty, of the model the cache was made with.
+Other MotionPrior config values are set with ``prior_options`` (``"tau=1,noise_aug=diffusion"``).
 """
 from __future__ import annotations
 
+import inspect
 import logging
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .checkpoints import resume_step, save_checkpoint
 
-__all__ = ["PriorTrainConfig", "train_prior", "PriorLoss"]
+__all__ = ["PriorTrainConfig", "train_prior", "PriorLoss", "PRIOR_RECIPES", "LR_SCHEDULES", "apply_recipe",
+           "lr_factor", "parse_prior_options", "scheduler_noise_stds", "build_prior"]
+
+LR_SCHEDULES = ("constant", "cosine")
+# Named recipes: config values they set (only where the run left the default).
+PRIOR_RECIPES: dict[str, dict[str, Any]] = {
+    "lamo-release": dict(preset="release", lr=5e-4, lr_schedule="cosine", steps=2000, batch_size=1),
+}
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +59,90 @@ class PriorTrainConfig:
     log_with: str = "tensorboard"  # tensorboard | none
     resume_from_checkpoint: str | None = None  # None | "latest" | a checkpoint folder
     max_steps_this_run: int | None = None  # stop early (a checkpoint is written) — for tests and time limits
+    recipe: str = ""  # "" | "lamo-release" (the authors' predictor training; see the module docstring)
+    lr_schedule: str = "constant"  # constant | cosine (lr·½(1 + cos(π·step/steps)))
+    prior_options: str = ""  # MotionPrior config overrides on the preset, e.g. "tau=1,noise_aug=diffusion"
+    aug_model: str = ""  # model whose scheduler gives ᾱ_t for noise_aug="diffusion" ("": the cache's model)
+
+
+def apply_recipe(cfg: Any, recipes: dict[str, dict[str, Any]]) -> Any:
+    """``cfg`` with its named recipe's values in every field still at its default."""
+    if not cfg.recipe:
+        return cfg
+    if cfg.recipe not in recipes:
+        raise ValueError(f"unknown recipe {cfg.recipe!r}; choose from {sorted(recipes)}")
+    defaults = {f.name: f.default for f in fields(cfg)}
+    return replace(cfg, **{k: v for k, v in recipes[cfg.recipe].items() if getattr(cfg, k) == defaults[k]})
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """Learning-rate multiplier at ``step`` of ``total``: 1 (constant) or ``½(1 + cos(π·step/total))``
+    (cosine to zero, as ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=total)``)."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    raise ValueError(f"unknown lr_schedule {schedule!r}; choose from {LR_SCHEDULES}")
+
+
+def parse_prior_options(text: str) -> dict[str, Any]:
+    """``"tau=1,noise_aug=diffusion,cosine_weight=0.3"`` → MotionPrior keyword arguments (YAML values)."""
+    import yaml
+
+    from ..prior import MotionPrior
+
+    known = set(inspect.signature(MotionPrior.__init__).parameters) - {"self", "latent_channels", "text_embed_dim",
+                                                                        "backbone"}
+    out: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise ValueError(f"prior_options: {item!r} is not KEY=VALUE with KEY one of {sorted(known)}")
+        out[key] = yaml.safe_load(value.strip())
+    return out
+
+
+def scheduler_noise_stds(model: str) -> torch.Tensor:
+    """``(T,)`` noise std ``√(1 − ᾱ_t)`` (σ_t for flow) at each training timestep of ``model``'s scheduler."""
+    import diffusers
+    from diffusers import DiffusionPipeline
+
+    from ..adapters import get_adapter
+
+    index = DiffusionPipeline.load_config(model)
+    library, name = index["scheduler"]
+    scheduler = getattr(diffusers, name).from_pretrained(model, subfolder="scheduler")
+    return get_adapter(index).training_noise_stds(scheduler)
+
+
+def build_prior(preset: str, options: str, latent_channels: int, text_dim: int, family: str,
+                aug_model: str = "", cache_model: str = ""):
+    """The prior a run trains, and — when it augments with ``noise_aug="diffusion"`` — its ``(T,)`` noise table."""
+    from ..prior import MotionPrior
+
+    prior = MotionPrior.from_preset(preset, latent_channels=latent_channels, text_embed_dim=text_dim, backbone=family,
+                                    **parse_prior_options(options))
+    levels = None
+    if prior.config.noise_aug == "diffusion" and prior.config.noise_aug_prob > 0 and prior.config.noise_aug_std > 0:
+        model = aug_model or cache_model
+        if not model:
+            raise ValueError("noise_aug='diffusion' needs ᾱ_t of the backbone's scheduler: pass --aug-model (a model "
+                             "folder or hub id), or use a cache whose manifest names its model")
+        levels = scheduler_noise_stds(model)
+    return prior, levels
 
 
 class PriorLoss(torch.nn.Module):
     """``forward(latents, pooled) → mean training loss`` of a prior: what DDP/FSDP wrap, so gradients sync."""
 
-    def __init__(self, prior):
+    def __init__(self, prior, aug_noise_levels: torch.Tensor | None = None):
         super().__init__()
         self.prior = prior
+        self.aug_noise_levels = aug_noise_levels  # (T,) for noise_aug="diffusion"; not a parameter or buffer
 
     def forward(self, latents: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        return self.prior.training_loss(latents, pooled).per_sample.mean()
+        return self.prior.training_loss(latents, pooled, aug_noise_levels=self.aug_noise_levels).per_sample.mean()
 
 
 def _batch(ds, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,8 +158,9 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
     from tqdm.auto import tqdm
 
     from ..cache import CachedLatentDataset
-    from ..prior import MotionPrior
 
+    cfg = apply_recipe(cfg, PRIOR_RECIPES)
+    lr_factor(cfg.lr_schedule, 0, 1)  # an unknown schedule fails before anything is loaded
     out = Path(cfg.out)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=None if cfg.log_with == "none" else cfg.log_with,
                       project_dir=str(out))
@@ -83,9 +175,10 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
         raise ValueError(f"{len(train_idx)} training rows cannot fill a batch of {cfg.batch_size} on "
                          f"{acc.num_processes} process(es); lower --batch-size or cache more videos")
     C, D = m["latent_shape"][1], m["text_dim"]
-    prior = MotionPrior.from_preset(cfg.preset, latent_channels=C, text_embed_dim=D, backbone=m["family"])
+    prior, levels = build_prior(cfg.preset, cfg.prior_options, C, D, m["family"], cfg.aug_model,
+                                m.get("config", {}).get("model", ""))
     opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    model, opt = acc.prepare(PriorLoss(prior), opt)
+    model, opt = acc.prepare(PriorLoss(prior, levels), opt)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
@@ -121,6 +214,8 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
                dynamic_ncols=True)
     while step < stop:
         z, c = _batch(ds, batch_indices(step))
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, step, cfg.steps)
         with acc.autocast():
             loss = model(z.to(acc.device), c.to(acc.device))
         acc.backward(loss)
