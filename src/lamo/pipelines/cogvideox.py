@@ -21,6 +21,14 @@ class LaMoCogVideoXPipeline(MotionGuidedPipelineMixin, CogVideoXPipeline):
         pipe = LaMoCogVideoXPipeline.from_pretrained("THUDM/CogVideoX-2b", torch_dtype=torch.bfloat16).to("cuda")
         pipe.load_motion_prior("path/to/prior")
         video = pipe("a ball bounces", motion_guidance_scale=1.0).frames[0]
+
+    The authors' release (DESIGN.md §8) — their LoRA and predictor, their guidance and sampling setting::
+
+        from lamo.convert import load_release
+        from lamo.pipelines import RELEASE_SAMPLING_KWARGS
+
+        load_release(pipe, "path/to/release")  # LoRA weights + predictor.safetensors
+        video = pipe("a ball bounces", **RELEASE_SAMPLING_KWARGS).frames[0]
     """
 
     adapter = CogVideoXAdapter()
