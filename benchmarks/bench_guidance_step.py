@@ -1,13 +1,23 @@
-"""What one guided step costs at a real backbone's size: MPG vs the backbone step vs a FlowMo-style step.
+"""What one guided step costs at a real backbone's size: MPG vs the backbone step vs FlowMo (style and release).
 
 Three kinds of number, each labelled in the results file:
 
 * **counted** (any machine, exact, no compute): floating-point operations of one CFG denoising step of
   the transformer, of one MPG step (x̂0, the prior over every τ-pair, the input gradient) and of the
-  extra work of a FlowMo-style step (backward through the transformer plus a second forward), counted
-  with ``torch.utils.flop_counter`` on the ``meta`` device; the activations autograd keeps for the
-  backward pass (``saved_tensors_hooks``), for MPG at its default activation budget and unsplit; the
-  host syncs (tensor → Python reads) one MPG step makes.
+  extra work of a FlowMo step through the transformer, counted with ``torch.utils.flop_counter`` on
+  the ``meta`` device; the activations autograd keeps for the backward pass (``saved_tensors_hooks``),
+  for MPG at its default activation budget and unsplit; the host syncs (tensor → Python reads) one MPG
+  step makes. Two FlowMo rows (``lamo.peers.FlowMoGuidance``):
+
+  - ``flowmo_*`` — the FlowMo-style variant (``variant="style"``): forward with gradient, backward,
+    and a second forward at the updated ``x_t``; activations: the whole CFG step's, held at once;
+    ``--flowmo-fraction`` of the steps guided;
+  - ``flowmo_release_*`` — the authors' released algorithm (``variant="release"``): the CFG branches
+    re-run with gradient, each transformer call one gradient-checkpoint segment (so the backward runs
+    its forward once more), the release loss on the CFG-mixed output, one Adam step, no second forward;
+    activations: one segment's (one CFG branch, the most the backward holds at once — CogVideoX's
+    batched call is split into its branches, as the peer does);
+    ``round(12·S/50)`` steps guided.
 * **measured** on ``--device``: wall time of one MPG step at the real latent size — prior in fp32 and
   in bf16, pairs in one call and split to the budget — and, with ``--time-backbone``, of one CFG step
   of the transformer (random weights), which turns MPG's time into a measured share of sampling.
@@ -30,6 +40,7 @@ from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.checkpoint import checkpoint
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -70,20 +81,39 @@ def build_transformer(arch: str, device: str, dtype: torch.dtype):
         return cls(**ARCHS[arch]["transformer"]).to(dtype).eval().requires_grad_(False)
 
 
-def cfg_step(transformer, geo: dict, latents: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+def cfg_step(transformer, geo: dict, latents: torch.Tensor, text: torch.Tensor, segments: bool = False,
+             branches: bool = False, first_call_only: bool = False) -> torch.Tensor:
     """One classifier-free-guided denoising step's transformer work, as the pipeline does it.
 
     CogVideoX concatenates [uncond, cond] into one batch of 2; Wan calls the transformer twice.
-    ``latents`` are (B, F, C, H, W).
+    ``latents`` are (B, F, C, H, W). As ``FlowMoGuidance(variant="release")`` re-runs a step:
+    ``branches`` — CogVideoX, too, calls the transformer once per CFG branch; ``segments`` — each
+    call is one gradient-checkpoint segment. ``first_call_only``: just the first call's raw output.
     """
     t = torch.full((latents.shape[0],), 500, device=latents.device)
+
+    def call(**kw):
+        run = lambda h: transformer(hidden_states=h, return_dict=False, **kw)[0]  # noqa: E731
+        h = kw.pop("hidden_states")
+        return checkpoint(run, h, use_reentrant=False) if segments else run(h)
+
+    if branches and not geo["wan"]:
+        uncond = call(hidden_states=latents * 1, encoder_hidden_states=text, timestep=t)
+        if first_call_only:
+            return uncond
+        cond = call(hidden_states=latents * 1, encoder_hidden_states=text, timestep=t)
+        return uncond + 6.0 * (cond - uncond)
     if geo["wan"]:
-        x = latents.permute(0, 2, 1, 3, 4)  # Wan takes (B, C, F, H, W)
-        cond = transformer(hidden_states=x, timestep=t, encoder_hidden_states=text, return_dict=False)[0]
-        uncond = transformer(hidden_states=x, timestep=t, encoder_hidden_states=text, return_dict=False)[0]
-        return (uncond + 6.0 * (cond - uncond)).permute(0, 2, 1, 3, 4)
-    out = transformer(hidden_states=torch.cat([latents, latents]), encoder_hidden_states=torch.cat([text, text]),
-                      timestep=torch.cat([t, t]), return_dict=False)[0]
+        x = latents.permute(0, 2, 1, 3, 4)  # (B, F, C, H, W) -> (B, C, F, H, W), Wan's layout
+        cond = call(hidden_states=x, timestep=t, encoder_hidden_states=text)
+        if first_call_only:
+            return cond
+        uncond = call(hidden_states=x, timestep=t, encoder_hidden_states=text)
+        return (uncond + 6.0 * (cond - uncond)).permute(0, 2, 1, 3, 4)  # (B, C, F, H, W) -> (B, F, C, H, W)
+    out = call(hidden_states=torch.cat([latents, latents]), encoder_hidden_states=torch.cat([text, text]),
+               timestep=torch.cat([t, t]))
+    if first_call_only:
+        return out
     uncond, cond = out.chunk(2)
     return uncond + 6.0 * (cond - uncond)
 
@@ -171,24 +201,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"], help="backbone / latent dtype")
     p.add_argument("--prior-preset", default="base")
     p.add_argument("--window", type=float, default=0.8, help="guidance window ρ (guided steps = ρ·S)")
-    p.add_argument("--flowmo-fraction", type=float, default=0.3, help="share of steps the FlowMo-style peer guides")
+    p.add_argument("--flowmo-fraction", type=float, default=0.3, help="share of steps the FlowMo-style peer guides "
+                   "(the release variant guides its own round(12·S/50))")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--counts-only", action="store_true", help="count on the meta device, time nothing")
     p.add_argument("--time-backbone", action="store_true", help="also time one CFG transformer step (GPU)")
+    p.add_argument("--update-counts", action="store_true",
+                   help="count only, and replace the counted part of the existing results file (--out or the "
+                        "default path), keeping what it measured; the file lists this command in count_updates")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
     from lamo import MotionPriorGuidance
+    from lamo.peers import flowmo_release_loss, release_steps
 
     dtype = getattr(torch, args.dtype)
     geo = geometry(args.arch)
     S = geo["steps"]
     guided = S - math.ceil(round((1 - args.window) * S, 6))
     flowmo_steps = round(args.flowmo_fraction * S)
+    release = release_steps(S)
     B, F, C, H, W = geo["shape"]
     record: dict = {"arch": args.arch, "latents": list(geo["shape"]), "text": list(geo["text"]), "steps": S,
-                    "mpg_guided_steps": guided, "flowmo_guided_steps": flowmo_steps, "dtype": args.dtype,
-                    "prior_preset": args.prior_preset}
+                    "mpg_guided_steps": guided, "flowmo_guided_steps": flowmo_steps,
+                    "flowmo_release_guided_steps": release, "dtype": args.dtype, "prior_preset": args.prior_preset}
 
     # ------------------------------------------------------------------ counted on meta
     print(f"{args.arch}: latents {tuple(geo['shape'])}, {S} steps; counting on the meta device …", flush=True)
@@ -206,10 +242,28 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             cfg_step(transformer, geo, z, text)
 
+    def flowmo_release_extra():  # lamo.peers.FlowMoGuidance(variant="release"): one guided step's extra work
+        x = z.detach().float().requires_grad_()  # the leaf x_t, fp32 as the pipeline's latents
+        with torch.enable_grad():
+            v = cfg_step(transformer, geo, x.to(dtype), text, segments=True, branches=True)  # (B, F, C, H, W)
+            loss = flowmo_release_loss(v).sum()
+        (x.grad,) = torch.autograd.grad(loss, x)
+        torch.optim.Adam([x], lr=1e-3).step()  # element-wise: no FLOPs the counter counts
+
+    def release_segment():  # the most the release's backward holds at once: one CFG branch's activations
+        x = z.detach().requires_grad_()
+        with torch.enable_grad():
+            cfg_step(transformer, geo, x * 1, text, branches=True, first_call_only=True)
+
     flowmo_flops, flowmo_saved = count(flowmo_extra)
+    release_flops, _ = count(flowmo_release_extra)  # a checkpoint keeps nothing for the outer graph
+    _, release_saved = count(release_segment)
     prior = make_prior(args.prior_preset, geo, "meta", torch.float32)
     counts = {"backbone_step_tflop": step_flops / 1e12, "flowmo_extra_tflop": flowmo_flops / 1e12,
-              "flowmo_activations_gib": flowmo_saved / GIB, "prior_parameters_m": prior.num_parameters_m()}
+              "flowmo_activations_gib": flowmo_saved / GIB,
+              "flowmo_release_extra_tflop": release_flops / 1e12,
+              "flowmo_release_activations_gib": release_saved / GIB,
+              "prior_parameters_m": prior.num_parameters_m()}
     for pdt in ("float32", "bfloat16"):
         pr = make_prior(args.prior_preset, geo, "meta", getattr(torch, pdt))
         for budget in (None, 0.5):
@@ -224,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     counts["mpg_step_vs_backbone_step_flops"] = mpg_tflop / counts["backbone_step_tflop"]
     counts["mpg_share_of_video_flops"] = guided * mpg_tflop / (S * counts["backbone_step_tflop"])
     counts["flowmo_share_of_video_flops"] = flowmo_steps * counts["flowmo_extra_tflop"] / (S * counts["backbone_step_tflop"])
+    counts["flowmo_release_share_of_video_flops"] = (release * counts["flowmo_release_extra_tflop"]
+                                                     / (S * counts["backbone_step_tflop"]))
     record["counted"] = counts
     print(json.dumps(counts, indent=1), flush=True)
 
@@ -241,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ------------------------------------------------------------------ measured on the device
     cuda = args.device.startswith("cuda")
-    if not args.counts_only:
+    if not (args.counts_only or args.update_counts):
         measured = {}
         for pdt in ("float32", "bfloat16"):
             pr = make_prior(args.prior_preset, geo, args.device, getattr(torch, pdt))
@@ -267,13 +323,30 @@ def main(argv: list[str] | None = None) -> int:
 
     import diffusers
 
-    record.update({
+    run = {
         "device": device_name(args.device),
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "python": sys.version.split()[0]},
         "command": "python benchmarks/bench_guidance_step.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
-    })
+    }
     out = Path(args.out or Path(__file__).parent / "results" / f"guidance_step_{args.arch}_{'cuda' if cuda else 'cpu'}.json")
+    if args.update_counts:
+        if not out.exists():
+            raise SystemExit(f"--update-counts: no results file {out} to update; run without it first")
+        old = json.loads(out.read_text())
+        keys = ("arch", "latents", "dtype", "prior_preset")
+        if [old.get(k) for k in keys] != [record[k] for k in keys]:
+            raise SystemExit(f"--update-counts: {out} holds {[old.get(k) for k in keys]}, this run counts "
+                             f"{[record[k] for k in keys]} ({', '.join(keys)})")
+        changed = {k: (old["counted"].get(k), v) for k, v in counts.items()
+                   if k in old.get("counted", {}) and old["counted"][k] != v}
+        if changed:
+            print(f"counts that differ from the file's: {changed}", flush=True)
+        old.update(record)  # counted parts only: "measured", "device" and "command" stay the first run's
+        old.setdefault("count_updates", []).append(run)
+        record = old
+    else:
+        record.update(run)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2))
     print(f"wrote {out}")

@@ -1,11 +1,13 @@
-"""Sampling cost: baseline vs Motion Prior Guidance vs a FlowMo-style peer, measured in one run.
+"""Sampling cost: baseline vs Motion Prior Guidance vs the FlowMo peer (style and release), measured in one run.
 
 Random weights at a real architecture's size are enough for timing (DESIGN.md §5). For each variant
 the script samples the same latents (``output_type="latent"``: the VAE is not part of the question)
 and records wall time per video and, on CUDA, peak allocated memory. Every variant first runs a short
 warm-up call; then the timed videos go round robin (baseline, MPG…, FlowMo, baseline, …) so that a
 drift in clocks or machine load falls on all variants alike. A variant that runs out of GPU memory is
-reported as such and dropped.
+reported as such and dropped. FlowMo rows: ``flowmo`` — ``FlowMoGuidance(variant="style")``, η = 0.1,
+``--flowmo-steps`` (30 % of S) guided; ``flowmo_release`` — ``variant="release"`` (Adam lr 1e-3, the
+first ``round(12·S/50)`` steps, checkpointed branches, no recompute).
 
     python benchmarks/bench_sampling.py --arch demo                       # the shipped toy backbone, CPU
     python benchmarks/bench_sampling.py --arch tiny                       # a 1-layer random CogVideoX, CPU
@@ -140,14 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup-steps", type=int, default=3,
                    help="steps of the untimed warm-up call before each variant (0: a full untimed video)")
     p.add_argument("--flowmo-steps", type=int, default=None, help="guided steps of the peer (default: 30 %% of S)")
-    p.add_argument("--no-flowmo", action="store_true", help="skip the FlowMo-style peer (it can run out of memory)")
+    p.add_argument("--no-flowmo", action="store_true", help="skip the FlowMo peer (it can run out of memory)")
+    p.add_argument("--flowmo-variants", nargs="+", default=["style", "release"], choices=["style", "release"],
+                   help="FlowMoGuidance variants to time (rows flowmo and flowmo_release)")
     p.add_argument("--activation-gib", nargs="+", default=["2"],
                    help="MPG's motion_guidance_activation_gib; several values give one MPG row each ('none': one call)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
     from lamo import MotionPrior
-    from lamo.peers import FlowMoGuidance
+    from lamo.peers import FlowMoGuidance, release_steps
 
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
@@ -163,12 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     prior.to(args.device, getattr(torch, args.prior_dtype or args.dtype))
     S = kwargs["num_inference_steps"]
     flowmo_steps = args.flowmo_steps if args.flowmo_steps is not None else round(0.3 * S)
+    release = release_steps(S)
     cuda = args.device.startswith("cuda")
 
     def call(name: str, seed: int, steps: int, **extra):
         kw = dict(kwargs, num_inference_steps=steps)
         if name == "flowmo":
-            with FlowMoGuidance(pipe, scale=0.1, steps=min(flowmo_steps, steps)):
+            with FlowMoGuidance(pipe, scale=0.1, steps=min(flowmo_steps, steps), variant="style"):
+                pipe(generator=torch.Generator(args.device).manual_seed(seed), **kw)
+        elif name == "flowmo_release":
+            with FlowMoGuidance(pipe, scale=1e-3, steps=min(release, steps), variant="release"):
                 pipe(generator=torch.Generator(args.device).manual_seed(seed), **kw)
         else:
             pipe(generator=torch.Generator(args.device).manual_seed(seed), **kw, **extra)
@@ -181,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "prior_dtype": args.prior_dtype or args.dtype, "mpg_activation_gib": args.activation_gib,
         "repeats": args.repeats, "warmup_steps": args.warmup_steps,
         "prior_parameters_m": prior.num_parameters_m(), "steps": S, "flowmo_guided_steps": flowmo_steps,
+        "flowmo_release_guided_steps": release,
         "call": {k: (list(v.shape) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()},
         "results": results, "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
                                          "python": sys.version.split()[0]},
@@ -197,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         variants[name] = dict(motion_prior=prior, motion_guidance_scale=1.0, motion_guidance_window=0.8,
                               motion_guidance_activation_gib=budget)
     if not args.no_flowmo:
-        variants["flowmo"] = {}
+        for variant in dict.fromkeys(args.flowmo_variants):
+            variants["flowmo" if variant == "style" else "flowmo_release"] = {}
     times: dict[str, list[float]] = {name: [] for name in variants}
     peaks: dict[str, float | None] = {name: None for name in variants}
 

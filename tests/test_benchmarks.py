@@ -21,6 +21,7 @@ def test_bench_sampling_writes_a_results_file(arch, tmp_path):
     assert rec["results"]["mpg"]["seconds_per_video"] > 0 and rec["command"].startswith("python benchmarks/")
     assert rec["steps"] == 4 and len(rec["results"]["mpg"]["all_seconds"]) == 2
     assert rec["results"]["flowmo"]["seconds_per_video"] > 0 and rec["flowmo_guided_steps"] == 1
+    assert rec["results"]["flowmo_release"]["seconds_per_video"] > 0 and rec["flowmo_release_guided_steps"] == 1
     assert {"torch", "diffusers"} <= set(rec["versions"]) and rec["device"] and rec["complete"]
 
 
@@ -51,6 +52,25 @@ def test_bench_guidance_step_counts_and_times(arch, tmp_path):
     assert rec["host_syncs_per_mpg_step"] == {"deferred_check (pipelines)": 0, "per_step_check": 1}
     assert all(m["seconds"] > 0 for m in rec["measured"].values()) and len(rec["measured"]) == 4
     assert rec["command"].startswith("python benchmarks/bench_guidance_step.py") and rec["device"]
+    # FlowMo as released: forward (checkpointed) + its re-run in the backward + backward, no second forward at
+    # the updated x_t; the backward holds one CFG branch's activations (half of what the style variant holds)
+    assert rec["flowmo_release_guided_steps"] == 2  # round(12·10/50)
+    release = counted["flowmo_release_extra_tflop"]
+    assert 3 * counted["backbone_step_tflop"] < release <= counted["flowmo_extra_tflop"]
+    ratio = counted["flowmo_release_activations_gib"] / counted["flowmo_activations_gib"]
+    assert 0.45 < ratio < 0.6  # (tiny CogVideoX: shared embeddings make it 0.55)
+    assert counted["flowmo_release_share_of_video_flops"] == pytest.approx(2 * release / (10 * counted["backbone_step_tflop"]))
+    if arch == "tiny":  # --update-counts replaces the counts and keeps what was measured
+        stale = json.loads(out.read_text())
+        stale["counted"]["flowmo_release_extra_tflop"] = -1.0
+        out.write_text(json.dumps(stale))
+        assert bench.main(["--arch", arch, "--prior-preset", "tiny", "--dtype", "float32", "--update-counts",
+                           "--out", str(out)]) == 0
+        updated = json.loads(out.read_text())
+        assert updated["counted"] == counted and updated["measured"] == rec["measured"]
+        assert updated["command"] == rec["command"] and "--update-counts" in updated["count_updates"][0]["command"]
+        with pytest.raises(SystemExit, match="bfloat16"):  # counts of another setting are refused
+            bench.main(["--arch", arch, "--prior-preset", "tiny", "--update-counts", "--out", str(out)])
 
 
 def test_plot_costs_reads_the_committed_gpu_runs(tmp_path):

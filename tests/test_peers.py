@@ -221,21 +221,36 @@ def test_release_on_cogvideox_runs_guides_the_first_steps_and_a_tiny_step_is_sto
     pipe = tiny_pipeline(CogVideoXPipeline, tiny_cogvideox_components(rope=True, scheduler="dpm"))
     ref_steps = []
     ref = _call(pipe, ref_steps)
-    seen, forward = [], pipe.transformer.forward
+    import functools
+    import inspect
+
+    from lamo.peers import flowmo_release_loss
+
+    seen, outputs, forward, step = [], [], pipe.transformer.forward, pipe.scheduler.step
 
     def spy(**kw):
-        seen.append(torch.is_grad_enabled() and kw["hidden_states"].requires_grad)
+        grad = torch.is_grad_enabled() and kw["hidden_states"].requires_grad
+        seen.append(grad)
+        if grad:  # a branch of the batched [uncond, cond] call: 2 prompts, not 2 × 2
+            assert kw["hidden_states"].shape[0] == kw["encoder_hidden_states"].shape[0] == 2
         return forward(**kw)
 
-    pipe.transformer.forward = spy
+    @functools.wraps(step)
+    def step_spy(*args, **kw):  # CogVideoXDPMScheduler.step(model_output, old_pred_original_sample, timestep, …)
+        outputs.append(inspect.signature(step).bind(*args, **kw).arguments["model_output"].clone())
+        return step(*args, **kw)
+
+    pipe.transformer.forward, pipe.scheduler.step = spy, step_spy
     with FlowMoGuidance(pipe, steps=2, variant="release") as fm:
         g_steps = []
         out = _call(pipe, g_steps)
         second = _call(pipe)  # a second call inside the block is guided from its own first step again
-    del pipe.transformer.forward
-    # per call: 4 batched CFG calls + 2 re-runs with gradient, each run again by its checkpoint in the backward
-    # (no recompute after the update)
-    assert seen == [False, True, True, False, True, True, False, False] * 2
+    del pipe.transformer.forward, pipe.scheduler.step
+    # the loss is the release's on the pipeline's own CFG-mixed v-prediction (its branches re-run one by one)
+    assert fm.history[:2] == pytest.approx([float(flowmo_release_loss(o).sum()) for o in outputs[:2]], rel=1e-4)
+    # per call: 4 batched CFG calls; per guided step the two branches re-run with gradient one at a time, each
+    # a checkpoint segment that the backward runs again (no recompute after the update)
+    assert seen == [False, True, True, True, True, False, True, True, True, True, False, False] * 2
     assert fm.guided_steps == [0, 1, 0, 1] and len(fm.history) == 4 and fm.history_after == []
     assert torch.equal(out, second) and not torch.equal(out, ref)
     # zero terminal SNR: ᾱ = 0 at the first step, where CogVideoXDPMScheduler gives x_t the weight

@@ -18,17 +18,23 @@ facts below are the specification; the code is ours, written from them, not copi
 * **update**: ``x_t`` is made a leaf; both CFG branches are re-run on it with gradients (each
   transformer call one gradient-checkpoint segment; bf16 autocast on CUDA, the model's own dtype on
   other devices); a *fresh* ``torch.optim.Adam([x_t], lr=scale)`` takes **one** step. A first Adam
-  step moves each element by ``lr·g/(|g| + ε)`` (ε = 1e-8), i.e. ≈ ``lr·sign(g)``;
+  step moves each element by ``lr·g/(|g| + ε)`` (ε = 1e-8), i.e. ≈ ``lr·sign(g)``. The leaf is held
+  in at least fp32 and handed to the scheduler so (a step of 1e-3 would round away in bf16 latents);
 * **which steps**: the first ``k`` of the ``S`` denoising steps, ``k = max(1, round(12·S/50))`` by
   default (12 of 50: for Wan 2.1 T2V at shift 5 the release lists timesteps 999…946, steps 0–11);
 * **no recompute**: the scheduler then steps from the *updated* latent with the velocity computed
   *before* the update (for flow matching ``x̂0 = x_t′ − σ·v(x_t)``). A guided step therefore costs one
   extra forward of both branches plus their backward (the checkpoint re-runs that forward once more
-  inside the backward);
+  inside the backward) — counted, the same FLOPs as a style step at half its activations
+  (``benchmarks/bench_guidance_step.py``);
 * the release samples Wan 2.1 1.3B with 50 steps, CFG 5, shift 5, 81 frames, 832×480.
 
   On **CogVideoX** the release has no code; this module applies the same rule to CogVideoX's
-  CFG-mixed *v-prediction* (its model output, ``(B, F, C, H, W)``), with the same optimiser and steps.
+  CFG-mixed *v-prediction* (its model output, ``(B, F, C, H, W)``), with the same optimiser and steps;
+  the pipeline's batched ``[uncond, cond]`` call is re-run as two calls, one per branch, as on Wan.
+  Both CogVideoX schedulers use zero-terminal-SNR schedules, so ``ᾱ = 0`` at the first step: there
+  ``CogVideoXDPMScheduler`` weights ``x_t`` by ``√((1−ᾱ')/(1−ᾱ))·e^{−h} = 0`` and the first update is
+  discarded, while ``CogVideoXDDIMScheduler`` keeps it (``x_{t−1} = √(1−ᾱ')·x_t′ − √ᾱ'·v``).
 
 ``variant="style"`` (the default, a named ablation kept for comparison; LaMo's earlier reading of the
 paper's description):
@@ -49,6 +55,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import numbers
 from contextlib import ExitStack, nullcontext
 from typing import Any, Callable
 
@@ -137,7 +144,7 @@ class FlowMoGuidance:
             steps = 8
         if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0):
             raise ValueError(f"FlowMo guidance needs a finite scale ≥ 0, got {scale!r}")
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0):
             raise ValueError(f"FlowMo guidance needs steps to be an integer ≥ 0 (or None), got {steps!r}")
         if release and top_fraction is not None:
             raise ValueError("top_fraction belongs to variant='style'; the release takes the maximum over "
@@ -147,7 +154,8 @@ class FlowMoGuidance:
         if not 0 < top_fraction <= 1:
             raise ValueError(f"FlowMo guidance needs top_fraction in (0, 1], got {top_fraction!r}")
         self.pipe, self.variant = pipe, variant
-        self.scale, self.steps, self.top_fraction = float(scale), steps, float(top_fraction)
+        self.scale, self.top_fraction = float(scale), float(top_fraction)
+        self.steps = None if steps is None else int(steps)
         self.adapter = get_adapter(pipe)
         self.history: list[float] = []
         self.history_after: list[float] = []
@@ -167,24 +175,32 @@ class FlowMoGuidance:
         """The pipeline's CFG-mixed model output at ``x`` (the scheduler's layout), in fp32.
 
         ``calls`` are the keyword arguments of this step's transformer calls; only ``hidden_states``
-        is replaced (cast to the dtype the pipeline fed). ``segments``: each call is one
-        gradient-checkpoint segment, under bf16 autocast on CUDA (the release's setting).
+        is replaced (cast to the dtype the pipeline fed). ``segments``: each CFG branch is one
+        transformer call and one gradient-checkpoint segment, under bf16 autocast on CUDA (the
+        release's setting). CogVideoX's batched ``[uncond, cond]`` call is then split into its two
+        branches — every batch-``2B`` tensor argument cut in halves — so that, as on Wan, the backward
+        holds one branch's activations at a time.
         """
         pipe, outs = self.pipe, []
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if segments and x.device.type == "cuda"
                     else nullcontext())
+
+        def run(hidden: torch.Tensor, kw: dict[str, Any]) -> torch.Tensor:
+            out = forward(**{**kw, "hidden_states": hidden})
+            return out[0] if isinstance(out, tuple) else out.sample
+
         for kw in calls:
             h = kw["hidden_states"]
             cat = h.shape[0] == 2 * x.shape[0]  # CogVideoX concatenates [uncond, cond]
-            hidden = (torch.cat([x, x]) if cat else x).to(h.dtype)
-
-            def run(hidden: torch.Tensor, kw: dict[str, Any] = kw) -> torch.Tensor:
-                out = forward(**{**kw, "hidden_states": hidden})
-                return out[0] if isinstance(out, tuple) else out.sample
-
+            if not segments:
+                outs.append(run((torch.cat([x, x]) if cat else x).to(h.dtype), kw).float())
+                continue
+            n = x.shape[0]
+            branches = [{k: v[i * n:(i + 1) * n] if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == 2 * n
+                         else v for k, v in kw.items()} for i in range(2)] if cat else [kw]
             with autocast:
-                out = checkpoint(run, hidden, use_reentrant=False) if segments else run(hidden)
-            outs.append(out.float())
+                parts = [checkpoint(run, x.to(h.dtype), b, use_reentrant=False).float() for b in branches]
+            outs.append(torch.cat(parts))  # (2B, …) for CogVideoX, as its batched call returns
         if len(outs) == 2:  # Wan: conditional call, then unconditional
             cond, uncond = outs
             return uncond + pipe.guidance_scale * (cond - uncond)
