@@ -131,11 +131,11 @@ def test_release_recipe_trains_the_release_predictor(cache, tmp_path, tiny_model
     import yaml
 
     small = ["--prior-options", "hidden_channels=16,num_blocks=1,cond_dim=8"]
-    args = ["train", "prior", "--cache", str(cache), "--out", str(tmp_path / "r"), "--recipe", "lamo-release",
-            "--steps", "6", "--batch-size", "4", "--save-every", "3", "--log-with", "none", *small]
-    assert main(args) == 2  # the cache names no model: ᾱ_t is unknown, and the message says what to pass
-    assert "--aug-model" in capsys.readouterr().err
-    assert main(args + ["--aug-model", str(tiny_model)]) == 0
+    args = ["train", "prior", "--cache", str(cache), "--recipe", "lamo-release", "--steps", "6", "--batch-size", "4",
+            "--save-every", "3", "--log-with", "none", *small]
+    assert main(args + ["--out", str(tmp_path / "no-model")]) == 2  # the cache names no model: ᾱ_t is unknown,
+    assert "--aug-model" in capsys.readouterr().err  # and the message says what to pass
+    assert main(args + ["--out", str(tmp_path / "r"), "--aug-model", str(tiny_model)]) == 0
     cfg = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
     assert (cfg["preset"], cfg["lr"], cfg["lr_schedule"], cfg["batch_size"]) == ("release", 5e-4, "cosine", 4)
     prior = MotionPrior.from_pretrained(tmp_path / "r" / "prior")

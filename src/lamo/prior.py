@@ -39,7 +39,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .motion import check_finite, check_latents, lag_delta
+from .motion import check_latents, lag_delta
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
 
@@ -474,8 +474,12 @@ class MotionPrior(ModelMixin, ConfigMixin):
         tau = cfg.tau
         check_latents(latents, tau, "latents", channels=cfg.latent_channels)
         # one host sync per step (a trainer reads the loss anyway): NaN/inf data fails loudly, not into the weights
-        check_finite(latents if cond is None else torch.cat([latents.flatten(), cond.flatten().to(latents.dtype)]),
-                     "motion prior training data (latents and prompt condition)")
+        finite = torch.isfinite(latents).all()
+        if cond is not None:
+            finite = finite & torch.isfinite(cond).all()
+        if not bool(finite):
+            raise ValueError("motion prior training data holds non-finite values (NaN or inf) in the latents or the "
+                             "prompt condition; check the latent cache (re-run `lamo cache` for the affected shards)")
         B, F, C, H, W = latents.shape
         P = F - tau
         target = lag_delta(latents, tau).reshape(B * P, C, H, W).float()  # (B·P, C, H, W)
