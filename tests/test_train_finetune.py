@@ -156,3 +156,16 @@ def test_release_recipe_trains_lora_and_predictor_in_one_run(setup, tmp_path):
     scales = {s["lamo-release"] for mod in pipe.transformer.modules() if isinstance(s := getattr(mod, "scaling", None), dict)
               and "lamo-release" in s}
     assert scales == {0.5}  # alpha 2 / rank 4, read from the file (not re-scaled by load_release)
+
+
+def test_joint_predictor_run_resumes_to_the_same_weights(setup, tmp_path):
+    root, _, _ = setup
+    common = ["train", "finetune", "--model", str(root / "model"), "--cache", str(root / "cache"), "--lora-rank", "4",
+              "--steps", "4", "--batch-size", "2", "--save-every", "2", "--log-with", "none", "--prior-preset", "release",
+              "--prior-options", "hidden_channels=16,num_blocks=1,cond_dim=8", "--drift-weighting", "batch_mean"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+    assert main(common + ["--out", str(tmp_path / "b"), "--max-steps-this-run", "2"]) == 0  # stopped at step 2
+    assert main(common + ["--out", str(tmp_path / "b"), "--resume-from-checkpoint", "latest"]) == 0
+    a = MotionPrior.from_pretrained(tmp_path / "a" / "prior").state_dict()
+    b = MotionPrior.from_pretrained(tmp_path / "b" / "prior").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
