@@ -119,3 +119,16 @@ def test_aa_on_the_shipped_backbone_finds_no_change():
     assert {e.verdict for e in other.values()} <= {"no detectable change", "too few clips"}, \
         [e.sentence() for e in other.values()]
     assert other[COMPOSITE].n >= 48 and other[COMPOSITE].verdict == "no detectable change"
+
+
+def test_bench_effect_cli_checks_its_numbers_and_presets(capsys):
+    assert main(["bench", "effect", "--test-prompts", "0", "--out", "unused"]) == 2
+    assert "--test-prompts must be at least 1" in capsys.readouterr().err
+    from lamo.commands.demo import add_effect_args, effect_config
+    import argparse
+
+    for preset, n_test, prior in (("full", 128, ""), ("demo", 48, str(DemoConfig().prior))):
+        p = argparse.ArgumentParser()
+        add_effect_args(p, preset)
+        cfg = effect_config(p.parse_args([]))
+        assert (cfg.preset, cfg.test_prompts * len(cfg.test_seeds), cfg.prior) == (preset, 2 * n_test, prior)

@@ -5,13 +5,9 @@ import argparse
 import logging
 from dataclasses import fields
 
-from ..demo.run import MDL, PLAIN_FT
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..demo.train_backbone import BackboneTrainConfig
-
-    from ..demo.run import DemoConfig
 
     p = sub.add_parser("demo", help="run the physics-world demo end to end (or reproduce its backbone)",
                        description="The effect benchmark's `demo` preset: the shipped prior and knobs, 48 held-out "
@@ -32,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_effect_args(p: argparse.ArgumentParser, preset: str) -> None:
     """The effect benchmark's options (``lamo demo`` and ``lamo bench effect``), defaults from ``preset``."""
-    from ..demo.run import PRESETS, DemoConfig
+    from ..demo.run import MDL, PLAIN_FT, PRESETS, DemoConfig
 
     d = DemoConfig(**PRESETS[preset])
     p.add_argument("--out", default=d.out, help="report folder (default: %(default)s)")
@@ -63,12 +59,13 @@ def add_effect_args(p: argparse.ArgumentParser, preset: str) -> None:
 
 def effect_config(args: argparse.Namespace):
     """The :class:`~lamo.demo.run.DemoConfig` of parsed :func:`add_effect_args` options."""
-    from ..demo.run import PRESETS, DemoConfig
+    from ..demo.run import MDL, PLAIN_FT, PRESETS, DemoConfig
+    from ..errors import InputError
 
     for flag, value in (("--test-prompts", args.test_prompts), ("--steps", args.steps), ("--prior-steps", args.prior_steps),
                         ("--val-prompts", args.val_prompts)):
         if value < 1:
-            raise ValueError(f"{flag} must be at least 1, got {value}")
+            raise InputError(f"{flag} must be at least 1, got {value}")
     return DemoConfig(**{**PRESETS[args.effect_preset], "preset": args.effect_preset, "out": args.out,
                          "backbone": args.backbone, "finetunes": {PLAIN_FT: args.finetune_plain, MDL: args.finetune_mdl},
                          "prior": args.prior, "selection": args.selection, "prior_taus": tuple(args.prior_taus),

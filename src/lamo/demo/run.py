@@ -33,7 +33,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..adapters import get_adapter
 from ..effect import BETTER, COMPOSITE, FIDELITY, PHYSICS_PARTS, compare
+from ..errors import InputError, MissingInputError
 from ..motion_metrics import MOTION_METRICS, motion_metrics
 from ..peers import FlowMoGuidance
 from ..physics.dataset import clip_seed, make_clip
@@ -285,7 +286,7 @@ def _check_out(outdir: Path) -> None:
     if not outdir.exists() or not any(outdir.iterdir()):
         return
     if not (outdir / MARKER).is_file():
-        raise ValueError(f"{outdir} holds files that are not an earlier LaMo report; pass an empty or new --out")
+        raise InputError(f"{outdir} holds files that are not an earlier LaMo report; pass an empty or new --out")
     log.warning("replacing the earlier report in %s", outdir)
 
 
@@ -293,17 +294,12 @@ def _load_pipeline(cfg: DemoConfig):
     from ..pipelines import LaMoCogVideoXPipeline
 
     backbone = Path(cfg.backbone)
-    if not (backbone / "model_index.json").is_file():
-        raise FileNotFoundError(
-            f"the demo backbone is missing at {backbone}. Reproduce it with `lamo demo train-backbone --data DIR` "
-            "after `lamo data physics --out DIR -n 8000` (see README), then pass --backbone."
-        )
     meta = json.loads((backbone / "lamo_demo.json").read_text())
     preset = dict(meta["preset"])
     preset["num_frames"] = (preset["frames"] // preset["temporal_compression"] - 1) * preset["temporal_compression"] + 1
     world = get_world_config(cfg.world, **cfg.world_overrides)
     if (world.size, world.frames) != (preset["size"], preset["frames"]):
-        raise ValueError(f"the backbone makes {preset['frames']} frames of {preset['size']} px but the world "
+        raise InputError(f"the backbone makes {preset['frames']} frames of {preset['size']} px but the world "
                          f"{cfg.world!r} has {world.frames} of {world.size} px; pick the world it was trained on")
     pipe = LaMoCogVideoXPipeline.from_pretrained(backbone)
     pipe.set_progress_bar_config(disable=True)
@@ -392,17 +388,22 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     from diffusers import CogVideoXTransformer3DModel
 
     cfg = cfg or DemoConfig(out=str(out))
+    if not (Path(cfg.backbone) / "model_index.json").is_file():
+        raise MissingInputError(
+            f"the demo backbone is missing at {cfg.backbone}. Reproduce it with `lamo demo train-backbone --data DIR` "
+            "after `lamo data physics --out DIR -n 8000` (see README), then pass --backbone."
+        )
     if cfg.prior and not (Path(cfg.prior) / "config.json").is_file():
-        raise FileNotFoundError(f"no trained motion prior at {cfg.prior}; pass --prior '' --selection '' to train one "
+        raise MissingInputError(f"no trained motion prior at {cfg.prior}; pass --prior '' --selection '' to train one "
                                 "and choose λ here (slower), or reproduce the shipped one as README describes")
     if cfg.selection and not Path(cfg.selection).is_file():
-        raise FileNotFoundError(f"no selection file at {cfg.selection}; pass --selection '' to choose λ on validation "
+        raise MissingInputError(f"no selection file at {cfg.selection}; pass --selection '' to choose λ on validation "
                                 "prompts here")
     if cfg.selection and not cfg.prior:
-        raise ValueError("a selection belongs to the prior it was made with: pass --prior with --selection, "
+        raise InputError("a selection belongs to the prior it was made with: pass --prior with --selection, "
                          "or neither (priors are then trained and the knobs chosen here)")
     if cfg.test_prompts < 1 or not cfg.test_seeds or cfg.chunk < 1:
-        raise ValueError("the test needs at least one prompt, one seed and a chunk ≥ 1")
+        raise InputError("the test needs at least one prompt, one seed and a chunk ≥ 1")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t_start = time.time()
@@ -431,7 +432,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     if cfg.selection:
         sel = json.loads(Path(cfg.selection).read_text())
         if sel.get("prior_sha256") != _prior_hash(cfg.prior):
-            raise ValueError(f"{cfg.selection} was made for another prior than {cfg.prior} (its weights differ); "
+            raise InputError(f"{cfg.selection} was made for another prior than {cfg.prior} (its weights differ); "
                              "pass that prior, or --selection '' to choose λ on validation prompts here")
         sel["source"] = str(cfg.selection)
         sel["prior"] = label

@@ -1,0 +1,69 @@
+"""Markdown tables of an effect-benchmark results file (``lamo bench effect`` / ``lamo demo``).
+
+    python benchmarks/effect_table.py benchmarks/results/effect_full_cpu.json
+
+prints what the run measured — the test effects (relative change, 95 % interval, verdict) per
+comparison and metric, the validation sweep that chose the knobs, and the run's provenance — so the
+tables in ``benchmarks/README.md`` and the README are copied from the file, never typed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+MARK = {"improved": "✓", "worsened": "✗", "no detectable change": "·", "too few clips": "?"}
+
+
+def cell(e: dict) -> str:
+    if e["verdict"] == "too few clips" or e["rel"] is None or not math.isfinite(e["rel"]):
+        return f"n = {e['n']}: too few"
+    lo, hi = e["rel_ci"]
+    return f"{100 * e['rel']:+.1f} % [{100 * lo:+.1f}, {100 * hi:+.1f}] {MARK[e['verdict']]}"
+
+
+def effect_table(effects: dict, metrics: list[str]) -> list[str]:
+    lines = ["| comparison | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for comp, per_metric in effects.items():
+        lines.append(f"| {comp} | " + " | ".join(cell(per_metric[m]) for m in metrics) + " |")
+    return lines
+
+
+def sweep_table(validation: dict) -> list[str]:
+    lines = ["| prior | λ | composite physics error | detection rate (difference) | n |", "|---|---|---|---|---|"]
+    for prior, points in validation.items():
+        for lam, eff in sorted(points.items(), key=lambda kv: float(kv[0])):
+            c, d = eff["physics_error"], eff["detection_rate"]
+            lines.append(f"| {prior} | {float(lam):g} | {100 * c['rel']:+.1f} % [{100 * c['rel_ci'][0]:+.1f}, "
+                         f"{100 * c['rel_ci'][1]:+.1f}] | {d['diff']:+.3f} [{d['diff_ci'][0]:+.3f}, {d['diff_ci'][1]:+.3f}] "
+                         f"| {c['n']} |")
+    return lines
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("results", help="results.json of `lamo bench effect` or `lamo demo`")
+    args = p.parse_args()
+    res = json.loads(open(args.results).read())
+    metrics = list(next(iter(res["effects"].values())))
+    sel = res["selection"]
+    out = [f"Run: `{res.get('command', '?')}` at commit {res.get('commit', '?')}, {res['date']}, {res['machine']}, "
+           f"torch {res['torch']}; {res['n_test_clips']} test clips per variant; "
+           f"{res['timings']['total_s'] / 60:.1f} min end to end.", "",
+           f"Knobs ({sel['source']}): prior {sel['prior']}, λ = {res['lambda']:g} ({sel.get('lambda_why', '')}); "
+           f"peer η = {res['flowmo_eta']:g} ({sel.get('flowmo_why', '')}).", "",
+           "Test (held-out prompts): relative change vs control, 95 % bootstrap interval; ✓ improved, ✗ worsened, "
+           "· no detectable change (Holm-corrected paired permutation test).", ""]
+    out += effect_table(res["effects"], metrics)
+    if sel.get("validation"):
+        out += ["", f"Validation ({sel['val_prompts']} prompts × {len(sel['val_seeds'])} seeds): the λ sweep that chose the knobs.", ""]
+        out += sweep_table(sel["validation"])
+    if sel.get("validation_flowmo"):
+        out += ["", "Validation: the peer's step size.", ""]
+        out += [line.replace("| prior | λ |", "| peer | η |") for line in sweep_table({"FlowMo": sel["validation_flowmo"]})]
+    out += ["", "Headline: " + res["headline"]]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
