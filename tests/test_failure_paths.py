@@ -219,3 +219,263 @@ def test_data_refuses_a_file_as_out(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     assert main(["data", "physics", "--out", str(tmp_path / "f"), "-n", "1"]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# 5 + 4. Training: bad numbers refused up front; a run folder is resumed or replaced, never mixed
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def latent_cache(tmp_path_factory):
+    """A tiny `lamo cache` folder (8 clips of 5 × 4 × 8 × 8 latents, prompt embeddings of 6 × 8)."""
+    import torch
+    from safetensors.torch import save_file
+
+    root = tmp_path_factory.mktemp("cache")
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(8, 6, 8, generator=g)
+    save_file({"latents": torch.randn(8, 5, 4, 8, 8, generator=g), "pooled": emb.mean(1), "prompt_embeds": emb,
+               "index": torch.arange(8)}, str(root / "shard-00000.safetensors"))
+    (root / "manifest.json").write_text(json.dumps({
+        "family": "cogvideox", "latent_shape": [5, 4, 8, 8], "text_dim": 8,
+        "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 8, "captions": ["x"] * 8, "skipped": []}]}))
+    return root
+
+
+def _prior_args(cache, out, *extra):
+    return ["train", "prior", "--cache", str(cache), "--out", str(out), "--preset", "tiny", "--batch-size", "2",
+            "--log-with", "none", *extra]
+
+
+BAD_TRAIN_FLAGS = [
+    (["--batch-size", "0"], "--batch-size must be ≥ 1"),
+    (["--batch-size", "-2"], "--batch-size must be ≥ 1"),
+    (["--save-every", "0"], "--save-every must be ≥ 1"),
+    (["--steps", "0"], "--steps must be ≥ 1"),  # was: saved an untrained prior and said "saved"
+    (["--steps", "-5"], "--steps must be ≥ 1"),
+    (["--max-steps-this-run", "0"], "--max-steps-this-run must be ≥ 1"),
+    (["--lr", "0"], "--lr must be a finite number > 0"),
+    (["--lr", "nan"], "--lr must be a finite number > 0"),
+    (["--lr", "inf"], "--lr must be a finite number > 0"),
+    (["--grad-clip", "-1"], "--grad-clip must be a finite number ≥ 0"),
+    (["--weight-decay", "nan"], "--weight-decay must be a finite number ≥ 0"),
+    (["--val-fraction", "1"], "--val-fraction must be in [0, 1)"),
+    (["--val-fraction", "-0.1"], "--val-fraction must be in [0, 1)"),
+    (["--mixed-precision", "fp8"], "--mixed-precision must be one of"),
+    (["--log-with", "stdout"], "--log-with must be one of"),
+    (["--preset", "huge"], "--preset must be one of"),
+    (["--seed", "-1"], "--seed must be ≥ 0"),
+]
+
+
+@pytest.mark.parametrize("flags, message", BAD_TRAIN_FLAGS)
+def test_train_prior_refuses_bad_numbers_naming_the_flag(latent_cache, tmp_path, capsys, flags, message):
+    assert main(_prior_args(latent_cache, tmp_path / "r", "--steps", "2", *flags)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "r").exists()
+
+
+BAD_CONFIGS = [
+    ("steps: [1, 2\n", "not valid YAML"),
+    ("- steps\n- 3\n", "must hold a mapping"),
+    ("steps: three\n", "steps must be an integer"),
+    ("steps: 2.5\n", "steps must be an integer"),
+    ("lr: fast\n", "lr must be a number"),
+    ("batch_size: true\n", "batch_size must be an integer"),
+    ("stepz: 3\n", "unknown keys ['stepz']"),
+    ("batch_size: 0\n", "--batch-size must be ≥ 1"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_CONFIGS)
+def test_train_refuses_a_bad_config_yaml(latent_cache, tmp_path, capsys, text, message):
+    (tmp_path / "c.yaml").write_text(text)
+    assert main(_prior_args(latent_cache, tmp_path / "r", "--config", str(tmp_path / "c.yaml"))) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert main(_prior_args(latent_cache, tmp_path / "r", "--config", str(tmp_path / "missing.yaml"))) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_train_finetune_refuses_bad_numbers(latent_cache, tmp_path, capsys):
+    base = ["train", "finetune", "--model", str(tmp_path / "m"), "--cache", str(latent_cache), "--out",
+            str(tmp_path / "r")]
+    for flags, message in [(["--tau", "0"], "--tau must be ≥ 1"), (["--lora-rank", "-1"], "--lora-rank must be ≥ 0"),
+                           (["--drift-mode", "fancy"], "--drift-mode must be one of"),
+                           (["--drift-weight", "nan"], "--drift-weight must be"),
+                           (["--validation-steps", "0"], "--validation-steps must be ≥ 1"),
+                           ([], "--model")]:
+        assert main(base + flags) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+
+
+def test_a_new_run_does_not_replace_an_old_one(latent_cache, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(_prior_args(latent_cache, out, "--steps", "2", "--save-every", "1")) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    assert main(_prior_args(latent_cache, out, "--steps", "2", "--save-every", "1", "--lr", "1")) == 2
+    assert "--resume-from-checkpoint latest" in capsys.readouterr().err
+    assert _snapshot(out) == before  # was: its checkpoints silently replaced
+    assert main(_prior_args(latent_cache, out, "--steps", "1", "--overwrite", "--resume-from-checkpoint", "latest")) == 2
+    assert main(_prior_args(latent_cache, out, "--steps", "1", "--save-every", "1", "--overwrite")) == 0
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-000001"]  # the old step-2 went with the run
+
+
+def test_a_resumed_fine_tune_logs_each_step_once(tmp_path):
+    import shutil
+
+    import torch
+    from diffusers import CogVideoXPipeline
+    from safetensors.torch import save_file
+    from tiny_models import TEXT_DIM, TEXT_LEN, tiny_cogvideox_components, tiny_pipeline
+
+    tiny_pipeline(CogVideoXPipeline, tiny_cogvideox_components()).save_pretrained(tmp_path / "model")
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(4, TEXT_LEN, TEXT_DIM, generator=g)
+    (tmp_path / "cache").mkdir()
+    save_file({"latents": torch.randn(4, 4, 4, 4, 4, generator=g), "pooled": emb.mean(1), "prompt_embeds": emb,
+               "index": torch.arange(4)}, str(tmp_path / "cache" / "shard-00000.safetensors"))
+    (tmp_path / "cache" / "manifest.json").write_text(json.dumps({
+        "family": "cogvideox", "latent_shape": [4, 4, 4, 4], "text_dim": TEXT_DIM,
+        "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 4, "captions": [""] * 4, "skipped": []}]}))
+    args = ["train", "finetune", "--model", str(tmp_path / "model"), "--cache", str(tmp_path / "cache"), "--out",
+            str(tmp_path / "o"), "--lora-rank", "0", "--steps", "5", "--batch-size", "2", "--save-every", "2",
+            "--log-with", "none", "--tau", "1"]
+    assert main(args + ["--max-steps-this-run", "3"]) == 0  # checkpoints at steps 2 and 3, loss logged for 1–3
+    shutil.rmtree(tmp_path / "o" / "checkpoints" / "step-000003")  # killed after logging step 3, before its save
+    with open(tmp_path / "o" / "loss.jsonl", "a") as f:
+        f.write('{"step": 4, "loss": 0.')  # … and in the middle of writing step 4's line
+    assert main(args + ["--resume-from-checkpoint", "latest"]) == 0  # resumes at step 2
+    steps = [json.loads(x)["step"] for x in (tmp_path / "o" / "loss.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]  # was: 1, 2, 3, (a broken line), 3, 4, 5
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Stale videos are not credited to a new model;  2. a failing evaluator loses nothing
+# ---------------------------------------------------------------------------------------------
+WORDS = ["a", "ball", "falls", "rolls", "bounces"]
+SAMPLE = "--height 16 --width 16 --frames 7 --max-sequence-length 12 --guidance-scale 1"
+
+
+def _demo_model(path: Path, seed: int) -> Path:
+    import torch
+
+    from lamo.demo.model import build_demo_pipeline
+
+    torch.manual_seed(seed)
+    build_demo_pipeline("test", WORDS).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return _demo_model(root / "a", 0), _demo_model(root / "b", 1)
+
+
+def _videos(run_dir: Path) -> dict[str, tuple[int, int]]:
+    """Which file each video is (inode, mtime): a video written again is another file (write, then rename)."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(run_dir.glob("*.mp4"))}
+
+
+def test_sample_reuses_a_video_only_when_everything_that_made_it_matches(two_models, tmp_path, capsys):
+    a, b = two_models
+    out = tmp_path / "o"
+    base = ["sample", "--prompt", "a ball falls", "--steps", "2", "--out", str(out), *SAMPLE.split()]
+    assert main(base + ["--model", str(a)]) == 0
+    made_by_a = _videos(out)
+    run = json.loads((out / "run.json").read_text())
+    recipe = run["videos"][0]["recipe"]
+    assert recipe["model"] == str(a) and recipe["steps"] == 2 and recipe["seed"] == 0 and recipe["height"] == 16
+    assert {"model_sha256", "prior_sha256", "scheduler", "dtype", "window", "mode", "prompt_sha256"} <= set(recipe)
+
+    assert main(base + ["--model", str(a)]) == 2  # an old run is not silently replaced …
+    assert "--skip-existing" in capsys.readouterr().err
+    assert main(base + ["--model", str(a), "--skip-existing"]) == 0  # … and is reused when nothing changed
+    assert "reusing 1 video(s)" in capsys.readouterr().out and _videos(out) == made_by_a
+
+    # another model at another path, then the same path holding other weights: both are made again
+    for model, what in ((b, "model"), (a, "model_sha256")):
+        if model == a:
+            _demo_model(a, 2)  # the folder now holds another model
+        assert main(base + ["--model", str(model), "--skip-existing"]) == 0
+        printed = capsys.readouterr().out
+        assert "making 1 video(s)" in printed and what in printed, printed
+        assert _videos(out) != made_by_a  # was: the first model's video kept and credited to the new one
+        assert json.loads((out / "run.json").read_text())["videos"][0]["recipe"]["model"] == str(model)
+        made_by_a = _videos(out)
+    for flag, value in (("--seeds", "0"), ("--steps", "3"), ("--guidance-scale", "1.5"), ("--window", "0.5"),
+                        ("--dtype", "bfloat16")):
+        argv = base + ["--model", str(a), "--skip-existing"]
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        if flag == "--seeds":  # the seed it was made with: nothing to make again
+            assert "reusing 1 video(s)" in printed
+        else:
+            assert "making 1 video(s)" in printed, (flag, printed)
+
+
+def test_benchmark_does_not_score_another_models_videos(two_models, tmp_path, capsys):
+    a, b = two_models
+    (tmp_path / "p.txt").write_text("a ball falls\na ball rolls\n")
+    args = ["eval", "videophy", str(tmp_path / "p.txt"), "--out", str(tmp_path / "o"), "--steps", "2",
+            "--sample-args", SAMPLE]
+    assert main(args + ["--model", str(a)]) == 0
+    first = _videos(tmp_path / "o" / "videos")
+    (tmp_path / "p2.txt").write_text("a ball bounces\n")  # another prompt file, one prompt, another model
+    args[2] = str(tmp_path / "p2.txt")
+    assert main(args + ["--model", str(b)]) == 0
+    run = json.loads((tmp_path / "o" / "videos" / "run.json").read_text())
+    assert [v["prompt"] for v in run["videos"]] == ["a ball bounces"] and run["videos"][0]["recipe"]["model"] == str(b)
+    assert _videos(tmp_path / "o" / "videos")["0_0_0.mp4"] != first["0_0_0.mp4"]
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["n_videos"] == 1 and report["model"] == str(b)
+    assert report["motion"]["motion_smoothness"]["n"] == 1  # the stale 1_0_0.mp4 left in the folder is not scored
+    rows = (tmp_path / "o" / "videos.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].endswith("a ball bounces")
+
+
+@pytest.mark.parametrize("script, status, message", [
+    ("import sys\nsys.stderr.write('CUDA out of memory\\n')\nsys.exit(3)\n", 3, "exit status 3"),
+    ("pass\n", 0, "wrote no scores file"),
+    ("import sys\nopen(sys.argv[2], 'w').write('videopath,sa,pc\\nx,high,low\\n')\n", None, "not a scores file"),
+    ("import sys\nopen(sys.argv[2], 'w').write('videopath,sa,pc\\nx,7,7\\n')\n", None, "must lie in [0.0, 1.0]"),
+])
+def test_a_failing_evaluator_keeps_the_report_and_the_videos(two_models, tmp_path, capsys, script, status, message):
+    import sys
+
+    a, _ = two_models
+    (tmp_path / "p.txt").write_text("a ball falls\n")
+    (tmp_path / "judge.py").write_text(script)
+    rc = main(["eval", "videophy", str(tmp_path / "p.txt"), "--model", str(a), "--out", str(tmp_path / "o"),
+               "--steps", "2", "--sample-args", SAMPLE,
+               "--evaluator-cmd", f"{sys.executable} {tmp_path / 'judge.py'} {{input}} {{output}}"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err and message in err, err  # was: a traceback, no report.json
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert message in report["evaluator_error"]["error"] and report["evaluator_error"]["exit_status"] == status
+    assert "motion_smoothness" in report["motion"] and (tmp_path / "o" / "videos" / "0_0_0.mp4").is_file()
+    if status == 3:
+        assert "CUDA out of memory" in report["evaluator_error"]["stderr_tail"] and "CUDA out of memory" in err
+
+
+def test_eval_out_pointing_at_a_folder_is_refused_before_scoring(tmp_path, capsys, monkeypatch):
+    import lamo.commands.eval as ev
+
+    assert main(["data", "physics", "--out", str(tmp_path / "d"), "-n", "1"]) == 0
+    (tmp_path / "reports").mkdir()
+    scored = []
+    monkeypatch.setattr(ev, "score_videos", lambda *a, **k: scored.append(1) or [])
+    assert main(["eval", "physics", str(tmp_path / "d"), "--out", str(tmp_path / "reports")]) == 2
+    assert "is a folder" in capsys.readouterr().err and not scored  # was: IsADirectoryError after scoring
+    (tmp_path / "file").write_text("x")
+    assert main(["eval", "motion", str(tmp_path / "d"), "--out", str(tmp_path / "file" / "r.json")]) == 2
+    assert "is a file" in capsys.readouterr().err and not scored
+    assert main(["eval", "videophy", str(tmp_path / "p.txt"), "--model", "x/y", "--out", str(tmp_path / "file")]) == 2
+    assert "is a file" in capsys.readouterr().err

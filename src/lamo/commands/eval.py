@@ -25,6 +25,8 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ..errors import InputError, MissingInputError, UserError
+
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 
 __all__ = ["register", "find_videos", "score_videos", "run_eval", "format_table", "add_common_arguments"]
@@ -80,7 +82,7 @@ def _physics(args: argparse.Namespace) -> int:
     elif found.is_file():
         world, origin = load_world_config(found), str(found)
     else:
-        raise ValueError(f"no world.json next to {src}: pass --preset (tiny, small, medium) or --world FILE "
+        raise InputError(f"no world.json next to {src}: pass --preset (tiny, small, medium) or --world FILE "
                          "to say which world the clips come from")
     header = {"world": world.to_dict(), "world_source": origin}
     title = (f"physics of {src} — world: {origin} "
@@ -121,19 +123,30 @@ def _register_benchmark(esub: argparse._SubParsersAction, name: str) -> None:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
+    """Generate (reusing only videos made exactly as asked now), score with the benchmark's evaluator, aggregate.
+
+    The report is written whatever the evaluator does: when it fails, ``report.json`` keeps the motion metrics
+    and records the evaluator's error and exit status, every video is kept, and the exit status is 1.
+    """
     import csv
     import shlex
 
     from ..cli import build_parser
-    from ..evals.benchmarks import (BENCHMARKS, EvaluatorMissing, aggregate, read_benchmark_prompts, read_scores,
-                                    run_evaluator)
+    from ..evals.benchmarks import (BENCHMARKS, EvaluatorFailed, EvaluatorMissing, aggregate, read_benchmark_prompts,
+                                    read_scores, run_evaluator)
     from ..motion_metrics import MOTION_METRICS, motion_metrics
     from ..physics.metrics import aggregate as aggregate_metrics
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; it must be a folder (videos, videos.csv, scores, report.json)")
+    if args.scores and not Path(args.scores).is_file():
+        raise MissingInputError(f"--scores {args.scores}: no such file")
+    if args.scores and args.evaluator_cmd:
+        raise InputError("pass --scores (scores already computed) or --evaluator-cmd (run the evaluator), not both")
     prompts = read_benchmark_prompts(args.prompts)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "prompts.txt").write_text("\n".join(p.replace("\n", " ") for p in prompts) + "\n")
+    _write_text(out / "prompts.txt", "\n".join(p.replace("\n", " ") for p in prompts) + "\n")
     lam = args.motion_guidance_scale if args.motion_guidance_scale is not None else (1.0 if args.prior else 0.0)
     argv = ["sample", "--model", args.model, "--prompts-file", str(out / "prompts.txt"), "--seeds",
             *map(str, args.seeds), "--steps", str(args.steps), "--motion-guidance-scale", str(lam),
@@ -141,31 +154,43 @@ def _benchmark(args: argparse.Namespace) -> int:
     if args.prior:
         argv += ["--prior", args.prior]
     sample_args = build_parser().parse_args(argv)
-    sample_args.func(sample_args)  # resumable: videos already made are kept
+    sample_args.func(sample_args)  # resumable: only videos made exactly as asked now are kept
 
     run = json.loads((out / "videos" / "run.json").read_text())
-    with open(out / "videos.csv", "w", newline="") as f:  # the evaluators' input: videopath, caption
+    with open(out / ".videos.csv.tmp", "w", newline="") as f:  # the evaluators' input: videopath, caption
         w = csv.writer(f)
         w.writerow(["videopath", "caption"])
         for v in run["videos"]:
             w.writerow([str((out / "videos" / v["file"]).resolve()), v["prompt"]])
+    os.replace(out / ".videos.csv.tmp", out / "videos.csv")
 
     report: dict = {"benchmark": args.benchmark, "model": args.model, "prior": args.prior, "lambda": lam,
                     "n_videos": len(run["videos"]), "paper": BENCHMARKS[args.benchmark]["paper"]}
-    entries = score_videos(find_videos(out / "videos"), motion_metrics, "motion")
+    # this run's videos only (run.json), never other files lying in the folder
+    items = [(v["file"], out / "videos" / v["file"], {}) for v in run["videos"]]
+    entries = score_videos(items, motion_metrics, "motion")
     report["motion"] = aggregate_metrics([e["metrics"] for e in entries if "metrics" in e], MOTION_METRICS)
-    status = 0
+    status, failure = 0, None
     try:
         scores_path = Path(args.scores) if args.scores else run_evaluator(
             args.benchmark, args.evaluator_cmd, out / "videos.csv", out / "scores.csv")
         if args.benchmark == "vbench":
-            report["vbench"] = json.loads(scores_path.read_text())
+            try:
+                report["vbench"] = json.loads(scores_path.read_text())
+            except json.JSONDecodeError as e:
+                raise InputError(f"{scores_path}: VBench's results must be JSON ({e})") from e
         else:
             report["scores"] = aggregate(args.benchmark, read_scores(scores_path))
     except EvaluatorMissing as e:
         report["evaluator_missing"] = str(e)
         print(f"\n{e}\nThe weight-free motion metrics are in the report.")
-    (out / "report.json").write_text(json.dumps(_jsonable(report), indent=1) + "\n")
+    except EvaluatorFailed as e:
+        report["evaluator_error"] = e.to_dict()
+        status, failure = 1, f"{e}; its error is recorded in {out / 'report.json'} (evaluator_error), the videos are kept"
+    except UserError as e:  # scores that cannot be read or aggregated
+        report["evaluator_error"] = {"error": str(e), "exit_status": None}
+        status, failure = 1, f"the scores could not be used: {e}"
+    _write_text(out / "report.json", json.dumps(_jsonable(report), indent=1) + "\n")
     print()
     print(format_table(report["motion"], MOTION_METRICS, sum("metrics" in e for e in entries)))
     if "scores" in report:
@@ -174,7 +199,19 @@ def _benchmark(args: argparse.Namespace) -> int:
         for model, (sa, pc) in report["paper"].items():
             print(f"  paper, {model}: SA {sa}" + (f"  PC {pc}" if pc is not None else ""))
     print(f"\nreport: {out / 'report.json'}")
+    if failure:
+        tail = report["evaluator_error"].get("stderr_tail", "").strip().splitlines()
+        if tail:
+            print("the evaluator's stderr ends with:\n  " + "\n  ".join(tail[-10:]), file=sys.stderr)
+        print(f"lamo eval {args.benchmark}: error: {failure}", file=sys.stderr)
     return status
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,12 +227,12 @@ def find_videos(source: str | os.PathLike) -> list[tuple[str, Path, dict]]:
     if source.is_file():
         return [(source.name, source, {})]
     if not source.is_dir():
-        raise FileNotFoundError(f"{source}: no such file or folder")
+        raise MissingInputError(f"{source}: no such file or folder")
     if (source / "metadata.jsonl").is_file():
         records = read_metadata(source)
         missing = [n for n, r in enumerate(records, 1) if "video" not in r]
         if missing:
-            raise ValueError(f"{source / 'metadata.jsonl'}: line(s) {missing[:5]} have no \"video\" entry")
+            raise InputError(f"{source / 'metadata.jsonl'}: line(s) {missing[:5]} have no \"video\" entry")
         return [(r["video"], source / r["video"], r) for r in records]
     paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
     return [(p.relative_to(source).as_posix(), p, {}) for p in paths]
@@ -204,13 +241,14 @@ def find_videos(source: str | os.PathLike) -> list[tuple[str, Path, dict]]:
 def score_videos(items: list[tuple[str, Path, dict]], score: Callable, desc: str) -> list[dict]:
     """Read and score each video; a failure becomes ``{"video", "error"}`` instead of stopping the run.
 
-    Errors the library raises for bad input (unreadable, wrong size, no object: ``ValueError`` and
-    its subclasses, ``VideoReadError``) are expected; anything else is also kept per clip but flagged
-    ``"unexpected": true`` so that the command exits non-zero.
+    Errors that say the clip is bad (unreadable, cut short, wrong size, no object: a ``UserError`` such as
+    ``VideoReadError``, or a ``ValueError`` such as ``ClipError`` raised by LaMo) are expected; anything else —
+    a bug — is also kept per clip but flagged ``"unexpected": true`` so that the command exits non-zero.
     """
     from tqdm.auto import tqdm
 
-    from ..video_io import VideoReadError, read_video
+    from ..cli import is_user_error
+    from ..video_io import read_video
 
     entries = []
     for name, path, record in tqdm(items, desc=desc, unit="clip"):
@@ -220,10 +258,11 @@ def score_videos(items: list[tuple[str, Path, dict]], score: Callable, desc: str
                 entry[key] = record[key]
         try:
             entry["metrics"] = score(read_video(path)).to_dict()
-        except (VideoReadError, ValueError) as e:
-            entry["error"] = str(e)
         except Exception as e:  # noqa: BLE001 — one bad clip must not lose the others' results
-            entry["error"], entry["unexpected"] = f"{type(e).__name__}: {e}", True
+            if is_user_error(e):
+                entry["error"] = str(e)
+            else:
+                entry["error"], entry["unexpected"] = f"{type(e).__name__}: {e}", True
         entries.append(entry)
     return entries
 
@@ -264,9 +303,15 @@ def run_eval(args: argparse.Namespace, score: Callable, info: Mapping[str, tuple
     from ..physics.metrics import aggregate
 
     src = Path(args.dir)
+    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / args.report_name
+    if out.is_dir():  # checked before scoring, not after
+        raise InputError(f"--out {out} is a folder; give the path of the JSON report to write, e.g. {out / args.report_name}")
+    if any(p.exists() and not p.is_dir() for p in out.parents):
+        raise InputError(f"--out {out}: {next(p for p in out.parents if p.exists() and not p.is_dir())} is a file, "
+                         "not a folder")
     items = find_videos(src)
     if not items:
-        raise FileNotFoundError(f"{src}: no videos found ({', '.join(VIDEO_SUFFIXES)})")
+        raise MissingInputError(f"{src}: no videos found ({', '.join(VIDEO_SUFFIXES)})")
     entries = score_videos(items, score, command.split()[-1])
     scored = [e["metrics"] for e in entries if "metrics" in e]
     failed = [e for e in entries if "error" in e]
@@ -278,9 +323,8 @@ def run_eval(args: argparse.Namespace, score: Callable, info: Mapping[str, tuple
         "metrics": {k: {"unit": u, "better": b, "meaning": m} for k, (u, b, m) in info.items()},
         "clips": entries,
     }
-    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / args.report_name
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_jsonable(report), indent=1) + "\n")
+    _write_text(out, json.dumps(_jsonable(report), indent=1) + "\n")
 
     print(f"{title}\n{len(entries)} clip(s): {len(scored)} scored, {len(failed)} failed\n")
     print(format_table(summary, info, len(scored)))

@@ -29,7 +29,10 @@ import shlex
 import subprocess
 from pathlib import Path
 
-__all__ = ["BENCHMARKS", "read_benchmark_prompts", "aggregate", "read_scores", "EvaluatorMissing", "run_evaluator"]
+from ..errors import InputError, MissingInputError
+
+__all__ = ["BENCHMARKS", "read_benchmark_prompts", "aggregate", "read_scores", "EvaluatorMissing", "EvaluatorFailed",
+           "run_evaluator"]
 
 #: name -> (score threshold, score range, evaluator the user must provide, the paper's figures SA/PC).
 BENCHMARKS = {
@@ -52,29 +55,45 @@ class EvaluatorMissing(RuntimeError):
     """The benchmark's evaluator was not given; the message says what is needed and where it comes from."""
 
 
+class EvaluatorFailed(RuntimeError):
+    """The evaluator command exited non-zero or wrote no scores: its exit status and the end of its stderr."""
+
+    def __init__(self, message: str, returncode: int | None, stderr_tail: str, command: list[str]):
+        super().__init__(message)
+        self.returncode, self.stderr_tail, self.command = returncode, stderr_tail, command
+
+    def to_dict(self) -> dict:
+        return {"error": str(self).splitlines()[0], "exit_status": self.returncode, "command": self.command,
+                "stderr_tail": self.stderr_tail}
+
+
 def read_benchmark_prompts(path: str | Path) -> list[str]:
     """Prompts of a benchmark prompt file (CSV, VBench JSON, JSONL or text); see the module docstring."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"prompt file {path} not found")
+        raise MissingInputError(f"prompt file {path} not found")
     text = path.read_text()
     prompts: list[str] = []
-    if path.suffix == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-        key = next((k for k in ("caption", "prompt", "text") if rows and k in rows[0]), None)
-        if key is None:
-            raise ValueError(f"{path}: a CSV prompt file needs a 'caption' or 'prompt' column")
-        prompts = [r[key] for r in rows]
-    elif path.suffix == ".json":
-        items = json.loads(text)
-        prompts = [it.get("prompt_en") or it.get("prompt") or it.get("caption") for it in items]
-    elif path.suffix == ".jsonl":
-        prompts = [json.loads(x).get("prompt") or json.loads(x).get("caption") for x in text.splitlines() if x.strip()]
-    else:
-        prompts = [x.strip() for x in text.splitlines() if x.strip()]
-    prompts = [p for p in prompts if p]
+    try:
+        if path.suffix == ".csv":
+            rows = list(csv.DictReader(text.splitlines()))
+            key = next((k for k in ("caption", "prompt", "text") if rows and k in rows[0]), None)
+            if key is None:
+                raise InputError(f"{path}: a CSV prompt file needs a 'caption' or 'prompt' column")
+            prompts = [r[key] for r in rows]
+        elif path.suffix == ".json":
+            items = json.loads(text)
+            prompts = [it.get("prompt_en") or it.get("prompt") or it.get("caption") for it in items]
+        elif path.suffix == ".jsonl":
+            prompts = [json.loads(x).get("prompt") or json.loads(x).get("caption") for x in text.splitlines() if x.strip()]
+        else:
+            prompts = [x.strip() for x in text.splitlines() if x.strip()]
+    except (json.JSONDecodeError, AttributeError, TypeError) as e:  # not JSON, or not objects with a prompt
+        raise InputError(f"{path}: not a {path.suffix[1:].upper()} prompt file this reader knows "
+                         f"(see lamo.evals.benchmarks): {e}") from e
+    prompts = [p for p in prompts if isinstance(p, str) and p]
     if not prompts:
-        raise ValueError(f"{path} holds no prompts")
+        raise InputError(f"{path} holds no prompts")
     return prompts
 
 
@@ -82,17 +101,20 @@ def read_scores(path: str | Path) -> list[dict]:
     """Per-video scores from a CSV or JSONL with ``videopath`` and ``sa`` / ``pc`` (any case)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"scores file {path} not found")
-    if path.suffix == ".jsonl":
-        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    else:
-        rows = list(csv.DictReader(path.read_text().splitlines()))
+        raise MissingInputError(f"scores file {path} not found")
     out = []
-    for r in rows:
-        r = {k.lower(): v for k, v in r.items()}
-        out.append({"videopath": r.get("videopath") or r.get("video"),
-                    "sa": float(r["sa"]) if r.get("sa") not in (None, "") else math.nan,
-                    "pc": float(r["pc"]) if r.get("pc") not in (None, "") else math.nan})
+    try:
+        if path.suffix == ".jsonl":
+            rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        else:
+            rows = list(csv.DictReader(path.read_text().splitlines()))
+        for r in rows:
+            r = {k.lower(): v for k, v in r.items()}
+            out.append({"videopath": r.get("videopath") or r.get("video"),
+                        "sa": float(r["sa"]) if r.get("sa") not in (None, "") else math.nan,
+                        "pc": float(r["pc"]) if r.get("pc") not in (None, "") else math.nan})
+    except (json.JSONDecodeError, ValueError, TypeError, AttributeError) as e:
+        raise InputError(f"{path}: not a scores file of rows with videopath, sa and pc numbers ({e})") from e
     return out
 
 
@@ -102,10 +124,10 @@ def aggregate(benchmark: str, scores: list[dict]) -> dict:
     thr, (lo, hi) = spec["threshold"], spec["range"]
     rows = [r for r in scores if math.isfinite(r["sa"]) and math.isfinite(r["pc"])]
     if not rows:
-        raise ValueError(f"no video has both SA and PC scores ({len(scores)} rows)")
+        raise InputError(f"no video has both SA and PC scores ({len(scores)} rows)")
     bad = [r for r in rows if not (lo <= r["sa"] <= hi and lo <= r["pc"] <= hi)]
     if bad:
-        raise ValueError(f"{benchmark} scores must lie in [{lo}, {hi}]; e.g. {bad[0]}")
+        raise InputError(f"{benchmark} scores must lie in [{lo}, {hi}]; e.g. {bad[0]}")
     sa = [r["sa"] >= thr for r in rows]
     pc = [r["pc"] >= thr for r in rows]
     n = len(rows)
@@ -121,8 +143,14 @@ def run_evaluator(benchmark: str, command: str | None, videos_csv: Path, output:
             f"{videos_csv} and pass --scores FILE, or give --evaluator-cmd \"… {{input}} … {{output}}\"."
         )
     argv = [a.replace("{input}", str(videos_csv)).replace("{output}", str(output)) for a in shlex.split(command)]
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode != 0 or not output.is_file():
-        raise RuntimeError(f"the evaluator command failed (exit {done.returncode}); its stderr ends with:\n"
-                           f"{done.stderr[-2000:]}")
+    output.unlink(missing_ok=True)  # a scores file left by an earlier run must not pass for this one's
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True)
+    except OSError as e:  # the program does not exist or cannot be run
+        raise EvaluatorFailed(f"the evaluator command could not start: {e}", None, "", argv) from e
+    tail = done.stderr[-2000:]
+    if done.returncode != 0:
+        raise EvaluatorFailed(f"the evaluator command failed (exit status {done.returncode})", done.returncode, tail, argv)
+    if not output.is_file():
+        raise EvaluatorFailed(f"the evaluator command exited 0 but wrote no scores file {output}", 0, tail, argv)
     return output

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["latest_checkpoint", "save_checkpoint", "resume_step"]
+__all__ = ["latest_checkpoint", "save_checkpoint", "resume_step", "checkpoint_step", "trim_jsonl_log"]
 
 _STEP = re.compile(r"step-(\d+)$")
 
@@ -54,3 +54,32 @@ def resume_step(acc: Any, out: Path, resume_from: str | None) -> int:
     step = json.loads((ckpt / "trainer_state.json").read_text())["step"]
     acc.print(f"resumed from {ckpt} at step {step}")
     return step
+
+
+def checkpoint_step(ckpt: str | os.PathLike) -> int:
+    """The step a checkpoint was written at (its ``trainer_state.json``)."""
+    return int(json.loads((Path(ckpt) / "trainer_state.json").read_text())["step"])
+
+
+def trim_jsonl_log(path: str | os.PathLike, step: int) -> int:
+    """Keep the records of a JSONL step log with ``"step" ≤ step`` (a resumed run logs the later steps again);
+    a line cut short by an interrupt is dropped. Rewritten atomically; returns how many records were dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += bool(line.strip())
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(x + "\n" for x in kept))
+        os.replace(tmp, path)
+    return dropped
