@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .motion import check_latents, lag_delta, macro_drift
+from .motion import check_finite, check_latents, lag_delta, macro_drift
 
 __all__ = ["DRIFT_MODES", "DriftLossOutput", "motion_drift_loss", "drift_loss_terms", "LAMBDA_DRIFT"]
 
@@ -47,8 +47,14 @@ def drift_loss_terms(
     tau: int = 2,
     mode: str = "normalized",
     weight: torch.Tensor | None = None,
+    check_finite_loss: bool = True,
 ) -> DriftLossOutput:
-    """Per-sample Motion Drift Loss with named terms. Shapes: latents ``(B, F, C, H, W)``, weight ``(B,)``."""
+    """Per-sample Motion Drift Loss with named terms. Shapes: latents ``(B, F, C, H, W)``, weight ``(B,)``.
+
+    Reduced in float32 (float64 stays float64). With ``check_finite_loss`` (default) a non-finite loss is
+    an error that says why — NaN/inf in ``x0_pred``, ``x0_target`` or ``weight``, or drifts too large for
+    the dtype — at the cost of one host sync; never a silent NaN handed to the optimizer.
+    """
     if mode not in DRIFT_MODES:
         raise ValueError(f"unknown drift loss mode {mode!r}; expected one of {DRIFT_MODES}")
     check_latents(x0_pred, tau, "x0_pred")
@@ -57,6 +63,8 @@ def drift_loss_terms(
         raise ValueError(
             f"x0_pred shape {tuple(x0_pred.shape)} does not match x0_target shape {tuple(x0_target.shape)}"
         )
+    if x0_pred.device != x0_target.device:
+        raise ValueError(f"x0_pred is on {x0_pred.device} but x0_target on {x0_target.device}")
     # Reduce in at least fp32 (bf16 drifts of near-static clips underflow); float64 stays float64.
     dtype = torch.promote_types(x0_pred.dtype, torch.float32)
     target = x0_target.detach().to(dtype)
@@ -74,11 +82,21 @@ def drift_loss_terms(
         per_pair = err / (mu_star.pow(2).sum(-1) + EPS)
     per_sample = per_pair.mean(1)  # (B,)
     weighted = per_sample
+    w = None
     if weight is not None:
         w = torch.as_tensor(weight, dtype=per_sample.dtype, device=per_sample.device).reshape(-1)
         if w.numel() not in (1, per_sample.numel()):
             raise ValueError(f"weight must be a scalar or have one value per sample, got {tuple(w.shape)}")
         weighted = w * per_sample
+    if check_finite_loss and not bool(torch.isfinite(weighted).all()):  # one host sync
+        for x, name in ((x0_pred, "x0_pred"), (x0_target, "x0_target"), (w, "weight")):
+            if x is not None:
+                check_finite(x.detach(), name)
+        raise ValueError(
+            f"the drift loss is not finite although its inputs are: the latents' drifts are too large for "
+            f"{dtype} (largest |x0_pred| {float(x0_pred.detach().abs().max()):.3g}, "
+            f"|x0_target| {float(x0_target.detach().abs().max()):.3g}); scale the latents as the VAE does"
+        )
     return DriftLossOutput(per_sample=per_sample, weighted=weighted, drift_error=err.mean(1).detach())
 
 
@@ -100,6 +118,8 @@ def motion_drift_loss(
         weight: optional per-sample ``w(t)``, ``(B,)`` — see :func:`lamo.signal_weight`.
         reduction: ``"mean"`` (scalar) or ``"none"`` (``(B,)``).
     """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     out = drift_loss_terms(x0_pred, x0_target, tau=tau, mode=mode, weight=weight)
     if reduction == "none":
         return out.weighted

@@ -5,8 +5,14 @@ adapters convert other layouts before calling anything here.
 
 * **Lag delta**   ``Δ_τ z_i = z_{i+τ} − z_i``            for ``i = 0 … F−τ−1``  → ``(B, F−τ, C, H, W)``
 * **Macro drift** ``μ_i   = mean_{h,w} Δ_τ z_i ∈ R^C``                           → ``(B, F−τ, C)``
+
+Both are plain tensor algebra in the latents' dtype, with no host sync (they run inside the guided
+step): a NaN or inf in ``z`` reaches exactly the pairs it is part of. The losses built on them
+(:mod:`lamo.losses`) check for non-finite values and raise.
 """
 from __future__ import annotations
+
+import numbers
 
 import torch
 
@@ -24,7 +30,7 @@ def check_latents(z: torch.Tensor, tau: int, name: str = "latents", channels: in
     """
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
-    if not isinstance(tau, int) or isinstance(tau, bool) or tau < 1:
+    if not isinstance(tau, numbers.Integral) or isinstance(tau, bool) or tau < 1:
         raise ValueError(f"tau must be a positive integer number of latent frames, got {tau!r}")
     if z.ndim != 5:
         raise ValueError(
@@ -37,6 +43,8 @@ def check_latents(z: torch.Tensor, tau: int, name: str = "latents", channels: in
             f"{name} has {z.shape[1]} latent frames but tau={tau} needs at least {tau + 1} "
             "(frames are dim 1 of (B, F, C, H, W)); use more frames or a smaller tau."
         )
+    if 0 in z.shape:  # an empty batch, channel or grid: the spatial mean would be a silent NaN
+        raise ValueError(f"{name} has an empty dimension: shape {tuple(z.shape)} (B, F, C, H, W)")
     if channels is not None and z.shape[2] != channels:
         raise ValueError(
             f"{name} has {z.shape[2]} channels (dim 2 of (B, F, C, H, W)) but {channels} were expected; "
@@ -68,6 +76,7 @@ def lag_delta(z: torch.Tensor, tau: int = 2) -> torch.Tensor:
         ``(B, F−τ, C, H, W)``.
     """
     check_latents(z, tau)
+    tau = int(tau)
     return z[:, tau:] - z[:, :-tau]  # (B, F−τ, C, H, W)
 
 
