@@ -64,3 +64,37 @@ def test_cache_refuses_another_dataset_in_the_same_folder(tmp_path, capsys):
     args[args.index("--data") + 1] = str(tmp_path / "data2")
     assert main(args) == 2
     assert "use another --out" in capsys.readouterr().err
+
+
+def test_a_resumed_cache_must_be_encoded_the_same_way(tmp_path, capsys):
+    pipe = _setup(tmp_path)
+    assert main(_args(tmp_path, tmp_path / "c", "--max-shards", "1")) == 0  # interrupted after one shard
+    m = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert m["recipe"]["frames"] == 8 and m["recipe"]["model_sha256"]
+    args = _args(tmp_path, tmp_path / "c")
+    args[args.index("--max-sequence-length") + 1] = "10"  # other prompt length: shards of two shapes
+    assert main(args) == 2
+    assert "another max_sequence_length" in capsys.readouterr().err
+    import torch
+
+    torch.manual_seed(5)  # the same folder now holds other weights
+    build_demo_pipeline("test", ["a", "ball", "is", "dropped"]).save_pretrained(tmp_path / "model")
+    assert main(_args(tmp_path, tmp_path / "c")) == 2
+    assert "another model_sha256" in capsys.readouterr().err
+    del pipe
+
+
+def test_cache_refuses_bad_numbers(tmp_path, capsys):
+    _setup(tmp_path)
+    for flag, value, message in [("--frames", "0", "--frames must be ≥ 1"), ("--shard-size", "0", "--shard-size"),
+                                 ("--batch-size", "-1", "--batch-size"), ("--max-shards", "0", "--max-shards"),
+                                 ("--dtype", "int8", "--dtype"), ("--data", "/nonexistent", "--data")]:
+        args = _args(tmp_path, tmp_path / "c")
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert not (tmp_path / "c").exists()

@@ -25,7 +25,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-__all__ = ["CacheConfig", "build_cache", "CachedLatentDataset", "load_manifest"]
+from .errors import InputError, MissingInputError
+
+__all__ = ["CacheConfig", "build_cache", "CachedLatentDataset", "load_manifest", "cache_recipe"]
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,22 @@ class CacheConfig:
     max_shards: int | None = None  # stop after this many new shards (for tests and partial runs)
 
 
+def cache_recipe(cfg: CacheConfig) -> dict:
+    """What makes a cache's tensors: its options (not the device, batch size or shard budget) and the model's weights."""
+    from .commands.sample import folder_fingerprint
+
+    d = asdict(cfg)
+    for k in ("device", "batch_size", "max_shards"):
+        d.pop(k)
+    d["model_sha256"] = folder_fingerprint(cfg.model, sample=1 << 20)
+    return d
+
+
 def load_manifest(folder: str | os.PathLike) -> dict:
     """The manifest of a cache folder, with a clear error when there is none."""
     path = Path(folder) / "manifest.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: build the cache first with `lamo cache --model … --data … --out {folder}`")
+        raise MissingInputError(f"{path} not found: build the cache first with `lamo cache --model … --data … --out {folder}`")
     return json.loads(path.read_text())
 
 
@@ -79,11 +92,19 @@ def build_cache(cfg: CacheConfig) -> dict:
     ds = VideoCaptionDataset(cfg.data, cfg.frames, cfg.height, cfg.width, cfg.stride)
     family = get_adapter(DiffusionPipeline.load_config(cfg.model)).family
     manifest = load_manifest(out) if (out / "manifest.json").is_file() else None
+    recipe = cache_recipe(cfg)
     if manifest and (manifest["config"]["data"], manifest["config"]["model"]) != (cfg.data, cfg.model):
-        raise ValueError(f"{out} caches {manifest['config']['data']} with {manifest['config']['model']}; "
+        raise InputError(f"{out} caches {manifest['config']['data']} with {manifest['config']['model']}; "
                          "use another --out for another dataset or model")
+    if manifest:  # resuming: every shard must be encoded the same way (same size, model weights, dtype …)
+        old = manifest.get("recipe") or {k: manifest["config"].get(k) for k in recipe if k in manifest["config"]}
+        changed = [k for k in recipe if k in old and old[k] != recipe[k]]
+        if changed:
+            raise InputError(f"{out} was cached with another {', '.join(changed)} "
+                             f"({', '.join(f'{k}={old[k]!r}' for k in changed)}); a resumed cache must match: "
+                             "use the same options or another --out")
     if manifest is None:
-        manifest = {"family": family, "config": asdict(cfg), "n_items": len(ds), "shards": []}
+        manifest = {"family": family, "config": asdict(cfg), "recipe": recipe, "n_items": len(ds), "shards": []}
     pipe = pipeline_class(family).from_pretrained(cfg.model).to(cfg.device)
     adapter = get_adapter(pipe)
     dtype = getattr(torch, cfg.dtype)
@@ -138,7 +159,7 @@ class CachedLatentDataset(torch.utils.data.Dataset):
         self.manifest = load_manifest(folder)
         self.rows = [(s["file"], j, c) for s in self.manifest["shards"] if s["n"] for j, c in enumerate(s["captions"])]
         if not self.rows:
-            raise ValueError(f"{folder}: the cache holds no rows")
+            raise InputError(f"{folder}: the cache holds no rows")
         self.with_prompt_embeds = with_prompt_embeds
 
     def __len__(self) -> int:

@@ -23,10 +23,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cache)
 
 
+def check_config(cfg) -> None:
+    """Refuse numbers and paths `lamo cache` cannot use, naming the flag."""
+    import os
+
+    from ..errors import InputError, MissingInputError
+
+    for name in ("frames", "height", "width", "shard_size", "batch_size"):
+        if getattr(cfg, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(cfg, name)}")
+    for name in ("stride", "max_sequence_length", "max_shards"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be ≥ 1 (or left out), got {getattr(cfg, name)}")
+    if cfg.dtype not in ("float32", "bfloat16", "float16"):
+        raise InputError(f"--dtype must be float32, bfloat16 or float16, got {cfg.dtype!r}")
+    if not os.path.exists(cfg.data):
+        raise MissingInputError(f"--data {cfg.data}: no such file or folder")
+    if os.path.exists(cfg.out) and not os.path.isdir(cfg.out):
+        raise InputError(f"--out {cfg.out} is a file, not a folder")
+
+
 def _cache(args: argparse.Namespace) -> int:
     from ..cache import CacheConfig, build_cache
 
     cfg = CacheConfig(**{f.name: getattr(args, f.name) for f in fields(CacheConfig)})
+    check_config(cfg)
     m = build_cache(cfg)
     n = sum(s["n"] for s in m["shards"])
     skipped = sum(len(s["skipped"]) for s in m["shards"])

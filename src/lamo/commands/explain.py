@@ -28,6 +28,14 @@ def _explain(args: argparse.Namespace) -> int:
     from ..report import side_by_side
     from ..video_io import read_video
 
+    import math
+
+    from ..errors import InputError
+
+    if not (math.isfinite(args.fps) and args.fps > 0):
+        raise InputError(f"--fps must be > 0, got {args.fps}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InputError(f"--out {args.out} is a file, not a folder")
     frames = read_video(args.video)  # (T, H, W, 3)
     from diffusers import DiffusionPipeline
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..video_io import VideoReadError, read_video
 
 __all__ = ["read_index", "VideoCaptionDataset", "sample_frame_indices", "resize_center_crop"]
@@ -133,4 +134,4 @@ class VideoCaptionDataset(torch.utils.data.Dataset):
             except (VideoReadError, ValueError) as e:
                 self.skipped[str(self.items[i][0])] += 1
                 log.warning("skipping video %d (%s): %s", i, self.items[i][0], e)
-        raise RuntimeError("every video in the dataset failed to load; see the warnings above")
+        raise InputError("every video in the dataset failed to load; see the warnings above")
