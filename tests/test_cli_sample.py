@@ -109,3 +109,30 @@ def test_sample_with_a_bf16_prior_and_split_pairs(cogvideox_model, tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["prior_dtype"] == "bfloat16" and run["args"]["activation_gib"] == 1e-9
     assert all(len(v["guide_loss"]) == 3 and v["guided_steps"] == [1, 2] for v in run["videos"])
+
+
+def test_sample_into_an_earlier_run_is_refused_resumed_or_replaced(cogvideox_model, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["sample", "--model", str(cogvideox_model / "model"), "--prompt-embeds",
+            str(cogvideox_model / "prompts.safetensors"), "--steps", "2", *SIZE_ARGS, "--out", str(out)]
+    assert main(base + ["--seeds", "0", "1"]) == 0
+    assert {p.name for p in out.glob("*.mp4")} == {"0_0_0.mp4", "0_1_0.mp4", "1_0_0.mp4", "1_1_0.mp4"}
+    assert main(base) == 2 and "--skip-existing" in capsys.readouterr().err
+    assert main(base + ["--skip-existing", "--overwrite"]) == 2
+    assert main(base + ["--overwrite"]) == 0  # seed 0 only: the seed-1 videos of the old run go with it
+    assert {p.name for p in out.glob("*.mp4")} == {"0_0_0.mp4", "1_0_0.mp4"}
+    run = json.loads((out / "run.json").read_text())
+    assert [v["file"] for v in run["videos"]] == ["0_0_0.mp4", "1_0_0.mp4"]
+    (out / "run.json").unlink()  # videos whose origin nobody recorded
+    assert main(base) == 2 and "no run.json" in capsys.readouterr().err
+    assert main(base + ["--skip-existing"]) == 0  # nothing can be reused: both are made again
+    assert "reusing" not in capsys.readouterr().out
+    assert len(json.loads((out / "run.json").read_text())["videos"]) == 2
+    other = tmp_path / "embeds.safetensors"  # same texts, other embeddings: another prompt
+    save_prompt_embeds(other, random_prompt_embeds(2, seed=7), random_prompt_embeds(1, seed=2),
+                       prompts=["a red ball bounces", "two balls collide"])
+    argv = base + ["--skip-existing"]
+    argv[argv.index("--prompt-embeds") + 1] = str(other)
+    assert main(argv) == 0
+    assert "making 2 video(s)" in capsys.readouterr().out and "prompt_embeds_sha256" in json.dumps(
+        json.loads((out / "run.json").read_text())["videos"][0]["recipe"])

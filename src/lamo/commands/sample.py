@@ -30,6 +30,7 @@ from ..errors import InputError, MissingInputError
 FAMILIES = ("cogvideox", "wan")
 DEFAULT_FPS = {"cogvideox": 8, "wan": 16}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_VIDEO_NAME = re.compile(r"\d+_-?\d+_[^_/]+\.mp4")  # <prompt_idx>_<seed>_<λ>.mp4
 
 __all__ = ["register", "save_prompt_embeds", "load_prompt_embeds", "read_prompts_file", "model_sizes", "check_sizes",
            "folder_fingerprint", "recipe_differences"]
@@ -288,10 +289,13 @@ def _tensor_sha256(*tensors: Any) -> str:
     return h.hexdigest()
 
 
+_NO_RECORD = "(no record)"
+
+
 def recipe_differences(old: dict | None, new: dict) -> list[str]:
     """The keys of what made a video that differ between an earlier ``recipe`` and the one asked for now."""
     if not old:
-        return ["no record of how it was made"]
+        return [_NO_RECORD]
     return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
@@ -334,7 +338,10 @@ def _previous_run(out: Path, args: argparse.Namespace) -> dict | None:
     """The run.json already in ``out``; refused unless --skip-existing or --overwrite says what to do with it."""
     path = out / "run.json"
     if not path.is_file():
-        return None
+        if out.is_dir() and any(out.glob("*.mp4")) and not (args.skip_existing or getattr(args, "overwrite", False)):
+            raise InputError(f"{out} already holds videos (but no run.json saying how they were made): pass "
+                             "--overwrite to replace them, or another --out")
+        return {} if out.is_dir() and any(out.glob("*.mp4")) else None
     try:
         previous = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -397,10 +404,11 @@ def run_sample(args: argparse.Namespace) -> int:
     load_seconds = time.perf_counter() - t_start
 
     # ---- the sweep
-    if previous is not None and getattr(args, "overwrite", False):
-        for v in previous.get("videos", []):
-            if isinstance(v, dict) and isinstance(v.get("file"), str) and "/" not in v["file"]:
-                (out / v["file"]).unlink(missing_ok=True)
+    if previous is not None and getattr(args, "overwrite", False):  # the earlier run's videos go with it
+        listed = {v.get("file") for v in previous.get("videos", []) if isinstance(v, dict)}
+        for p in out.glob("*.mp4"):
+            if p.name in listed or _VIDEO_NAME.fullmatch(p.name):
+                p.unlink()
         (out / "run.json").unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     fps = args.fps or DEFAULT_FPS[family]
@@ -464,8 +472,11 @@ def run_sample(args: argparse.Namespace) -> int:
         if keep:
             print(f"reusing {len(keep)} video(s) in {out} made exactly as asked now")
         if remake:
-            changed = sorted({k for diff in remake.values() for k in diff})
-            print(f"making {len(remake)} video(s) in {out} again: they were made with another {', '.join(changed)}")
+            unknown = [n for n, diff in remake.items() if diff == [_NO_RECORD]]
+            changed = sorted({k for diff in remake.values() for k in diff if k != _NO_RECORD})
+            why = ([f"they were made with another {', '.join(changed)}"] if changed else []) + \
+                  ([f"run.json does not say how {len(unknown)} of them were made"] if unknown else [])
+            print(f"making {len(remake)} video(s) in {out} again: {'; '.join(why)}")
     sample_seconds = 0.0
     for i, seed, lam in tqdm(jobs, desc="lamo sample", unit="video"):
         kwargs = dict(call_kwargs, motion_guidance_scale=lam, generator=torch.Generator("cpu").manual_seed(seed))
