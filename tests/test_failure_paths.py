@@ -479,3 +479,63 @@ def test_eval_out_pointing_at_a_folder_is_refused_before_scoring(tmp_path, capsy
     assert "is a file" in capsys.readouterr().err and not scored
     assert main(["eval", "videophy", str(tmp_path / "p.txt"), "--model", "x/y", "--out", str(tmp_path / "file")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Checkpoints hold no pickle, and resuming unpickles nothing from them
+# ---------------------------------------------------------------------------------------------
+def test_checkpoints_hold_no_pickle_and_resume_ignores_one_planted(latent_cache, tmp_path, capsys):
+    import pickle
+    import zipfile
+
+    out = tmp_path / "r"
+    assert main(_prior_args(latent_cache, out, "--steps", "2", "--save-every", "1", "--max-steps-this-run", "1")) == 0
+    ckpt = out / "checkpoints" / "step-000001"
+    names = sorted(p.name for p in ckpt.iterdir())
+    assert names == ["config.yaml", "model.safetensors", "optimizer.json", "optimizer.safetensors", "pickle_free.json",
+                     "random_states_0.json", "random_states_0.safetensors", "trainer_state.json"]
+    for p in ckpt.iterdir():  # no torch.save zip archive, no raw pickle
+        head = p.read_bytes()[:2]
+        assert not zipfile.is_zipfile(p) and head != b"\x80\x04" and head != b"\x80\x02", p.name
+
+    class Boom:  # what a tampered checkpoint could hold: code that runs when unpickled
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    for name in ("optimizer.bin", "random_states_0.pkl"):
+        (ckpt / name).write_bytes(pickle.dumps(Boom()))
+    capsys.readouterr()
+    assert main(_prior_args(latent_cache, out, "--steps", "2", "--save-every", "1",
+                            "--resume-from-checkpoint", "latest")) == 0
+    assert "at step 1" in capsys.readouterr().out and not (tmp_path / "pwned").exists()
+    assert (ckpt / "optimizer.bin").read_bytes() == pickle.dumps(Boom())  # left alone, not written through
+
+
+def test_optimizer_and_rng_state_round_trip_without_pickle(tmp_path):
+    import random
+
+    import numpy as np
+    import torch
+
+    from lamo.training.checkpoints import from_pickle_free, to_pickle_free
+
+    p = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(p.parameters(), lr=1e-3, betas=(0.8, 0.95))
+    p(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    states = {"step": 3, "random_state": random.getstate(), "numpy_random_seed": np.random.get_state(),
+              "torch_manual_seed": torch.get_rng_state()}
+    torch.save(opt.state_dict(), tmp_path / "optimizer.bin")
+    torch.save(states, tmp_path / "random_states_0.pkl")
+    assert to_pickle_free(tmp_path) == ["optimizer.bin", "random_states_0.pkl"]
+    assert not (tmp_path / "optimizer.bin").exists() and not (tmp_path / "random_states_0.pkl").exists()
+    back = from_pickle_free(tmp_path, "optimizer.bin")
+    assert back["param_groups"][0]["betas"] == (0.8, 0.95) and set(back["state"]) == {0, 1}
+    assert all(torch.equal(back["state"][k]["exp_avg"], opt.state_dict()["state"][k]["exp_avg"]) for k in (0, 1))
+    rng = from_pickle_free(tmp_path, "random_states_0.pkl")
+    assert rng["random_state"] == states["random_state"] and torch.equal(rng["torch_manual_seed"],
+                                                                         states["torch_manual_seed"])
+    np.random.set_state(rng["numpy_random_seed"])
+    a = np.random.rand()
+    np.random.set_state(states["numpy_random_seed"])
+    assert np.random.rand() == a
