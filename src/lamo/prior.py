@@ -85,7 +85,8 @@ def _check_noise_levels(levels: torch.Tensor | None) -> torch.Tensor:
     if levels is None:
         raise ValueError(
             "noise_aug='diffusion' needs the backbone's noise levels: pass aug_noise_levels= (√(1 − ᾱ_t) per "
-            "training timestep, lamo.training.prior.scheduler_noise_levels(scheduler)), or set noise_aug='fixed'"
+            "training timestep: adapter.training_noise_stds(scheduler), or lamo.training.prior.scheduler_noise_stds("
+            "model)), or set noise_aug='fixed'"
         )
     levels = torch.as_tensor(levels)
     if levels.ndim != 1 or levels.numel() == 0 or not bool(torch.isfinite(levels).all()) \
@@ -463,7 +464,7 @@ class MotionPrior(ModelMixin, ConfigMixin):
             cond: ``(B, text_embed_dim)`` pooled prompt embeddings, or ``None``.
             generator: optional RNG for the dropout / augmentation draws (reproducible runs).
             aug_noise_levels: ``(T,)`` the backbone's noise std ``√(1 − ᾱ_t)`` at each of its training
-                timesteps (:func:`lamo.training.prior.scheduler_noise_levels`); needed in training
+                timesteps (``adapter.training_noise_stds(scheduler)``); needed in training
                 mode when ``noise_aug="diffusion"``: an augmented pair gets noise of std
                 ``noise_aug_std · √(1 − ᾱ_t)``, ``t`` drawn uniformly per pair.
 
