@@ -74,6 +74,10 @@ def test_the_two_reductions_differ_by_batch_and_latent_size():
         g = MotionPriorGuidance(prior, reduction=reduction)
         _, grads[reduction] = g.loss_and_grad(v, x, "v_prediction", alpha_bar=0.5, cond=pooled)
     torch.testing.assert_close(grads["element_mean"] * (3 * 4 * 6 * 5), grads["sum"])  # B·C·H·W
+    # so LaMo's default reduction with λ = 15 / (B·C·H·W) makes the released update (what `lamo sample` can do)
+    ours = MotionPriorGuidance(prior, scale=15.0 / (3 * 4 * 6 * 5), window=0.8)
+    out = ours(v, x, step_index=10, num_steps=50, prediction_type="v_prediction", alpha_bar=0.5, cond=pooled)
+    torch.testing.assert_close(out.model_output, released_update(v, x, 0.5, prior, pooled))
     # ours: a sample's gradient does not depend on the rest of the batch; the release's does
     g = MotionPriorGuidance(prior)
     _, alone = g.loss_and_grad(v[:1], x[:1], "v_prediction", alpha_bar=0.5, cond=pooled[:1])
