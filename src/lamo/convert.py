@@ -15,7 +15,8 @@ second-order input) are read off the tensors. Two spellings are also accepted be
 the same numbers: a ``.0.`` after ``input_proj`` / ``prompt_proj`` / ``output_proj`` (the layer
 written inside an ``nn.Sequential``) and squeeze-excitation layers stored as ``Linear`` weights
 ``(out, in)`` instead of 1×1 convs ``(out, in, 1, 1)``. Anything else — a key without the prefix, an
-unknown or missing key, a shape that does not fit — is refused with a ``ValueError`` that lists it.
+unknown or missing key, a shape that does not fit — is refused with an ``InputError`` (a
+``ValueError``) that lists it.
 
 * :func:`load_release_predictor` — ``predictor.safetensors`` → :class:`~lamo.MotionPrior`;
 * :func:`convert_release_predictor` — the same, saved with ``save_pretrained`` (+ the LoRA files
@@ -33,6 +34,7 @@ from typing import Any
 
 import torch
 
+from .errors import InputError, MissingInputError
 from .prior import PRIOR_PRESETS, MotionPrior
 
 __all__ = [
@@ -52,24 +54,24 @@ def _predictor_file(src: str | os.PathLike) -> Path:
     if path.is_dir():
         path = path / RELEASE_PREDICTOR_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: expected the release's {RELEASE_PREDICTOR_FILE} (or its folder)")
+        raise MissingInputError(f"{path} not found: expected the release's {RELEASE_PREDICTOR_FILE} (or its folder)")
     return path
 
 
 def release_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Release keys → ``(state dict of MotionPrior(arch="release"), its config kwargs)``.
 
-    Raises ``ValueError`` naming every key it cannot map.
+    Raises ``InputError`` (a ``ValueError``) naming every key it cannot map.
     """
     foreign = sorted(k for k in state if not k.startswith(RELEASE_PREFIX))
     if foreign:
-        raise ValueError(f"not a released LaMo predictor: {len(foreign)} key(s) lack the {RELEASE_PREFIX!r} prefix, "
+        raise InputError(f"not a released LaMo predictor: {len(foreign)} key(s) lack the {RELEASE_PREFIX!r} prefix, "
                          f"e.g. {foreign[:5]}")
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         name = _SEQUENTIAL.sub(r"\1.", key[len(RELEASE_PREFIX):])
         if name in out:
-            raise ValueError(f"release predictor: {key!r} and another key both map to {name!r}")
+            raise InputError(f"release predictor: {key!r} and another key both map to {name!r}")
         if re.search(r"\.se\.fc[12]\.weight$", name) and value.ndim == 2:
             value = value[:, :, None, None]  # Linear (out, in) -> 1×1 conv (out, in, 1, 1)
         if name == "null_prompt" and value.ndim == 2 and value.shape[0] == 1:
@@ -78,16 +80,16 @@ def release_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.
     needed = ("input_proj.weight", "output_proj.weight", "prompt_proj.weight")
     missing = [k for k in needed if k not in out]
     if missing:
-        raise ValueError(f"release predictor: missing key(s) {[RELEASE_PREFIX + k for k in missing]}; "
+        raise InputError(f"release predictor: missing key(s) {[RELEASE_PREFIX + k for k in missing]}; "
                          "cannot read the architecture off this file")
     channels = int(out["output_proj.weight"].shape[0])
     in_channels = int(out["input_proj.weight"].shape[1])
     if in_channels not in (channels, 2 * channels):
-        raise ValueError(f"release predictor: input_proj takes {in_channels} channels but output_proj gives "
+        raise InputError(f"release predictor: input_proj takes {in_channels} channels but output_proj gives "
                          f"{channels}; expected {channels} (one frame) or {2 * channels} (frame + previous delta)")
     blocks = sorted({int(m.group(1)) for k in out if (m := _BLOCK.match(k))})
     if blocks != list(range(len(blocks))):
-        raise ValueError(f"release predictor: block indices {blocks} are not 0 … N−1")
+        raise InputError(f"release predictor: block indices {blocks} are not 0 … N−1")
     config = dict(
         PRIOR_PRESETS["release"],
         latent_channels=channels,
@@ -99,7 +101,7 @@ def release_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.
         second_order=in_channels == 2 * channels,
     )
     if config["num_blocks"] < 1:
-        raise ValueError("release predictor: no blocks.K.* keys")
+        raise InputError("release predictor: no blocks.K.* keys")
     return out, config
 
 
@@ -108,7 +110,7 @@ def load_release_predictor(src: str | os.PathLike, backbone: str = "cogvideox", 
 
     The prior has ``arch="release"``, τ = 1 and the release's training choices (preset ``"release"``),
     sizes read off the file; ``overrides`` change config values that carry no weights (e.g. ``tau``).
-    Unknown or missing keys and shape mismatches raise a ``ValueError`` listing them.
+    Unknown or missing keys and shape mismatches raise an ``InputError`` (a ``ValueError``) listing them.
     """
     from safetensors.torch import load_file
 
@@ -127,7 +129,7 @@ def load_release_predictor(src: str | os.PathLike, backbone: str = "cogvideox", 
     if wrong:
         problems.append("shape mismatch(es) " + "; ".join(wrong))
     if problems:
-        raise ValueError(f"cannot map {src} onto MotionPrior(arch='release', hidden_channels={config['hidden_channels']}, "
+        raise InputError(f"cannot map {src} onto MotionPrior(arch='release', hidden_channels={config['hidden_channels']}, "
                          f"num_blocks={config['num_blocks']}, cond_dim={config['cond_dim']}): " + " | ".join(problems))
     prior.load_state_dict(state, strict=True)
     return prior.eval()
@@ -171,10 +173,10 @@ def convert_release_predictor(
     prior.save_pretrained(out)
     lora_dir = Path(lora) if lora is not None else (Path(src) if Path(src).is_dir() else None)
     if lora is not None and not lora_dir.is_dir():
-        raise FileNotFoundError(f"LoRA folder {lora_dir} not found")
+        raise MissingInputError(f"LoRA folder {lora_dir} not found")
     files = _lora_files(lora_dir) if lora_dir is not None else []
     if lora is not None and not files:
-        raise FileNotFoundError(f"no LoRA *.safetensors in {lora_dir}")
+        raise MissingInputError(f"no LoRA *.safetensors in {lora_dir}")
     if files:
         (out / "lora").mkdir(parents=True, exist_ok=True)
         for f in files:
@@ -198,7 +200,7 @@ def load_release(pipe: Any, folder: str | os.PathLike, lora_alpha: float | None 
     files = _lora_files(lora_dir)
     files = [f for f in files if f.name != "diffusion_pytorch_model.safetensors"]
     if len(files) > 1:
-        raise ValueError(f"{lora_dir} holds several LoRA files {[f.name for f in files]}; load the one you want "
+        raise InputError(f"{lora_dir} holds several LoRA files {[f.name for f in files]}; load the one you want "
                          "with pipe.load_lora_weights(folder, weight_name=…) and the prior with load_motion_prior")
     if files:
         pipe.load_lora_weights(str(lora_dir), weight_name=files[0].name, adapter_name=adapter_name)

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError
 from .checkpoints import resume_step, save_checkpoint
 from .prior import apply_recipe, build_prior, lr_factor
 
@@ -142,7 +143,7 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
     for schedule in (cfg.lr_schedule, cfg.prior_lr_schedule):
         lr_factor(schedule, 0, 1)  # an unknown schedule fails before anything is loaded
     if cfg.drift_weighting not in DRIFT_WEIGHTINGS:
-        raise ValueError(f"unknown drift_weighting {cfg.drift_weighting!r}; choose from {DRIFT_WEIGHTINGS}")
+        raise InputError(f"unknown drift_weighting {cfg.drift_weighting!r}; choose from {DRIFT_WEIGHTINGS}")
     out = Path(cfg.out)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=None if cfg.log_with == "none" else cfg.log_with,
                       project_dir=str(out))
@@ -179,7 +180,7 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
                                     adapter.text_embed_dim(transformer), family, cache_model=cfg.model)
         groups.append({"params": list(prior.parameters()), "lr": cfg.prior_lr})
         if m.get("latent_shape") and m["latent_shape"][0] <= prior.config.tau:
-            raise ValueError(f"the cached clips have {m['latent_shape'][0]} latent frames; the prior's τ = "
+            raise InputError(f"the cached clips have {m['latent_shape'][0]} latent frames; the prior's τ = "
                              f"{prior.config.tau} needs more")
     opt = torch.optim.AdamW(groups)
     loss_module = FinetuneLoss(transformer, scheduler, adapter, cfg.drift_weight, cfg.drift_mode, cfg.tau,

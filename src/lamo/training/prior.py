@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError
 from .checkpoints import resume_step, save_checkpoint
 
 __all__ = ["PriorTrainConfig", "train_prior", "PriorLoss", "PRIOR_RECIPES", "LR_SCHEDULES", "apply_recipe",
@@ -70,7 +71,7 @@ def apply_recipe(cfg: Any, recipes: dict[str, dict[str, Any]]) -> Any:
     if not cfg.recipe:
         return cfg
     if cfg.recipe not in recipes:
-        raise ValueError(f"unknown recipe {cfg.recipe!r}; choose from {sorted(recipes)}")
+        raise InputError(f"unknown recipe {cfg.recipe!r}; choose from {sorted(recipes)}")
     defaults = {f.name: f.default for f in fields(cfg)}
     return replace(cfg, **{k: v for k, v in recipes[cfg.recipe].items() if getattr(cfg, k) == defaults[k]})
 
@@ -82,7 +83,7 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
         return 1.0
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
-    raise ValueError(f"unknown lr_schedule {schedule!r}; choose from {LR_SCHEDULES}")
+    raise InputError(f"unknown lr_schedule {schedule!r}; choose from {LR_SCHEDULES}")
 
 
 def parse_prior_options(text: str) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def parse_prior_options(text: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or key not in known:
-            raise ValueError(f"prior_options: {item!r} is not KEY=VALUE with KEY one of {sorted(known)}")
+            raise InputError(f"prior_options: {item!r} is not KEY=VALUE with KEY one of {sorted(known)}")
         out[key] = yaml.safe_load(value.strip())
     return out
 
@@ -127,7 +128,7 @@ def build_prior(preset: str, options: str, latent_channels: int, text_dim: int, 
     if prior.config.noise_aug == "diffusion" and prior.config.noise_aug_prob > 0 and prior.config.noise_aug_std > 0:
         model = aug_model or cache_model
         if not model:
-            raise ValueError("noise_aug='diffusion' needs ᾱ_t of the backbone's scheduler: pass --aug-model (a model "
+            raise InputError("noise_aug='diffusion' needs ᾱ_t of the backbone's scheduler: pass --aug-model (a model "
                              "folder or hub id), or use a cache whose manifest names its model")
         levels = scheduler_noise_stds(model)
     return prior, levels
