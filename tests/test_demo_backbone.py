@@ -125,3 +125,30 @@ def test_train_backbone_cli_parses_booleans():
     assert a.train_text_encoder is False and a.drift_weight == 0.4
     with pytest.raises(SystemExit):
         build_parser().parse_args(["demo", "train-backbone", "--data", "d", "--train-text-encoder", "maybe"])
+
+
+@pytest.mark.parametrize("mode, weighting", [("batch_normalized", "per_sample"), ("floor_normalized", "batch_mean")])
+def test_drift_fine_tune_takes_a_drift_mode_and_logs_both_terms(tmp_path, mode, weighting):
+    data = _dataset(tmp_path)
+    base = train_backbone(BackboneTrainConfig(data=str(data), out=str(tmp_path / "base"), preset="test",
+                                              batch_size=4, save_every=2, steps=2))
+    tuned = train_backbone(BackboneTrainConfig(data=str(data), out=str(tmp_path / "mdl"), preset="test", batch_size=4,
+                                               save_every=2, steps=2, init_from=str(base), drift_weight=0.4,
+                                               drift_mode=mode, drift_weighting=weighting, train_text_encoder=False))
+    log = [json.loads(x) for x in (tmp_path / "mdl" / "loss.jsonl").read_text().splitlines()]
+    assert log[-1]["drift"] > 0 and log[-1]["denoise"] > 0
+    assert log[-1]["loss"] == pytest.approx(log[-1]["denoise"] + 0.4 * log[-1]["drift"], rel=1e-5)
+    cfg = json.loads((tuned / "lamo_demo.json").read_text())["train"]
+    assert cfg["drift_mode"] == mode and cfg["drift_weighting"] == weighting
+
+
+def test_bad_drift_mode_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="batch_normalized"):
+        train_backbone(BackboneTrainConfig(data=str(tmp_path), out=str(tmp_path / "o"), preset="test", drift_mode="l1"))
+    with pytest.raises(ValueError, match="per_sample or batch_mean"):
+        train_backbone(BackboneTrainConfig(data=str(tmp_path), out=str(tmp_path / "o"), preset="test",
+                                           drift_weighting="sometimes"))
+    from lamo.cli import build_parser
+
+    a = build_parser().parse_args(["demo", "train-backbone", "--data", "d", "--drift-mode", "batch_normalized"])
+    assert a.drift_mode == "batch_normalized" and a.drift_weighting == "per_sample"

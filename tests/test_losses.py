@@ -98,3 +98,76 @@ def test_signal_weight():
         lamo.signal_weight("sample", alpha_bar=0.5)
     with pytest.raises(ValueError, match="needs `sigma`"):
         lamo.signal_weight("flow", alpha_bar=0.5)
+
+
+# ---------------------------------------------------------------- normalisations by the batch's drift energy
+def _reference_batch_modes(p64, t64, tau, mode):
+    """The two batch normalisations written out in float64, independently of lamo.losses: ``(B,)``."""
+    mu_hat = (p64[:, tau:] - p64[:, :-tau]).mean((-2, -1))  # (B, F−τ, C)
+    mu_star = (t64[:, tau:] - t64[:, :-tau]).mean((-2, -1))  # (B, F−τ, C)
+    err = ((mu_hat - mu_star) ** 2).sum(-1)  # (B, F−τ)
+    energy = (mu_star ** 2).sum(-1)  # (B, F−τ)
+    if mode == "batch_normalized":
+        return (err / (energy.mean() + 1e-6)).mean(1)
+    return (err / (torch.maximum(energy, 0.1 * energy.mean()) + 1e-6)).mean(1)
+
+
+def test_batch_normalized_hand_value():
+    # sample 0 pairs: μ* = (1, 0), (0, 2); sample 1 pairs: μ* = (0, 0) (static), (3, 0)
+    target = torch.cat([_clip_with_drift([[1.0, 0.0], [0.0, 2.0]]), _clip_with_drift([[0.0, 0.0], [3.0, 0.0]])])
+    pred = torch.cat([_clip_with_drift([[2.0, 0.0], [0.0, 0.0]]), _clip_with_drift([[0.5, 0.0], [3.0, 0.0]])])
+    mean_energy = (1 + 4 + 0 + 9) / 4
+    expected = torch.tensor([(1 + 4) / 2, (0.25 + 0) / 2], dtype=torch.float64) / (mean_energy + 1e-6)
+    got = lamo.motion_drift_loss(pred, target, tau=1, mode="batch_normalized", reduction="none")
+    torch.testing.assert_close(got, expected)
+    # the method divides the static pair's error by 1e-6
+    paper = lamo.motion_drift_loss(pred, target, tau=1, mode="normalized", reduction="none")
+    assert paper[1].item() == pytest.approx(0.25 / 1e-6 / 2, rel=1e-6)
+
+
+def test_floor_normalized_hand_value_and_equal_to_the_method_above_the_floor():
+    target = torch.cat([_clip_with_drift([[1.0, 0.0], [0.0, 2.0]]), _clip_with_drift([[0.0, 0.0], [3.0, 0.0]])])
+    pred = torch.cat([_clip_with_drift([[2.0, 0.0], [0.0, 0.0]]), _clip_with_drift([[0.5, 0.0], [3.0, 0.0]])])
+    floor = lamo.losses.FLOOR_FRACTION * (1 + 4 + 0 + 9) / 4  # 0.35: only the static pair is floored
+    expected = torch.tensor([(1 / (1 + 1e-6) + 4 / (4 + 1e-6)) / 2, (0.25 / (floor + 1e-6) + 0) / 2],
+                            dtype=torch.float64)
+    got = lamo.motion_drift_loss(pred, target, tau=1, mode="floor_normalized", reduction="none")
+    torch.testing.assert_close(got, expected)
+    paper = lamo.motion_drift_loss(pred, target, tau=1, mode="normalized", reduction="none")
+    assert got[0].item() == paper[0].item()  # no pair of sample 0 is below the floor
+
+
+@pytest.mark.parametrize("mode", ["batch_normalized", "floor_normalized"])
+@pytest.mark.parametrize("tau", [1, 2])
+def test_batch_modes_match_a_float64_reference_and_are_scale_invariant(mode, tau):
+    g = torch.Generator().manual_seed(tau)
+    target = torch.randn(3, 5, 4, 3, 3, dtype=torch.float64, generator=g)
+    target[1] = target[1, :1]  # a static clip: zero drift in every pair
+    pred = (target + 0.3 * torch.randn(target.shape, dtype=torch.float64, generator=g)).requires_grad_(True)
+    got = drift_loss_terms(pred, target, tau=tau, mode=mode).per_sample
+    torch.testing.assert_close(got, _reference_batch_modes(pred.detach(), target, tau, mode))
+    assert bool(torch.isfinite(got).all()) and got.max() < 1e3  # the static clip does not explode
+    scaled = drift_loss_terms(10 * pred.detach(), 10 * target, tau=tau, mode=mode).per_sample
+    torch.testing.assert_close(scaled, got.detach(), rtol=1e-4, atol=0)  # invariant to the latents' scale
+    got.sum().backward()
+    assert pred.grad is not None and bool(torch.isfinite(pred.grad).all())
+
+
+def test_batch_normalized_is_bounded_where_the_method_explodes():
+    """A near-static pair dominates the method, not the batch normalisation (issue 15)."""
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(8, 6, 4, 4, 4, dtype=torch.float64, generator=g)
+    target[0] = target[0, :1] + 1e-4 * torch.randn(6, 4, 4, 4, dtype=torch.float64, generator=g)  # near-static
+    pred = target + 0.1 * torch.randn(target.shape, dtype=torch.float64, generator=g)
+    paper = lamo.motion_drift_loss(pred, target, mode="normalized", reduction="none")
+    batch = lamo.motion_drift_loss(pred, target, mode="batch_normalized", reduction="none")
+    assert paper[0] / paper.sum() > 0.99  # one sample is the whole loss
+    assert batch[0] / batch.sum() < 0.5
+
+
+def test_every_mode_is_zero_for_a_perfect_prediction_and_unknown_modes_are_named():
+    z = torch.randn(2, 5, 3, 4, 4)
+    for mode in lamo.losses.ALL_DRIFT_MODES:
+        assert lamo.motion_drift_loss(z, z.clone(), mode=mode).item() == 0.0
+    with pytest.raises(ValueError, match="batch_normalized"):
+        lamo.motion_drift_loss(z, z, mode="batch")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..losses import drift_loss_terms
+from ..losses import ALL_DRIFT_MODES, drift_loss_terms
 from ..video_io import VideoReadError, read_video
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .model import DEMO_PRESETS, build_demo_pipeline, caption_vocabulary
@@ -53,6 +53,8 @@ class BackboneTrainConfig:
     init_from: str = ""  # a demo pipeline folder to fine-tune instead of starting from scratch
     drift_weight: float = 0.0  # λ_drift of the Motion Drift Loss (0: plain denoising loss)
     drift_tau: int = 2
+    drift_mode: str = "normalized"  # lamo.losses.ALL_DRIFT_MODES: normalized (per pair, §1.3) | batch_normalized | …
+    drift_weighting: str = "per_sample"  # per_sample: w(t) = ᾱ_t per sample | batch_mean: its batch mean (the release)
     train_text_encoder: bool = True  # False: only the transformer learns (fine-tunes keep the text space)
 
 
@@ -109,6 +111,10 @@ def _lr_at(step: int, cfg: BackboneTrainConfig) -> float:
 
 def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
     """Run (or resume) the demo backbone training; return the folder of the saved pipeline."""
+    if cfg.drift_mode not in ALL_DRIFT_MODES:
+        raise ValueError(f"unknown drift_mode {cfg.drift_mode!r}; choose from {ALL_DRIFT_MODES}")
+    if cfg.drift_weighting not in ("per_sample", "batch_mean"):
+        raise ValueError(f"unknown drift_weighting {cfg.drift_weighting!r}; choose per_sample or batch_mean")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     preset = DEMO_PRESETS[cfg.preset]
@@ -150,7 +156,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
 
     alphas = scheduler.alphas_cumprod.float()  # (1000,)
     modules.train()
-    history, drift_history = [], []
+    history, drift_history, denoise_history = [], [], []
     bar = tqdm(total=cfg.steps, initial=step, desc="backbone", unit="step", dynamic_ncols=True)
     t0 = time.time()
     while step < cfg.steps:
@@ -165,12 +171,13 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
         v_target = a.sqrt() * noise - (1 - a).sqrt() * x0
         emb = text_encoder(batch_ids)[0]  # (B, L, D)
         pred = transformer(hidden_states=x_t, encoder_hidden_states=emb, timestep=t, return_dict=False)[0]
-        loss = torch.nn.functional.mse_loss(pred, v_target)
+        loss = denoise = torch.nn.functional.mse_loss(pred, v_target)
         drift = torch.zeros(())
         if cfg.drift_weight > 0:
             # L = L_denoise + λ_drift · w(t) · L_drift, x̂0 from the v-prediction, w(t) = ᾱ_t (DESIGN.md §1.3)
             x0_hat = a.sqrt() * x_t - (1 - a).sqrt() * pred
-            drift = drift_loss_terms(x0_hat, x0, tau=cfg.drift_tau, weight=a.flatten()).weighted.mean()
+            w = a.flatten() if cfg.drift_weighting == "per_sample" else a.flatten().mean().expand(cfg.batch_size)
+            drift = drift_loss_terms(x0_hat, x0, tau=cfg.drift_tau, mode=cfg.drift_mode, weight=w).weighted.mean()
             loss = loss + cfg.drift_weight * drift
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
@@ -186,6 +193,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
         step += 1
         history.append(loss.item())
         drift_history.append(drift.item())
+        denoise_history.append(denoise.item())
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(history[-100:]):.4f}")
@@ -197,6 +205,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
             with open(out / "loss.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, "loss": float(np.mean(history[-cfg.save_every:])),
                                     "drift": float(np.mean(drift_history[-cfg.save_every:])),
+                                    "denoise": float(np.mean(denoise_history[-cfg.save_every:])),
                                     "elapsed_s": time.time() - t0}) + "\n")
     bar.close()
 
