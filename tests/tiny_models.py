@@ -11,6 +11,17 @@ pipeline and a LaMo pipeline can be built from the very same weights):
 * :func:`tiny_cogvideox_components` — CogVideoX-2B style (sinusoidal positions, SNR shift 3.0) or,
   with ``rope=True``, CogVideoX-5B style (rotary embeddings, SNR shift 1.0); DDIM or DPM scheduler.
 * :func:`tiny_wan_components` — Wan 2.1 style; UniPC with flow sigmas or FlowMatchEuler.
+* :func:`tiny_cogvideox_i2v_components` — CogVideoX image-to-video (the transformer takes ``2·C``
+  channels: latents and image latents; it predicts ``C``).
+* :func:`tiny_wan_i2v_components` — Wan image-to-video: 2.1 style (a tiny CLIP image encoder and
+  processor, ``image_dim`` set) or 2.2 style (no image encoder); the transformer takes ``2·C + 4``
+  channels (latents, a 4-channel first-frame mask, image latents) and predicts ``C``.
+* :func:`tiny_wan22_components` — Wan 2.2 A14B style: ``transformer`` and ``transformer_2`` (different
+  weights) split at ``boundary_ratio``, for ``WanPipeline`` (or ``WanImageToVideoPipeline`` with
+  ``image_to_video=True``).
+* :func:`tiny_wan22_ti2v_components` — Wan 2.2 TI2V-5B style: 48 latent channels from a residual,
+  patchifying VAE (16× spatial), ``expand_timesteps=True``; for ``WanPipeline`` and
+  ``WanImageToVideoPipeline`` alike.
 * :func:`tiny_text_encoder` — a random ``T5EncoderModel`` + word-level tokenizer, for code that
   encodes prompts itself (``encode_prompt``); pass them as ``text_encoder=`` / ``tokenizer=``.
 * :func:`tiny_motion_prior` — a ``MotionPrior("tiny")`` whose zero-initialised output layer is
@@ -18,7 +29,9 @@ pipeline and a LaMo pipeline can be built from the very same weights):
 
 Sizes: video ``NUM_FRAMES × HEIGHT × WIDTH`` = 13 × 32 × 32 → latents of 4 frames × 4 × 4 (both
 VAEs compress 4× in time and 8× in space), prompts of ``TEXT_LEN`` tokens × ``TEXT_DIM``.
-``cogvideox_call_kwargs`` / ``wan_call_kwargs`` hold the matching pipeline call arguments.
+``cogvideox_call_kwargs`` / ``wan_call_kwargs`` hold the matching pipeline call arguments
+(``wan22_ti2v_call_kwargs`` for TI2V's 16× VAE: ``TI2V_SIZE`` px → 4 × 4 latents); :func:`tiny_image`
+is a conditioning image for the image-to-video pipelines.
 """
 from __future__ import annotations
 
@@ -31,6 +44,9 @@ __all__ = [
     "COGVIDEOX_LATENT_CHANNELS", "WAN_LATENT_CHANNELS",
     "tiny_cogvideox_components", "tiny_wan_components", "tiny_pipeline",
     "random_prompt_embeds", "tiny_text_encoder", "tiny_motion_prior", "cogvideox_call_kwargs", "wan_call_kwargs",
+    "WAN22_TI2V_LATENT_CHANNELS", "TI2V_SIZE", "WAN22_BOUNDARY_RATIO",
+    "tiny_cogvideox_i2v_components", "tiny_wan_i2v_components", "tiny_wan22_components",
+    "tiny_wan22_ti2v_components", "wan22_ti2v_call_kwargs", "tiny_image",
 ]
 
 HEIGHT = WIDTH = 32  # pixels -> 4 × 4 latents
@@ -40,6 +56,11 @@ TEXT_LEN = 16  # prompt tokens (CogVideoX: must equal the transformer's max_text
 TEXT_DIM = 32  # prompt embedding width
 COGVIDEOX_LATENT_CHANNELS = 4
 WAN_LATENT_CHANNELS = 4
+WAN22_TI2V_LATENT_CHANNELS = 48  # Wan 2.2 TI2V-5B's VAE (z_dim 48), kept at the real size
+TI2V_SIZE = 64  # pixels -> 4 × 4 latents through TI2V's 16× VAE
+# with 5 UniPC steps (flow_shift 3) the timesteps are ≈ 1000, 923, 818, 667, 429: steps 0–2 run
+# `transformer` (t ≥ 750), steps 3–4 `transformer_2`
+WAN22_BOUNDARY_RATIO = 0.75
 
 
 # ---------------------------------------------------------------------------------------- CogVideoX
@@ -174,6 +195,162 @@ def wan_call_kwargs(**overrides: Any) -> dict[str, Any]:
               max_sequence_length=TEXT_LEN, output_type="latent")
     kw.update(overrides)
     return kw
+
+
+# ---------------------------------------------------------------------------------------- image-to-video
+def tiny_cogvideox_i2v_components(
+    *,
+    rope: bool = False,
+    scheduler: str = "ddim",
+    latent_channels: int = COGVIDEOX_LATENT_CHANNELS,
+    text_dim: int = TEXT_DIM,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Components of a tiny random ``CogVideoXImageToVideoPipeline``: as :func:`tiny_cogvideox_components`
+    (same VAE and scheduler), but the transformer takes ``2·C`` input channels (noisy latents and image
+    latents concatenated along ``C``), predicts ``C``, and has no learned positional embeddings (as
+    CogVideoX-5B-I2V)."""
+    from diffusers import CogVideoXTransformer3DModel
+
+    components = tiny_cogvideox_components(rope=rope, scheduler=scheduler, latent_channels=latent_channels,
+                                           text_dim=text_dim, seed=seed)
+    torch.manual_seed(seed)
+    components["transformer"] = CogVideoXTransformer3DModel(
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=2 * latent_channels,  # latents + image latents
+        out_channels=latent_channels,
+        time_embed_dim=4,
+        text_embed_dim=text_dim,
+        num_layers=1,
+        sample_width=WIDTH // 8,
+        sample_height=HEIGHT // 8,
+        sample_frames=NUM_FRAMES,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=TEXT_LEN,
+        use_rotary_positional_embeddings=rope,
+        use_learned_positional_embeddings=False,
+    ).eval()
+    return components
+
+
+def _tiny_wan_transformer(in_channels: int, out_channels: int, text_dim: int, seed: int, **extra: Any):
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=in_channels,
+        out_channels=out_channels, text_dim=text_dim, freq_dim=32, ffn_dim=32, num_layers=1, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **extra,
+    ).eval()
+
+
+def tiny_wan_i2v_components(
+    *,
+    style: str = "2.1",
+    scheduler: str = "unipc",
+    latent_channels: int = WAN_LATENT_CHANNELS,
+    text_dim: int = TEXT_DIM,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Components of a tiny random ``WanImageToVideoPipeline`` (VAE and scheduler of :func:`tiny_wan_components`).
+
+    The transformer takes ``2·C + 4`` channels (noisy latents, the 4-channel first-frame mask, the image
+    latents) and predicts ``C``. ``style="2.1"``: a tiny ``CLIPVisionModel`` + ``CLIPImageProcessor`` and a
+    transformer with ``image_dim`` (image tokens in cross-attention), as Wan 2.1 I2V; ``"2.2"``: no image
+    encoder (``image_encoder=None``, ``image_processor=None``), as Wan 2.2 I2V.
+    """
+    if style not in ("2.1", "2.2"):
+        raise ValueError(f"unknown Wan I2V style {style!r}; use '2.1' or '2.2'")
+    components = tiny_wan_components(scheduler=scheduler, latent_channels=latent_channels, text_dim=text_dim,
+                                     seed=seed)
+    extra = dict(image_dim=4) if style == "2.1" else {}
+    components["transformer"] = _tiny_wan_transformer(2 * latent_channels + 4, latent_channels, text_dim, seed,
+                                                      **extra)
+    image_encoder = image_processor = None
+    if style == "2.1":
+        from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+        torch.manual_seed(seed + 2)
+        image_encoder = CLIPVisionModel(CLIPVisionConfig(
+            hidden_size=4, projection_dim=4, num_hidden_layers=2, num_attention_heads=2, image_size=32,
+            intermediate_size=16, patch_size=1,
+        )).eval()
+        image_processor = CLIPImageProcessor(crop_size=32, size=32)
+    return dict(components, image_encoder=image_encoder, image_processor=image_processor)
+
+
+def tiny_wan22_components(
+    *,
+    image_to_video: bool = False,
+    scheduler: str = "unipc",
+    boundary_ratio: float = WAN22_BOUNDARY_RATIO,
+    latent_channels: int = WAN_LATENT_CHANNELS,
+    text_dim: int = TEXT_DIM,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Components of a tiny random Wan 2.2 A14B-style pipeline: ``transformer`` (high noise, ``t ≥
+    boundary_ratio · 1000``) and ``transformer_2`` (low noise) with different weights.
+
+    ``image_to_video=False``: for ``WanPipeline``; ``True``: for ``WanImageToVideoPipeline`` (2.2 style, no
+    image encoder; both transformers take ``2·C + 4`` channels).
+    """
+    if image_to_video:
+        components = tiny_wan_i2v_components(style="2.2", scheduler=scheduler, latent_channels=latent_channels,
+                                             text_dim=text_dim, seed=seed)
+    else:
+        components = tiny_wan_components(scheduler=scheduler, latent_channels=latent_channels, text_dim=text_dim,
+                                          seed=seed)
+    in_channels = components["transformer"].config.in_channels
+    components["transformer_2"] = _tiny_wan_transformer(in_channels, latent_channels, text_dim, seed + 7)
+    return dict(components, boundary_ratio=boundary_ratio)
+
+
+def tiny_wan22_ti2v_components(
+    *,
+    image_to_video: bool = False,
+    scheduler: str = "unipc",
+    text_dim: int = TEXT_DIM,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Components of a tiny random Wan 2.2 TI2V-5B-style pipeline: ``WAN22_TI2V_LATENT_CHANNELS`` (48)
+    latent channels from a residual VAE that patchifies 2× (16× spatial in all), one transformer taking and
+    predicting 48 channels, ``expand_timesteps=True`` (one timestep per token).
+
+    ``image_to_video=False``: for ``WanPipeline``; ``True``: for ``WanImageToVideoPipeline`` (no image
+    encoder; the image's latent *is* the first latent frame, timestep 0). Use :func:`wan22_ti2v_call_kwargs`.
+    """
+    from diffusers import AutoencoderKLWan
+
+    C = WAN22_TI2V_LATENT_CHANNELS
+    components = tiny_wan_components(scheduler=scheduler, latent_channels=4, text_dim=text_dim, seed=seed)
+    components["transformer"] = _tiny_wan_transformer(C, C, text_dim, seed)
+    torch.manual_seed(seed + 1)
+    components["vae"] = AutoencoderKLWan(
+        base_dim=3, z_dim=C, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
+        dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True],
+        scale_factor_spatial=16, scale_factor_temporal=4,
+        latents_mean=[0.05 * (c % 7 - 3) for c in range(C)], latents_std=[0.5 + 0.05 * (c % 5) for c in range(C)],
+    ).eval()
+    components["expand_timesteps"] = True
+    if image_to_video:
+        components.update(image_encoder=None, image_processor=None)
+    return components
+
+
+def wan22_ti2v_call_kwargs(**overrides: Any) -> dict[str, Any]:
+    """Call arguments matching :func:`tiny_wan22_ti2v_components` (``TI2V_SIZE`` px, 4 latent frames)."""
+    return wan_call_kwargs(**dict(dict(height=TI2V_SIZE, width=TI2V_SIZE), **overrides))
+
+
+def tiny_image(size: int = HEIGHT, seed: int = 0):
+    """A random RGB ``PIL.Image`` of ``size × size`` pixels, to condition the image-to-video pipelines on."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
 
 
 # ---------------------------------------------------------------------------------------- helpers

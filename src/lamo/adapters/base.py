@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..parametrization import predict_x0, signal_weight
+from ..parametrization import check_prediction_type, per_sample, predict_x0, signal_weight
 from ..prior import pool_prompt_embeds
 
 __all__ = [
@@ -211,6 +211,23 @@ class BackboneAdapter(ABC):
         """``x̂0`` from the scheduler's own parametrisation (tensors in any one layout)."""
         return predict_x0(model_output, sample, level.prediction_type, **level.kwargs())
 
+    def sample_for_x0(self, model_output: torch.Tensor, x0: torch.Tensor, level: NoiseLevel) -> torch.Tensor:
+        """The noisy sample ``x_t`` at which ``model_output`` implies the clean latent ``x0`` (inverts :meth:`x0`).
+
+        ``x̂0`` is affine in ``x_t``: flow ``x_t = x0 + σ·v``; v-prediction ``x_t = (x0 + √(1−ᾱ)·v) / √ᾱ``;
+        ε-prediction ``x_t = √ᾱ·x0 + √(1−ᾱ)·ε``. Used where part of the latent is known rather than
+        denoised (Wan 2.2 TI2V image-to-video keeps the image's latent frame clean), so ``x̂0`` there is the
+        known latent. Tensors broadcast; the noise level is a scalar or ``(B,)``.
+        """
+        pt = check_prediction_type(level.prediction_type)
+        like = torch.broadcast_tensors(model_output, x0)[0]
+        if pt == "flow":
+            return x0 + per_sample(level.sigma, like) * model_output
+        a = per_sample(level.alpha_bar, like)
+        if pt == "v_prediction":
+            return (x0 + (1 - a).sqrt() * model_output) / a.sqrt()
+        return a.sqrt() * x0 + (1 - a).sqrt() * model_output
+
     def signal_weight(self, level: NoiseLevel) -> torch.Tensor:
         """``w(t)``: ᾱ_t (DDPM family) or 1 − σ_t (flow)."""
         return signal_weight(level.prediction_type, **level.kwargs())
@@ -322,8 +339,10 @@ class BackboneAdapter(ABC):
     def check_prior(self, prior: Any, transformer: Any) -> None:
         """Raise a ``ValueError`` (``TypeError`` for a non-prior) unless ``prior`` fits this backbone.
 
-        Checked: latent channels, prompt embedding width, and the family named in
-        ``prior.config.backbone`` (when set; a name starting with :attr:`family` counts as it).
+        Checked: latent channels (the ``C`` the transformer denoises, :meth:`latent_channels`; an
+        image-to-video transformer's concatenated condition channels do not count), prompt embedding
+        width, and the family named in ``prior.config.backbone`` (when set; a name starting with
+        :attr:`family` counts as it).
         """
         from ..prior import MotionPrior
 
@@ -339,7 +358,26 @@ class BackboneAdapter(ABC):
     # ---------------------------------------------------------------- dims
     @abstractmethod
     def latent_channels(self, transformer: Any) -> int:
-        """Latent channel count ``C`` the backbone denoises."""
+        """Latent channel count ``C`` the backbone denoises: what it *predicts* (its ``out_channels``).
+
+        The prior, the drift loss and guidance act on these ``C`` channels only — also for image-to-video
+        transformers, which take more input channels (see :meth:`condition_channels`).
+        """
+
+    def input_channels(self, transformer: Any) -> int:
+        """Channels the transformer takes: ``C``, plus any condition concatenated to the noisy latent."""
+        return int(transformer.config.in_channels)
+
+    def condition_channels(self, transformer: Any) -> int:
+        """Channels of the condition an image-to-video transformer takes beside the ``C`` noisy ones (0 for
+        text-to-video): CogVideoX I2V ``C`` (the image latents, ``in_channels = 2·C``); Wan 2.1 / 2.2 I2V
+        ``C + 4`` (a 4-channel first-frame mask and the image latents, ``in_channels = 2·C + 4``). Wan 2.2
+        TI2V-5B puts its image in the first latent frame instead (``expand_timesteps``): 0 here."""
+        return self.input_channels(transformer) - self.latent_channels(transformer)
+
+    def is_image_to_video(self, transformer: Any) -> bool:
+        """Whether the transformer takes a concatenated image condition (:meth:`condition_channels` > 0)."""
+        return self.condition_channels(transformer) > 0
 
     @abstractmethod
     def text_embed_dim(self, transformer: Any) -> int:

@@ -1,4 +1,4 @@
-"""CogVideoX adapter (2B / 5B / 1.5 text-to-video): layout ``(B, F, C, H, W)``, DDPM-family noise.
+"""CogVideoX adapter (2B / 5B / 1.5, text- and image-to-video): layout ``(B, F, C, H, W)``, DDPM-family noise.
 
 * **Prediction**: ``scheduler.config.prediction_type`` — ``"v_prediction"`` for the released models.
 * **Noise level**: ``ᾱ_t = scheduler.alphas_cumprod[t]``. CogVideoX's schedulers apply their SNR shift
@@ -10,6 +10,10 @@
   3D rotary embeddings :func:`rotary_embeddings` computes exactly as ``CogVideoXPipeline`` does.
 * **Prompt**: T5-XXL padded to 226 tokens, no mask — the padding tokens' embeddings are part of
   what the transformer sees, so all tokens are pooled.
+* **Image-to-video** (``CogVideoXImageToVideoPipeline``): the transformer takes ``2·C`` channels — the
+  noisy latents and the image latents concatenated along ``C`` — and predicts ``C``; the scheduler, the
+  prior and guidance see only those ``C`` (:meth:`~lamo.adapters.base.BackboneAdapter.latent_channels`
+  is ``out_channels``).
 * **Latents**: ``vae.encode(video).latent_dist.sample() · scaling_factor``, then
   ``(B, C, F, H, W) -> (B, F, C, H, W)`` (the inverse of ``CogVideoXPipeline.decode_latents``).
 """
@@ -141,10 +145,11 @@ class CogVideoXAdapter(BackboneAdapter):
         latents = latents_bfchw
         B, F, C, H, W = check_training_latents(latents, self.latent_channels(transformer), self.family)
         cfg = transformer.config
-        if cfg.in_channels != C:
+        if self.is_image_to_video(transformer):
             raise ValueError(
-                f"CogVideoX adapter: the transformer takes {cfg.in_channels} input channels but the latents have "
-                f"{C}; image-to-video models (which concatenate image latents) are not supported by training_forward"
+                f"CogVideoX adapter: the transformer takes {cfg.in_channels} input channels ({C} latent + "
+                f"{self.condition_channels(transformer)} image-latent channels): image-to-video models are not "
+                "supported by training_forward"
             )
         if cfg.patch_size_t is not None and F % cfg.patch_size_t:
             raise ValueError(

@@ -1,4 +1,4 @@
-"""Wan adapter (2.1 / 2.2 text-to-video): layout ``(B, C, F, H, W)``, flow matching.
+"""Wan adapter (2.1 / 2.2, text- and image-to-video): layout ``(B, C, F, H, W)``, flow matching.
 
 * **Prediction**: flow velocity ``v = ε − x0`` with ``x_t = (1 − σ)·x0 + σ·ε``, so ``x̂0 = x_t − σ_t·v``
   (``UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True)``, Wan's default,
@@ -12,6 +12,15 @@
   (the sampler's own σ distribution), timestep ``σ·N``; target ``ε − x0``.
 * **Prompt**: ``WanPipeline`` cuts the UMT5 output at each prompt's true length and zero-pads it
   (to 512 tokens), so only non-zero tokens are pooled.
+* **Image-to-video** (``WanImageToVideoPipeline``): the transformer takes ``2·C + 4`` channels — the noisy
+  latents, a 4-channel first-frame mask and the image latents — and predicts ``C``; the scheduler, the
+  prior and guidance see only those ``C`` (:meth:`latent_channels` is ``out_channels``).
+* **Wan 2.2**: A14B has two transformers (``transformer`` above the boundary timestep
+  ``boundary_ratio · N``, ``transformer_2`` below); both must share ``C`` and the text width, and guidance
+  corrects whichever one's output the scheduler receives. TI2V-5B has 48 latent channels (its own VAE)
+  and ``expand_timesteps`` (one timestep per token): σ still comes from the scheduler's step, which
+  takes the scalar timestep; in image-to-video mode the first latent frame is the image's clean latent,
+  which the pipeline tells guidance (``motion_guidance_known_latents``).
 * **Latents**: ``(z − latents_mean) / latents_std`` per channel (the inverse of what ``WanPipeline``
   does before decoding), then ``(B, C, F, H, W) -> (B, F, C, H, W)``.
 """
@@ -29,7 +38,7 @@ __all__ = ["WanAdapter"]
 
 
 class WanAdapter(BackboneAdapter):
-    """Adapter for ``WanPipeline`` / ``WanTransformer3DModel`` (DESIGN.md §2)."""
+    """Adapter for ``WanPipeline`` / ``WanImageToVideoPipeline`` / ``WanTransformer3DModel`` (DESIGN.md §2)."""
 
     family = "wan"
     layout = "BCFHW"
@@ -141,10 +150,11 @@ class WanAdapter(BackboneAdapter):
         """
         latents = latents_bfchw
         B = check_training_latents(latents, self.latent_channels(transformer), self.family)[0]
-        if transformer.config.in_channels != latents.shape[2]:
+        if self.is_image_to_video(transformer):
             raise ValueError(
-                f"Wan adapter: the transformer takes {transformer.config.in_channels} input channels but the latents "
-                f"have {latents.shape[2]}; image-to-video models are not supported by training_forward"
+                f"Wan adapter: the transformer takes {transformer.config.in_channels} input channels "
+                f"({latents.shape[2]} latent + {self.condition_channels(transformer)} condition channels): "
+                "image-to-video models are not supported by training_forward"
             )
         device = latents.device
         if noise is None:

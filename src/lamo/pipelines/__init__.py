@@ -1,8 +1,10 @@
 """LaMo pipelines: the stock diffusers video pipelines plus Motion Prior Guidance.
 
 * :class:`LaMoCogVideoXPipeline` — subclass of ``diffusers.CogVideoXPipeline``;
-* :class:`LaMoWanPipeline` — subclass of ``diffusers.WanPipeline``;
-* :func:`pipeline_class` — the LaMo pipeline class of a backbone family.
+* :class:`LaMoCogVideoXImageToVideoPipeline` — subclass of ``diffusers.CogVideoXImageToVideoPipeline``;
+* :class:`LaMoWanPipeline` — subclass of ``diffusers.WanPipeline`` (Wan 2.1 and 2.2);
+* :class:`LaMoWanImageToVideoPipeline` — subclass of ``diffusers.WanImageToVideoPipeline``;
+* :func:`pipeline_class` — the LaMo pipeline class of a backbone family (text- or image-to-video).
 
 With ``motion_guidance_scale=0`` (the default) or no prior, each gives the stock pipeline's output
 bit for bit.
@@ -10,22 +12,33 @@ bit for bit.
 from __future__ import annotations
 
 from ..demo import autoencoder as _demo_autoencoder  # noqa: F401  (lets from_pretrained load the demo's VAE)
-from .cogvideox import LaMoCogVideoXPipeline
+from .cogvideox import LaMoCogVideoXImageToVideoPipeline, LaMoCogVideoXPipeline
 from .guided import (RELEASE_GUIDANCE_KWARGS, RELEASE_SAMPLING_KWARGS, GuidanceRecord, GuidedSchedulerStep,
                      MotionGuidedPipelineMixin, NonFiniteGuidanceError)
-from .wan import LaMoWanPipeline
+from .wan import LaMoWanImageToVideoPipeline, LaMoWanPipeline
 
 __all__ = [
-    "LaMoCogVideoXPipeline", "LaMoWanPipeline", "pipeline_class",
+    "LaMoCogVideoXPipeline", "LaMoWanPipeline", "LaMoCogVideoXImageToVideoPipeline", "LaMoWanImageToVideoPipeline",
+    "pipeline_class", "is_image_to_video_model",
     "GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
     "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS",
 ]
 
 PIPELINES = {"cogvideox": LaMoCogVideoXPipeline, "wan": LaMoWanPipeline}
+IMAGE_TO_VIDEO_PIPELINES = {"cogvideox": LaMoCogVideoXImageToVideoPipeline, "wan": LaMoWanImageToVideoPipeline}
 
 
-def pipeline_class(family: str) -> type:
-    """The LaMo pipeline class for ``family`` (``"cogvideox"`` or ``"wan"``)."""
-    if family not in PIPELINES:
-        raise ValueError(f"no LaMo pipeline for backbone family {family!r}; choose from {sorted(PIPELINES)}")
-    return PIPELINES[family]
+def pipeline_class(family: str, image_to_video: bool = False) -> type:
+    """The LaMo pipeline class for ``family`` (``"cogvideox"`` or ``"wan"``); ``image_to_video=True`` gives
+    the image-to-video one (``pipe(image=…, prompt=…)``)."""
+    table = IMAGE_TO_VIDEO_PIPELINES if image_to_video else PIPELINES
+    if family not in table:
+        raise ValueError(f"no LaMo pipeline for backbone family {family!r}; choose from {sorted(table)}")
+    return table[family]
+
+
+def is_image_to_video_model(model_index: dict) -> bool:
+    """Whether a saved pipeline's ``model_index.json`` (as a dict) is an image-to-video one: its class is
+    ``CogVideoXImageToVideoPipeline`` / ``WanImageToVideoPipeline`` (with or without LaMo's prefix)."""
+    name = str(model_index.get("_class_name", "")).removeprefix("LaMo")
+    return name in ("CogVideoXImageToVideoPipeline", "WanImageToVideoPipeline")

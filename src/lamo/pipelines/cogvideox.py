@@ -1,12 +1,13 @@
-"""``LaMoCogVideoXPipeline``: diffusers' ``CogVideoXPipeline`` with Motion Prior Guidance."""
+"""``LaMoCogVideoXPipeline`` / ``LaMoCogVideoXImageToVideoPipeline``: diffusers' CogVideoX pipelines with
+Motion Prior Guidance."""
 from __future__ import annotations
 
-from diffusers import CogVideoXPipeline
+from diffusers import CogVideoXImageToVideoPipeline, CogVideoXPipeline
 
 from ..adapters.cogvideox import CogVideoXAdapter
 from .guided import MotionGuidedPipelineMixin
 
-__all__ = ["LaMoCogVideoXPipeline"]
+__all__ = ["LaMoCogVideoXPipeline", "LaMoCogVideoXImageToVideoPipeline"]
 
 
 class LaMoCogVideoXPipeline(MotionGuidedPipelineMixin, CogVideoXPipeline):
@@ -29,6 +30,27 @@ class LaMoCogVideoXPipeline(MotionGuidedPipelineMixin, CogVideoXPipeline):
 
         load_release(pipe, "path/to/release")  # LoRA weights + predictor.safetensors
         video = pipe("a ball bounces", **RELEASE_SAMPLING_KWARGS).frames[0]
+    """
+
+    adapter = CogVideoXAdapter()
+
+
+class LaMoCogVideoXImageToVideoPipeline(MotionGuidedPipelineMixin, CogVideoXImageToVideoPipeline):
+    """``CogVideoXImageToVideoPipeline`` (CogVideoX-5B-I2V, 1.5-5B-I2V) plus Motion Prior Guidance.
+
+    The transformer takes ``2·C`` channels (noisy latents and image latents concatenated) and predicts
+    ``C``; the scheduler steps, and guidance corrects, those ``C`` denoised channels, so a prior trained on
+    the backbone's ``C``-channel latents fits (the first latent frame is denoised too, towards the image).
+    Same components, ``from_pretrained`` and call arguments as ``CogVideoXImageToVideoPipeline``, plus the
+    ``motion_*`` arguments of :meth:`MotionGuidedPipelineMixin.__call__`::
+
+        from diffusers.utils import load_image
+
+        pipe = LaMoCogVideoXImageToVideoPipeline.from_pretrained(
+            "THUDM/CogVideoX-5b-I2V", torch_dtype=torch.bfloat16).to("cuda")
+        pipe.load_motion_prior("path/to/prior")  # a prior trained on CogVideoX-5B latents (16 channels)
+        video = pipe(image=load_image("first_frame.png"), prompt="a ball bounces",
+                     motion_guidance_scale=1.0).frames[0]
     """
 
     adapter = CogVideoXAdapter()

@@ -1,7 +1,7 @@
 """Motion Prior Guidance inside diffusers' own denoising loop (DESIGN.md §1.5, §2).
 
 A LaMo pipeline is the stock diffusers pipeline plus :class:`MotionGuidedPipelineMixin`. For the
-duration of one call with guidance on, :class:`GuidedSchedulerStep` wraps two bound methods:
+duration of one call with guidance on, :class:`GuidedSchedulerStep` wraps bound methods:
 
 * ``scheduler.step`` — it receives exactly what guidance needs: the CFG-mixed model output ``o``,
   the timestep and the noisy latent ``x_t``. At guided steps the wrapper computes
@@ -11,8 +11,16 @@ duration of one call with guidance on, :class:`GuidedSchedulerStep` wraps two bo
 * ``pipe.encode_prompt`` — to capture the *conditional* prompt embeddings the transformer sees
   (after ``num_videos_per_prompt`` repetition, before CFG concatenation), which the adapter pools
   into the prior's condition.
+* ``pipe.prepare_latents`` (where the pipeline has one) — to learn which latent entries are known
+  rather than denoised (:meth:`MotionGuidedPipelineMixin.motion_guidance_known_latents`; Wan 2.2
+  TI2V's image frame). Its output is passed on untouched.
 
-The diffusers loop itself is not copied, so LaMo follows diffusers' releases. Both wraps are
+Image-to-video pipelines feed the transformer the noisy latents *and* an image condition, but the
+scheduler steps — and guidance corrects — only the ``C`` denoised channels. Wan 2.2 A14B switches from
+``transformer`` to ``transformer_2`` at a boundary timestep; ``step`` receives whichever one's output,
+and :class:`GuidanceRecord` names it.
+
+The diffusers loop itself is not copied, so LaMo follows diffusers' releases. The wraps are
 undone when the call ends, also on an exception. The step's index is the number of ``step`` calls so
 far in this call and ``S = len(scheduler.timesteps)``; any scheduler ``step`` signature works
 (``CogVideoXDPMScheduler.step(model_output, old_pred_original_sample, timestep, timestep_back,
@@ -62,12 +70,15 @@ class GuidanceRecord:
         loss: ``(B,)`` per-sample ``L_b`` of ``x̂0`` *before* this step's correction (detached,
             on the sampling device; ``loss.sum()`` — ``loss.mean()`` with the ``"element_mean"``
             reduction — is the ``L_guide`` that λ multiplies).
+        transformer: the pipeline component whose output the step received: ``"transformer"``, or
+            ``"transformer_2"`` in Wan 2.2's low-noise stage (set once the call has finished).
     """
 
     step: int
     timestep: float
     guided: bool
     loss: torch.Tensor
+    transformer: str | None = None
 
 
 class NonFiniteGuidanceError(ValueError):
@@ -117,6 +128,8 @@ class GuidedSchedulerStep:
         self.calls = 0
         self.prompt_embeds: torch.Tensor | None = None
         self._cond: torch.Tensor | None = None
+        # (denoised, values) in (B, F, C, H, W), broadcastable: latent entries that are known, not denoised
+        self.known: tuple[torch.Tensor, torch.Tensor] | None = None
         self._finite: list[tuple[int, torch.Tensor]] = []  # (step, device-side verdict), read after the loop
         self._stack = ExitStack()
 
@@ -149,6 +162,19 @@ class GuidedSchedulerStep:
 
         self._stack.enter_context(_patched(self.scheduler, "step", guided_step))
         self._stack.enter_context(_patched(self.pipe, "encode_prompt", capturing_encode_prompt))
+        known_latents = getattr(self.pipe, "motion_guidance_known_latents", None)
+        prepare_latents = getattr(self.pipe, "prepare_latents", None)
+        if known_latents is not None and prepare_latents is not None:
+            @functools.wraps(prepare_latents)
+            def capturing_prepare_latents(*args: Any, **kwargs: Any) -> Any:
+                out = prepare_latents(*args, **kwargs)
+                known = known_latents(out)  # backbone layout, or None
+                if known is not None:
+                    denoised, values = known
+                    self.known = (self.adapter.to_bfchw(denoised).bool(), self.adapter.to_bfchw(values))
+                return out
+
+            self._stack.enter_context(_patched(self.pipe, "prepare_latents", capturing_prepare_latents))
         return self
 
     def __exit__(self, *exc: Any) -> bool | None:
@@ -167,6 +193,10 @@ class GuidedSchedulerStep:
             values = torch.stack([r.timestep.reshape(-1)[0].float() for r in pending]).tolist()  # one sync
             for record, value in zip(pending, values):
                 record.timestep = value
+        denoiser = getattr(self.pipe, "motion_guidance_denoiser", None)
+        for record in self.history:
+            if record.transformer is None and denoiser is not None:
+                record.transformer = denoiser(record.timestep)
         if self._finite and raise_errors:
             flags = torch.stack([f for _, f in self._finite]).tolist()  # one sync
             bad = [step for (step, _), ok in zip(self._finite, flags) if not ok]
@@ -207,19 +237,32 @@ class GuidedSchedulerStep:
         cond = self.condition(output.shape[0], output.device)
         o = self.adapter.to_bfchw(output)  # backbone layout -> (B, F, C, H, W)
         x = self.adapter.to_bfchw(sample)  # backbone layout -> (B, F, C, H, W)
+        x_guide = x
+        if self.known is not None:
+            # where the latent is known, read x̂0 as the known value: the x_t at which o implies it there
+            denoised, values = self.known
+            with torch.no_grad():
+                at_known = self.adapter.sample_for_x0(o.float(), values.to(o.device).float(), level)
+            x_guide = torch.where(denoised.to(x.device), x.float(), at_known)  # (B, F, C, H, W), fp32
         if active:
-            result = self.guidance(o, x, step_index=step_index, num_steps=num_steps,
+            result = self.guidance(o, x_guide, step_index=step_index, num_steps=num_steps,
                                    prediction_type=level.prediction_type, cond=cond, **level.kwargs())
             loss = result.loss
             if result.finite is not None:
                 self._finite.append((step_index, result.finite))
             if self.guidance.mode == "output":
-                arguments["model_output"] = self.adapter.from_bfchw(result.model_output).contiguous()
+                new = result.model_output
+                if self.known is not None:  # known entries are not denoised: leave their output alone
+                    new = torch.where(self.known[0].to(o.device), new, o)
+                arguments["model_output"] = self.adapter.from_bfchw(new).contiguous()
             else:
-                arguments["sample"] = self.adapter.from_bfchw(result.sample).contiguous()
+                new = result.sample
+                if self.known is not None:
+                    new = torch.where(self.known[0].to(x.device), new, x).to(x.dtype)
+                arguments["sample"] = self.adapter.from_bfchw(new).contiguous()
         else:
             with torch.no_grad():
-                loss = self.guidance.loss(o, x, level.prediction_type, cond=cond, **level.kwargs())
+                loss = self.guidance.loss(o, x_guide, level.prediction_type, cond=cond, **level.kwargs())
         # a tensor timestep is read back after the loop (float() here would wait for the device)
         timestep = timestep.detach() if isinstance(timestep, torch.Tensor) else float(timestep)
         self.history.append(GuidanceRecord(step_index, timestep, active, loss.detach()))
@@ -241,14 +284,46 @@ class MotionGuidedPipelineMixin:
 
     # ---------------------------------------------------------------- the prior
     @property
+    def backbone_transformers(self) -> dict[str, Any]:
+        """The pipeline's denoisers by component name: ``transformer`` and, for Wan 2.2 A14B, ``transformer_2``."""
+        found = {name: getattr(self, name, None) for name in ("transformer", "transformer_2")}
+        return {name: module for name, module in found.items() if module is not None}
+
+    @property
     def backbone_transformer(self) -> Any:
         """The transformer whose dims the prior must match (Wan 2.2 may only have ``transformer_2``)."""
-        transformer = getattr(self, "transformer", None)
-        return transformer if transformer is not None else getattr(self, "transformer_2", None)
+        return next(iter(self.backbone_transformers.values()), None)
 
     def check_motion_prior(self, prior: MotionPrior) -> None:
-        """Raise a ``ValueError`` naming the mismatch if ``prior`` was trained for another backbone."""
-        self.adapter.check_prior(prior, self.backbone_transformer)
+        """Raise a ``ValueError`` naming the mismatch if ``prior`` was trained for another backbone.
+
+        Checked against every denoiser the pipeline holds (both of Wan 2.2 A14B's): guidance may act on
+        either one's output.
+        """
+        transformers = self.backbone_transformers
+        if not transformers:
+            raise ValueError(f"{type(self).__name__} has no transformer to check the motion prior against")
+        for transformer in transformers.values():
+            self.adapter.check_prior(prior, transformer)
+
+    def motion_guidance_denoiser(self, timestep: float) -> str:
+        """Name of the component that denoises at ``timestep``: diffusers' Wan 2.2 rule (``transformer`` at
+        ``t ≥ boundary_ratio · num_train_timesteps``, ``transformer_2`` below), else ``transformer``."""
+        boundary_ratio = self.config.get("boundary_ratio")
+        if boundary_ratio is None:
+            return "transformer"
+        boundary = boundary_ratio * self.scheduler.config.num_train_timesteps
+        return "transformer" if timestep >= boundary else "transformer_2"
+
+    def motion_guidance_known_latents(self, prepared: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Latent entries that are given, not denoised, from what ``prepare_latents`` returned.
+
+        ``None`` (the default): every entry is denoised. Otherwise ``(denoised, values)`` in the
+        backbone's layout, broadcastable to the latents: ``denoised`` is 1 where the latent is denoised
+        and 0 where it is ``values``; guidance then reads ``x̂0 = values`` there and leaves those entries'
+        output alone.
+        """
+        return None
 
     @property
     def motion_prior(self) -> MotionPrior | None:
@@ -268,7 +343,7 @@ class MotionGuidedPipelineMixin:
         a GPU: benchmarks/README.md) and in fp32 otherwise; guidance itself is taken in fp32 either way.
         """
         if "torch_dtype" not in kwargs and "dtype" not in kwargs:
-            bf16 = getattr(self.transformer, "dtype", None) == torch.bfloat16
+            bf16 = getattr(self.backbone_transformer, "dtype", None) == torch.bfloat16
             kwargs["torch_dtype"] = torch.bfloat16 if bf16 else torch.float32
         prior = MotionPrior.from_pretrained(path, **kwargs)
         self.motion_prior = prior
