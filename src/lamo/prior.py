@@ -301,7 +301,8 @@ class MotionPrior(ModelMixin, ConfigMixin):
         A folder of the authors' release (``predictor.safetensors`` and no ``config.json``) is read
         with :func:`lamo.convert.load_release_predictor` (``torch_dtype=`` is honoured). A local path
         that does not exist, or a folder without ``config.json``, raises ``FileNotFoundError`` naming
-        what is missing.
+        what is missing. A Hub id (``"user/repo"``, shared with :meth:`push_to_hub` or ``lamo share push``)
+        is downloaded by diffusers (``revision=``, ``token=``, ``cache_dir=`` as there).
         """
         path = os.fspath(pretrained_model_name_or_path)
         folder = os.path.join(path, kwargs.get("subfolder") or "")
@@ -334,6 +335,34 @@ class MotionPrior(ModelMixin, ConfigMixin):
                 f"motion prior {path!r} is not a local folder and could not be loaded from the Hugging Face "
                 f"Hub ({type(e).__name__}: {e}). Check the path, or download the prior first."
             ) from e
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any,
+                        model_card: bool | dict[str, Any] = False, **kwargs: Any) -> None:
+        """diffusers' ``save_pretrained`` (unchanged by default); with ``model_card=True`` (or a dict of
+        :func:`lamo.model_card.write_model_card` keyword arguments: ``training=``, ``quality=``,
+        ``base_model=``, ``repo_id=``) it also writes the Hugging Face model card ``README.md``."""
+        if not model_card:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("push_to_hub"):
+            raise ValueError("save_pretrained(push_to_hub=True) uploads diffusers' own card; use "
+                             "prior.push_to_hub(repo_id, model_card=...) to upload the prior with its card")
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", args[0] if args else True):  # the process that wrote config.json
+            from .model_card import write_model_card
+
+            write_model_card(save_directory, self, **({} if model_card is True else dict(model_card)))
+
+    def push_to_hub(self, repo_id: str, *args: Any, model_card: bool | dict[str, Any] | Any = True,
+                    **kwargs: Any) -> Any:
+        """Upload to the Hub with the prior's model card as ``README.md`` (:func:`lamo.model_card.push_prior_to_hub`;
+        ``model_card``: ``True``, a dict of :func:`~lamo.model_card.prior_model_card` keyword arguments, or a
+        ``ModelCard``); ``model_card=False`` is diffusers' ``push_to_hub`` with its generic card."""
+        if not model_card:
+            return super().push_to_hub(repo_id, *args, **kwargs)
+        from .model_card import push_prior_to_hub
+
+        names = ("commit_message", "private", "token", "create_pr", "safe_serialization", "variant", "subfolder")
+        return push_prior_to_hub(self, repo_id, **dict(zip(names, args)), **kwargs, model_card=model_card)
 
     # ------------------------------------------------------------------ conditioning
     def condition(self, cond: torch.Tensor | None, n: int, drop: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,0 +1,93 @@
+"""``lamo share``: share a motion prior like a model (:mod:`lamo.model_card`).
+
+* ``lamo share card PRIOR_DIR [--quality OUT/table.json] [--base-model ID] [--repo-id ID]`` — write (or
+  refresh) ``PRIOR_DIR/README.md``, the prior's Hugging Face model card: backbone family, latent channels,
+  text width, τ, architecture, training settings and validation cosine (read from the folder), and the
+  prior-quality table of ``lamo eval prior``. Offline; edit the card freely before pushing.
+* ``lamo share push PRIOR_DIR REPO_ID [--private]`` — upload ``config.json``, the safetensors weights,
+  ``README.md`` (written first when the folder has none) and ``training_stats.json`` to the Hub repo
+  ``REPO_ID``. Needs the network and a write token (``hf auth login`` or ``HF_TOKEN``).
+
+Anyone can then load it with ``MotionPrior.from_pretrained("REPO_ID")`` or ``pipe.load_motion_prior("REPO_ID")``.
+"""
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+_HUB_MODULES = ("huggingface_hub", "httpx", "httpx2", "requests", "urllib3")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("share", help="share a motion prior on the Hugging Face Hub: model card and upload",
+                       description=__doc__.split("\n\n")[1])
+    ssub = p.add_subparsers(dest="share_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    c = ssub.add_parser("card", help="write PRIOR_DIR/README.md, the prior's model card (offline)",
+                        description="Writes (or replaces) the Hugging Face model card README.md in a prior folder.")
+    c.add_argument("prior", metavar="PRIOR_DIR", help="motion prior folder (config.json + safetensors)")
+    c.add_argument("--quality", metavar="TABLE", default=None,
+                   help="table.json of `lamo eval prior` (or its folder): its win-rate table goes in the card")
+    c.add_argument("--base-model", metavar="ID", default=None,
+                   help="the backbone's Hub id (front matter base_model; default: the one the training run names)")
+    c.add_argument("--repo-id", metavar="ID", default=None,
+                   help="the Hub repo it will live in, for the card's loading example (default: user/repo)")
+    c.set_defaults(func=_card)
+
+    u = ssub.add_parser("push", help="upload a prior folder with its model card to a Hub repo (needs network)",
+                        description="Uploads config.json, the safetensors weights, README.md (written first when "
+                                    "missing; refreshed with --quality / --base-model) and training_stats.json.")
+    u.add_argument("prior", metavar="PRIOR_DIR", help="motion prior folder (config.json + safetensors)")
+    u.add_argument("repo_id", metavar="REPO_ID", help="Hub repo to upload to, owner/name (created if needed)")
+    u.add_argument("--private", action="store_true", help="create the repo private (ignored if it exists)")
+    u.add_argument("--quality", metavar="TABLE", default=None, help="rewrite the card with this prior-quality table")
+    u.add_argument("--base-model", metavar="ID", default=None, help="rewrite the card with this base model id")
+    u.add_argument("--commit-message", default=None, help="the Hub commit message")
+    u.set_defaults(func=_push)
+
+
+def _card(args: argparse.Namespace) -> int:
+    from ..model_card import write_model_card
+
+    path = write_model_card(args.prior, quality=args.quality, base_model=args.base_model, repo_id=args.repo_id)
+    print(f"wrote {path}")
+    return 0
+
+
+def _check_hub_access() -> None:
+    """Refuse before any upload when the Hub cannot be reached: offline mode, or no token."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from ..errors import UserError
+
+    if constants.HF_HUB_OFFLINE:
+        raise UserError("the Hugging Face Hub is switched off here (HF_HUB_OFFLINE is set); unset it on a machine "
+                        "with network access, or copy the prior folder there and push from it")
+    if huggingface_hub.get_token() is None:
+        raise UserError("not logged in to the Hugging Face Hub: run `hf auth login` with a write token (or set "
+                        "HF_TOKEN), then push again")
+
+
+def _push(args: argparse.Namespace) -> int:
+    from ..errors import UserError
+    from ..model_card import check_prior_folder, push_prior_folder, write_model_card
+
+    check_prior_folder(args.prior)
+    if args.quality or args.base_model:  # offline first: a bad table is refused before any network call
+        write_model_card(args.prior, quality=args.quality, base_model=args.base_model, repo_id=args.repo_id)
+    _check_hub_access()
+    try:
+        _, files = push_prior_folder(args.prior, args.repo_id, private=args.private or None,
+                                     commit_message=args.commit_message)
+    except Exception as e:  # noqa: BLE001 — network and Hub errors become one line; anything else is a bug
+        if not (isinstance(e, OSError) or type(e).__module__.split(".")[0] in _HUB_MODULES):
+            raise
+        raise UserError(f"could not upload to the Hugging Face Hub repo {args.repo_id!r} ({type(e).__name__}: {e}). "
+                        "Check the network, that you are logged in with a write token (`hf auth login` or HF_TOKEN) "
+                        "and may write to that owner; the card is in the prior folder's README.md") from e
+    print(f"uploaded {', '.join(files)} to https://huggingface.co/{args.repo_id}")
+    print(f'load it with MotionPrior.from_pretrained("{args.repo_id}") or pipe.load_motion_prior("{args.repo_id}")')
+    return 0
