@@ -139,8 +139,6 @@ def test_a_truncated_video_is_an_error_not_a_short_clip(tmp_path, name, options,
 
 
 def test_eval_scores_the_others_when_one_clip_is_truncated(tmp_path, capsys):
-    import numpy as np
-
     from lamo.physics.render import render
     from lamo.physics.world import WORLD_PRESETS, simulate
 
@@ -283,14 +281,15 @@ BAD_CONFIGS = [
     ("lr: fast\n", "lr must be a number"),
     ("batch_size: true\n", "batch_size must be an integer"),
     ("stepz: 3\n", "unknown keys ['stepz']"),
-    ("batch_size: 0\n", "--batch-size must be ≥ 1"),
+    ("save_every: 0\n", "--save-every must be ≥ 1"),  # checked like the flag
 ]
 
 
 @pytest.mark.parametrize("text, message", BAD_CONFIGS)
 def test_train_refuses_a_bad_config_yaml(latent_cache, tmp_path, capsys, text, message):
     (tmp_path / "c.yaml").write_text(text)
-    assert main(_prior_args(latent_cache, tmp_path / "r", "--config", str(tmp_path / "c.yaml"))) == 2
+    assert main(_prior_args(latent_cache, tmp_path / "r", "--config", str(tmp_path / "c.yaml"),
+                            "--max-steps-this-run", "1")) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err
     assert main(_prior_args(latent_cache, tmp_path / "r", "--config", str(tmp_path / "missing.yaml"))) == 2
@@ -300,7 +299,8 @@ def test_train_refuses_a_bad_config_yaml(latent_cache, tmp_path, capsys, text, m
 def test_train_finetune_refuses_bad_numbers(latent_cache, tmp_path, capsys):
     base = ["train", "finetune", "--model", str(tmp_path / "m"), "--cache", str(latent_cache), "--out",
             str(tmp_path / "r")]
-    for flags, message in [(["--tau", "0"], "--tau must be ≥ 1"), (["--lora-rank", "-1"], "--lora-rank must be ≥ 0"),
+    for flags, message in [(["--tau", "0"], "--tau must be ≥ 1"),
+                           (["--lora-rank", "-1"], "--lora-rank must be ≥ 0"),
                            (["--drift-mode", "fancy"], "--drift-mode must be one of"),
                            (["--drift-weight", "nan"], "--drift-weight must be"),
                            (["--validation-steps", "0"], "--validation-steps must be ≥ 1"),
@@ -318,7 +318,8 @@ def test_a_new_run_does_not_replace_an_old_one(latent_cache, tmp_path, capsys):
     assert main(_prior_args(latent_cache, out, "--steps", "2", "--save-every", "1", "--lr", "1")) == 2
     assert "--resume-from-checkpoint latest" in capsys.readouterr().err
     assert _snapshot(out) == before  # was: its checkpoints silently replaced
-    assert main(_prior_args(latent_cache, out, "--steps", "1", "--overwrite", "--resume-from-checkpoint", "latest")) == 2
+    assert main(_prior_args(latent_cache, out, "--steps", "1", "--overwrite",
+                            "--resume-from-checkpoint", "latest")) == 2
     assert main(_prior_args(latent_cache, out, "--steps", "1", "--save-every", "1", "--overwrite")) == 0
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-000001"]  # the old step-2 went with the run
 

@@ -19,7 +19,6 @@ from lamo.losses import DRIFT_MODES, EPS
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
-FINFO_MAX = {dt: torch.finfo(dt).max for dt in DTYPES}
 
 
 @st.composite

@@ -53,7 +53,8 @@ class CacheConfig:
 
 
 def cache_recipe(cfg: CacheConfig) -> dict:
-    """What makes a cache's tensors: its options (not the device, batch size or shard budget) and the model's weights."""
+    """What makes a cache's tensors: its options (not the device, batch size or shard budget) and the model's
+    weights."""
     from .commands.sample import folder_fingerprint
 
     d = asdict(cfg)

@@ -47,7 +47,7 @@ def is_user_error(e: BaseException) -> bool:
 
     if isinstance(e, UserError):
         return True
-    return isinstance(e, (ValueError, FileNotFoundError)) and not isinstance(e, TypeError) and _raised_by_lamo(e)
+    return isinstance(e, (ValueError, FileNotFoundError)) and _raised_by_lamo(e)
 
 
 def main(argv: list[str] | None = None) -> int:

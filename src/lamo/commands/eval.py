@@ -186,7 +186,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         print(f"\n{e}\nThe weight-free motion metrics are in the report.")
     except EvaluatorFailed as e:
         report["evaluator_error"] = e.to_dict()
-        status, failure = 1, f"{e}; its error is recorded in {out / 'report.json'} (evaluator_error), the videos are kept"
+        status = 1
+        failure = f"{e}; its error is recorded in {out / 'report.json'} (evaluator_error), the videos are kept"
     except UserError as e:  # scores that cannot be read or aggregated
         report["evaluator_error"] = {"error": str(e), "exit_status": None}
         status, failure = 1, f"the scores could not be used: {e}"
@@ -305,7 +306,8 @@ def run_eval(args: argparse.Namespace, score: Callable, info: Mapping[str, tuple
     src = Path(args.dir)
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / args.report_name
     if out.is_dir():  # checked before scoring, not after
-        raise InputError(f"--out {out} is a folder; give the path of the JSON report to write, e.g. {out / args.report_name}")
+        raise InputError(f"--out {out} is a folder; give the path of the JSON report to write, "
+                         f"e.g. {out / args.report_name}")
     if any(p.exists() and not p.is_dir() for p in out.parents):
         raise InputError(f"--out {out}: {next(p for p in out.parents if p.exists() and not p.is_dir())} is a file, "
                          "not a folder")

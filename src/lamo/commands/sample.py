@@ -226,7 +226,8 @@ def check_sizes(pipe: Any, family: str, frames: int, height: int, width: int, te
     d = model_sizes(pipe, family)
     trained = (f"it was made for {d['frames']} frames of {d['height']}×{d['width']} px and prompts of "
                f"{d['text_len']} tokens (the defaults)")
-    for flag, v in (("--frames", frames), ("--height", height), ("--width", width), ("--max-sequence-length", text_len)):
+    asked = (("--frames", frames), ("--height", height), ("--width", width), ("--max-sequence-length", text_len))
+    for flag, v in asked:
         if v < 1:
             raise InputError(f"{flag} must be ≥ 1, got {v}")
     cfg, s, t = pipe.transformer.config, pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal
@@ -234,12 +235,12 @@ def check_sizes(pipe: Any, family: str, frames: int, height: int, width: int, te
     step = s * patch
     for flag, v in (("--height", height), ("--width", width)):
         if v % step:
-            raise InputError(f"{flag} {v} is not a multiple of {step} (VAE {s}× · patch {patch}) for {pipe.name_or_path}; "
-                             f"{trained}")
+            raise InputError(f"{flag} {v} is not a multiple of {step} (VAE {s}× · patch {patch}) for "
+                             f"{pipe.name_or_path}; {trained}")
     if family == "cogvideox":
         if cfg.use_learned_positional_embeddings and (height, width) != (d["height"], d["width"]):
-            raise InputError(f"this model's learned positional embeddings fix the size to {d['height']}×{d['width']} px, "
-                             f"got --height {height} --width {width}")
+            raise InputError(f"this model's learned positional embeddings fix the size to "
+                             f"{d['height']}×{d['width']} px, got --height {height} --width {width}")
         if not cfg.use_rotary_positional_embeddings and text_len != d["text_len"]:
             raise InputError(f"this model's positional embeddings hold exactly {d['text_len']} prompt tokens, got "
                              f"{text_len} (--max-sequence-length, or the L of --prompt-embeds (N, L, D)); {trained}")

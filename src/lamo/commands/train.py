@@ -210,7 +210,9 @@ def _train_finetune(args: argparse.Namespace) -> int:
         raise InputError("--model and --cache are required (the backbone, and a `lamo cache` folder with prompt "
                          "embeddings)")
     check_config(cfg)
-    if not (os.path.isdir(cfg.model) or "/" in cfg.model):
+    from .sample import _HUB_ID
+
+    if not (os.path.isdir(cfg.model) or _HUB_ID.fullmatch(cfg.model)):
         raise MissingInputError(f"--model {cfg.model}: no such folder (nor a hub id owner/name)")
     prepare_run_folder(cfg, args.overwrite)
     train_finetune(cfg)

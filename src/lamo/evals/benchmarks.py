@@ -85,7 +85,8 @@ def read_benchmark_prompts(path: str | Path) -> list[str]:
             items = json.loads(text)
             prompts = [it.get("prompt_en") or it.get("prompt") or it.get("caption") for it in items]
         elif path.suffix == ".jsonl":
-            prompts = [json.loads(x).get("prompt") or json.loads(x).get("caption") for x in text.splitlines() if x.strip()]
+            rows = [json.loads(x) for x in text.splitlines() if x.strip()]
+            prompts = [r.get("prompt") or r.get("caption") for r in rows]
         else:
             prompts = [x.strip() for x in text.splitlines() if x.strip()]
     except (json.JSONDecodeError, AttributeError, TypeError) as e:  # not JSON, or not objects with a prompt
@@ -150,7 +151,8 @@ def run_evaluator(benchmark: str, command: str | None, videos_csv: Path, output:
         raise EvaluatorFailed(f"the evaluator command could not start: {e}", None, "", argv) from e
     tail = done.stderr[-2000:]
     if done.returncode != 0:
-        raise EvaluatorFailed(f"the evaluator command failed (exit status {done.returncode})", done.returncode, tail, argv)
+        raise EvaluatorFailed(f"the evaluator command failed (exit status {done.returncode})", done.returncode, tail,
+                              argv)
     if not output.is_file():
         raise EvaluatorFailed(f"the evaluator command exited 0 but wrote no scores file {output}", 0, tail, argv)
     return output
