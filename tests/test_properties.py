@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lamo import lag_delta, macro_drift, motion_drift_loss
-from lamo.losses import DRIFT_MODES, EPS
+from lamo.losses import ALL_DRIFT_MODES, EPS, FLOOR_FRACTION
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
@@ -130,14 +130,18 @@ def test_what_is_not_a_latent_video_is_refused(z, error, match):
 # motion_drift_loss
 # ---------------------------------------------------------------------------------------------
 def _reference_loss(p64: torch.Tensor, t64: torch.Tensor, tau: int, mode: str, w64=None) -> torch.Tensor:
-    """DESIGN.md §1.3 written out in float64, independently of lamo.losses: ``(B,)``."""
+    """DESIGN.md §1.3 (and the batch normalisations) written out in float64, independently of lamo.losses: ``(B,)``."""
     d_hat, d_star = p64[:, tau:] - p64[:, :-tau], t64[:, tau:] - t64[:, :-tau]  # (B, F−τ, C, H, W)
     if mode == "dense":
         mu_hat, mu_star = d_hat.flatten(2), d_star.flatten(2)  # (B, F−τ, C·H·W)
     else:
         mu_hat, mu_star = d_hat.mean((-2, -1)), d_star.mean((-2, -1))  # (B, F−τ, C)
     err = ((mu_hat - mu_star) ** 2).sum(-1)  # (B, F−τ)
-    per_pair = err / mu_hat.shape[-1] if mode == "raw" else err / ((mu_star ** 2).sum(-1) + EPS)
+    energy = (mu_star ** 2).sum(-1)  # (B, F−τ)
+    per_pair = {"raw": lambda: err / mu_hat.shape[-1],
+                "batch_normalized": lambda: err / (energy.mean() + EPS),
+                "floor_normalized": lambda: err / (energy.clamp_min(FLOOR_FRACTION * energy.mean()) + EPS),
+                }.get(mode, lambda: err / (energy + EPS))()
     out = per_pair.mean(1)
     return out if w64 is None else w64 * out
 
@@ -148,7 +152,7 @@ def loss_inputs(draw):
     pred, dtype, p64 = draw(latents(min_frames=tau + 1, max_frames=tau + 3))
     target, _, t64 = draw(latents(nonfinite=True, shape=tuple(pred.shape)))
     target, t64 = target.to(dtype), target.to(dtype).double()
-    mode = draw(st.sampled_from(DRIFT_MODES))
+    mode = draw(st.sampled_from(ALL_DRIFT_MODES))
     weight = None
     if draw(st.booleans()):
         ws = draw(st.lists(st.sampled_from([0.0, 0.25, 1.0, 3.0, math.nan, math.inf]), min_size=pred.shape[0],
@@ -162,8 +166,10 @@ def loss_inputs(draw):
 def test_motion_drift_loss_is_correct_or_refuses_never_nan(inputs, reduction):
     pred, target, p64, t64, dtype, tau, mode, weight = inputs
     pred = pred.clone().requires_grad_(True)
-    inputs_finite = all(bool(torch.isfinite(x).all()) for x in (pred, target) + ((weight,) if weight is not None
-                                                                                     else ()))
+    F = pred.shape[1]
+    used = [f for f in range(F) if f < F - tau or f >= tau]  # frames in some τ-pair (others never enter the loss)
+    inputs_finite = all(bool(torch.isfinite(x[:, used]).all()) for x in (pred, target)) and (
+        weight is None or bool(torch.isfinite(weight).all()))
     try:
         loss = motion_drift_loss(pred, target, tau=tau, mode=mode, weight=weight, reduction=reduction)
     except ValueError as e:  # the clear error: it names the non-finite input, or says the dtype overflowed
@@ -185,7 +191,7 @@ def test_motion_drift_loss_is_correct_or_refuses_never_nan(inputs, reduction):
 
 
 @SETTINGS
-@given(latents(min_frames=2, nonfinite=False), st.sampled_from(DRIFT_MODES))
+@given(latents(min_frames=2, nonfinite=False), st.sampled_from(ALL_DRIFT_MODES))
 def test_the_loss_of_a_clip_against_itself_is_zero_and_a_static_offset_changes_nothing(zs, mode):
     z, dtype, z64 = zs
     if not bool(torch.isfinite(z).all()) or z64.abs().max() > 1e15:
