@@ -22,7 +22,8 @@ The **composite physics error** (:func:`composite`) is one number per clip: the 
 metrics (ballistic residual, gravity error, jump rate) of each metric divided by the control's mean of
 that metric, over the metrics defined on that clip in both variants. The control's composite averages
 ≈ 1, so "LaMo cuts physics error by N %" is the composite's relative change. Fidelity (detection,
-permanence, radius stability, sharpness) is reported beside it, never folded in.
+permanence, radius stability, distance to the ground truth's sharpness) is reported beside it, never
+folded in.
 """
 from __future__ import annotations
 
@@ -40,11 +41,13 @@ __all__ = ["COMPOSITE", "PHYSICS_PARTS", "FIDELITY", "BETTER", "MetricEffect", "
 COMPOSITE = "physics_error"
 PHYSICS_PARTS = ("ballistic_residual", "gravity_error", "jump_rate")
 #: Fidelity: how the clip looks, reported beside the composite and never folded into it.
-FIDELITY = ("detection_rate", "permanence_error", "radius_cv", "sharpness")
+#: ``sharpness_error`` is the distance to the ground truth's sharpness (raw sharpness has no better side:
+#: a noisy backbone is "sharper" than the world it imitates).
+FIDELITY = ("detection_rate", "permanence_error", "radius_cv", "sharpness_error")
 #: Which direction is better for every metric this module knows.
 BETTER = {COMPOSITE: "lower", "ballistic_residual": "lower", "gravity_error": "lower", "jump_rate": "lower",
           "restitution_error": "lower", "detection_rate": "higher", "permanence_error": "lower",
-          "radius_cv": "lower", "sharpness": "higher", "motion_smoothness": "higher",
+          "radius_cv": "lower", "sharpness_error": "lower", "sharpness": "≈ ground truth", "motion_smoothness": "higher",
           "temporal_flickering": "higher", "guide_loss": "lower"}
 
 #: Fewer paired clips than this and no verdict is given.
