@@ -233,6 +233,9 @@ def test_bad_input_is_explained(tmp_path, capsys):
         write_model_card(tmp_path / "empty")
     assert main(["share", "card", str(tmp_path / "empty")]) == 2
     assert "not a LaMo motion prior folder" in capsys.readouterr().err
+    (tmp_path / "empty" / "predictor.safetensors").write_bytes(b"")
+    with pytest.raises(InputError, match="lamo convert release-predictor"):
+        write_model_card(tmp_path / "empty")
 
     tiny_prior().save_pretrained(tmp_path / "prior")
     with pytest.raises(MissingInputError, match="table.json"):

@@ -388,9 +388,12 @@ def check_prior_folder(folder: str | os.PathLike) -> None:
     if not folder.is_dir():
         raise MissingInputError(f"prior folder {folder} not found")
     if not (folder / "config.json").is_file():
+        release = (folder / "predictor.safetensors").is_file()
         raise InputError(f"{folder} is not a LaMo motion prior folder: config.json is missing (a prior folder holds "
                          "config.json and diffusion_pytorch_model.safetensors, written by MotionPrior.save_pretrained "
-                         "or `lamo train prior`)")
+                         "or `lamo train prior`)" + ("; this is the authors' release: convert it first with "
+                                                    "`lamo convert release-predictor SRC OUT` and share OUT"
+                                                    if release else ""))
 
 
 def write_model_card(
