@@ -24,7 +24,7 @@ from tiny_models import (COGVIDEOX_LATENT_CHANNELS, TEXT_DIM, WAN_LATENT_CHANNEL
 
 from lamo.adapters import CogVideoXAdapter, WanAdapter, get_adapter
 from lamo.pipelines import (LaMoCogVideoXImageToVideoPipeline, LaMoCogVideoXPipeline, LaMoWanImageToVideoPipeline,
-                            LaMoWanPipeline, is_image_to_video_model, pipeline_class)
+                            LaMoWanPipeline, is_image_to_video_model, pipeline_class, takes_image)
 
 
 @dataclass
@@ -226,7 +226,10 @@ def test_pipeline_class_and_is_image_to_video_model(tmp_path):
     for name in ("CogVideoXImageToVideoPipeline", "WanImageToVideoPipeline", "LaMoWanImageToVideoPipeline"):
         assert is_image_to_video_model({"_class_name": name})
     for name in ("CogVideoXPipeline", "WanPipeline", "LaMoWanPipeline"):
-        assert not is_image_to_video_model({"_class_name": name})
+        assert not is_image_to_video_model({"_class_name": name}) and not takes_image({"_class_name": name})
+    assert takes_image({"_class_name": "WanImageToVideoPipeline", "expand_timesteps": False})
+    ti2v = {"_class_name": "WanPipeline", "expand_timesteps": True}  # Wan 2.2 TI2V-5B: text- and image-to-video
+    assert takes_image(ti2v) and not is_image_to_video_model(ti2v)
 
     # a saved stock I2V pipeline loads into the LaMo one, and gives the same video
     backbone = BACKBONES["wan2.2-i2v-euler"]

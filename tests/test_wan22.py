@@ -296,3 +296,23 @@ def test_ti2v_i2v_guidance_leaves_the_image_frame_alone():
     assert torch.equal(plain["model_output"], latent["model_output"])  # latent mode edits x_t, not o ...
     assert torch.equal(plain["sample"][:, :, 0], latent["sample"][:, :, 0])  # ... and not the image frame
     assert not torch.equal(plain["sample"][:, :, 1:], latent["sample"][:, :, 1:])
+
+
+def test_ti2v_saved_as_a_wan_pipeline_loads_for_image_to_video(tmp_path):
+    """TI2V-5B is saved as a ``WanPipeline``; the same folder loads into the image-to-video pipeline
+    (``pipeline_class("wan", image_to_video=True)``, what ``takes_image`` allows), which matches stock."""
+    from lamo.pipelines import pipeline_class, takes_image
+
+    stock_t2v, _ = BACKBONES["ti2v-t2v"].pipelines()
+    stock_t2v.save_pretrained(tmp_path / "model")
+    assert takes_image(dict(WanPipeline.load_config(tmp_path / "model")))
+    kwargs = dict(tokenizer=None, text_encoder=None)
+    lamo = pipeline_class("wan", image_to_video=True).from_pretrained(tmp_path / "model", **kwargs)
+    stock = WanImageToVideoPipeline.from_pretrained(tmp_path / "model", **kwargs)
+    for pipe in (lamo, stock):
+        pipe.set_progress_bar_config(disable=True)
+    assert isinstance(lamo, LaMoWanImageToVideoPipeline) and lamo.config.expand_timesteps
+    backbone = BACKBONES["ti2v-i2v"]
+    assert torch.equal(_run(lamo, backbone), _run(stock, backbone))
+    guided = _run(lamo, backbone, motion_prior=backbone.prior(), motion_guidance_scale=1.0)
+    assert not torch.equal(guided, _run(stock, backbone))

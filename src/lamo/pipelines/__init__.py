@@ -19,7 +19,7 @@ from .wan import LaMoWanImageToVideoPipeline, LaMoWanPipeline
 
 __all__ = [
     "LaMoCogVideoXPipeline", "LaMoWanPipeline", "LaMoCogVideoXImageToVideoPipeline", "LaMoWanImageToVideoPipeline",
-    "pipeline_class", "is_image_to_video_model",
+    "pipeline_class", "is_image_to_video_model", "takes_image",
     "GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
     "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS",
 ]
@@ -42,3 +42,10 @@ def is_image_to_video_model(model_index: dict) -> bool:
     ``CogVideoXImageToVideoPipeline`` / ``WanImageToVideoPipeline`` (with or without LaMo's prefix)."""
     name = str(model_index.get("_class_name", "")).removeprefix("LaMo")
     return name in ("CogVideoXImageToVideoPipeline", "WanImageToVideoPipeline")
+
+
+def takes_image(model_index: dict) -> bool:
+    """Whether a saved pipeline can make a video from an image: an image-to-video one, or Wan 2.2 TI2V-5B
+    (saved as a ``WanPipeline`` with ``expand_timesteps``: text- and image-to-video with the same weights;
+    load it with ``pipeline_class("wan", image_to_video=True)`` for the latter)."""
+    return is_image_to_video_model(model_index) or bool(model_index.get("expand_timesteps", False))
