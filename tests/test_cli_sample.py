@@ -136,3 +136,29 @@ def test_sample_into_an_earlier_run_is_refused_resumed_or_replaced(cogvideox_mod
     assert main(argv) == 0
     assert "making 2 video(s)" in capsys.readouterr().out and "prompt_embeds_sha256" in json.dumps(
         json.loads((out / "run.json").read_text())["videos"][0]["recipe"])
+
+
+def test_sample_image_to_video(tmp_path):
+    """`lamo sample --image`: an image-to-video model samples from the image; a text-to-video model and a
+    missing or unreadable image are refused with the flag named."""
+    from diffusers import CogVideoXImageToVideoPipeline
+    from tiny_models import tiny_cogvideox_i2v_components, tiny_image
+
+    CogVideoXImageToVideoPipeline(**tiny_cogvideox_i2v_components()).save_pretrained(tmp_path / "i2v")
+    tiny_motion_prior(COGVIDEOX_LATENT_CHANNELS, backbone="cogvideox").save_pretrained(tmp_path / "prior")
+    CogVideoXPipeline(**tiny_cogvideox_components()).save_pretrained(tmp_path / "t2v")
+    save_prompt_embeds(tmp_path / "p.safetensors", random_prompt_embeds(1, seed=1), random_prompt_embeds(1, seed=2))
+    tiny_image().save(tmp_path / "first.png")
+    args = ["--prompt-embeds", str(tmp_path / "p.safetensors"), "--steps", "2", *SIZE_ARGS]
+    rc = main(["sample", "--model", str(tmp_path / "i2v"), "--prior", str(tmp_path / "prior"), "--image",
+               str(tmp_path / "first.png"), "--motion-guidance-scale", "0.5", *args, "--out", str(tmp_path / "out")])
+    assert rc == 0
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["pipeline"] == "LaMoCogVideoXImageToVideoPipeline" and run["videos"][0]["guided_steps"]
+    assert run["videos"][0]["recipe"]["image_sha256"]
+    assert main(["sample", "--model", str(tmp_path / "i2v"), *args, "--out", str(tmp_path / "o2")]) == 2  # no --image
+    assert main(["sample", "--model", str(tmp_path / "t2v"), "--image", str(tmp_path / "first.png"), *args,
+                 "--out", str(tmp_path / "o3")]) == 2  # a text-to-video model
+    assert main(["sample", "--model", str(tmp_path / "i2v"), "--image", str(tmp_path / "nope.png"), *args,
+                 "--out", str(tmp_path / "o4")]) == 2
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()

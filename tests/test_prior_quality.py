@@ -242,3 +242,10 @@ def test_cli_on_the_physics_world_through_the_shipped_backbone(tmp_path, capsys)
     assert "longer source" in rows["dropped"]["note"]
     assert (tmp_path / "out" / "prior_quality.png").is_file()
     assert "gravity_flipped" in capsys.readouterr().out
+
+
+def test_lamo_eval_prior_is_wired_into_the_cli():
+    from lamo.cli import build_parser
+
+    args = build_parser().parse_args(["eval", "prior", "--prior", "p", "--world", "-n", "4", "--out", "q"])
+    assert args.eval_command == "prior" and args.world and args.n == 4 and callable(args.func)

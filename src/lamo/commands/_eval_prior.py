@@ -11,8 +11,8 @@ GPU hours on sampling. Writes ``OUT/table.json`` and ``OUT/prior_quality.png`` a
   the backbone's VAE (default: the shipped demo backbone).
 
 This module is not a top-level command: :func:`register_eval_prior` adds ``prior`` to the sub-commands of
-``lamo eval`` (``lamo.commands.eval`` calls it). :func:`register` exists only because the CLI imports
-every module of :mod:`lamo.commands` and calls its ``register``; it adds nothing.
+``lamo eval`` (``lamo.commands.eval`` calls it); the CLI does not auto-register modules whose name starts
+with an underscore.
 """
 from __future__ import annotations
 
@@ -24,10 +24,6 @@ __all__ = ["register_eval_prior", "run_eval_prior"]
 
 #: Clips of the physics world scored by default (``-n``).
 DEFAULT_WORLD_CLIPS = 256
-
-
-def register(sub: argparse._SubParsersAction) -> None:  # noqa: ARG001 — see the module docstring
-    """Nothing: ``prior`` is a sub-command of ``lamo eval`` (:func:`register_eval_prior`)."""
 
 
 def register_eval_prior(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

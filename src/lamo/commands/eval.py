@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_motion(esub)
     for name in ("videophy", "videophy2", "vbench"):
         _register_benchmark(esub, name)
+    from ._eval_prior import register_eval_prior
+
+    register_eval_prior(esub)
 
 
 def add_common_arguments(p: argparse.ArgumentParser, report_name: str) -> None:

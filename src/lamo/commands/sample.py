@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--prompt-embeds", help="safetensors file of precomputed prompt embeddings "
                                              "(for models saved without a text encoder; see below)")
     p.add_argument("--negative-prompt", default=None, help="negative prompt text (CFG)")
+    p.add_argument("--image", default=None, metavar="PATH",
+                   help="image-to-video: the first frame (PNG/JPEG) every video starts from; needs an image-to-video "
+                        "model (CogVideoXImageToVideoPipeline, WanImageToVideoPipeline) or Wan 2.2 TI2V-5B")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="random seeds (default: 0)")
     p.add_argument("--steps", type=int, default=50, help="denoising steps (default: 50)")
     p.add_argument("--guidance-scale", type=float, default=None,
@@ -301,6 +304,16 @@ def recipe_differences(old: dict | None, new: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------- run
+def _model_index(model: str) -> dict | None:
+    """The model's ``model_index.json`` (local folder or hub), or ``None`` when it cannot be read here."""
+    from diffusers import DiffusionPipeline
+
+    try:
+        return dict(DiffusionPipeline.load_config(model))
+    except (OSError, ValueError):
+        return None
+
+
 def _check_args(args: argparse.Namespace) -> None:
     """Refuse bad numbers before anything is loaded or written, naming the flag."""
     if not args.seeds:
@@ -328,6 +341,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--skip-existing keeps earlier videos and --overwrite deletes them: pass one")
     if args.prior and not os.path.isdir(args.prior):
         raise MissingInputError(f"motion prior folder {args.prior} not found (--prior)")
+    if getattr(args, "image", None) and not os.path.isfile(args.image):
+        raise MissingInputError(f"image {args.image} not found (--image)")
     if not os.path.exists(args.model) and not _HUB_ID.fullmatch(args.model):
         raise MissingInputError(f"model {args.model!r} is neither a local folder nor a hub id (owner/name)")
     out = Path(args.out)
@@ -361,7 +376,7 @@ def run_sample(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..adapters.registry import detect_family
-    from ..pipelines import pipeline_class
+    from ..pipelines import is_image_to_video_model, pipeline_class, takes_image
     from ..video_io import write_video
 
     t_start = time.perf_counter()
@@ -382,7 +397,16 @@ def run_sample(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype_name = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     dtype = getattr(torch, dtype_name)
-    pipe = pipeline_class(family).from_pretrained(args.model, **_load_kwargs(args.model, dtype)).to(device)
+    image_path = getattr(args, "image", None)
+    index = _model_index(args.model)
+    if index is not None:
+        if image_path and not takes_image(index):
+            raise InputError(f"--image needs an image-to-video model; {args.model} is a {index.get('_class_name')} "
+                             "(text-to-video only)")
+        if is_image_to_video_model(index) and not image_path:
+            raise InputError(f"{args.model} is an image-to-video model ({index.get('_class_name')}): pass --image PATH")
+    pipe = pipeline_class(family, image_to_video=bool(image_path)).from_pretrained(
+        args.model, **_load_kwargs(args.model, dtype)).to(device)
     pipe.set_progress_bar_config(disable=True)
     if embeds is None and (getattr(pipe, "tokenizer", None) is None or getattr(pipe, "text_encoder", None) is None):
         raise InputError(f"{args.model} has no tokenizer / text encoder (saved without them): pass --prompt-embeds "
@@ -437,6 +461,13 @@ def run_sample(args: argparse.Namespace) -> int:
         call_kwargs["guidance_scale"] = args.guidance_scale
     if args.negative_prompt is not None and embeds is None:
         call_kwargs["negative_prompt"] = args.negative_prompt
+    if image_path:
+        from diffusers.utils import load_image
+
+        try:
+            call_kwargs["image"] = load_image(image_path)  # PIL RGB; the pipeline resizes it to height × width
+        except Exception as e:  # noqa: BLE001 — PIL's many errors for a file that is not an image
+            raise InputError(f"--image {image_path} could not be read as an image ({e})") from e
 
     # what makes a video: everything that changes its pixels (not the activation budget, which only splits calls)
     scheduler_config = json.dumps(dict(pipe.scheduler.config), sort_keys=True, default=str)
@@ -447,6 +478,7 @@ def run_sample(args: argparse.Namespace) -> int:
         negative_prompt=args.negative_prompt, frames=frames_n, height=height, width=width, text_len=text_len,
         scheduler=type(pipe.scheduler).__name__,
         scheduler_sha256=hashlib.sha256(scheduler_config.encode()).hexdigest(), dtype=dtype_name, fps=fps,
+        image=image_path, image_sha256=hashlib.sha256(Path(image_path).read_bytes()).hexdigest() if image_path else None,
     )
 
     def recipe(i: int, seed: int, lam: float) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from .checkpoints import resume_step, save_checkpoint
+from .checkpoints import resume_step, save_checkpoint, trim_jsonl_log
 from .prior import apply_recipe, build_prior, lr_factor
 
 __all__ = ["FinetuneConfig", "FinetuneLoss", "train_finetune", "FINETUNE_RECIPES", "DRIFT_WEIGHTINGS"]
@@ -192,6 +192,8 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
     if cfg.log_with != "none":
         acc.init_trackers("logs", config={k: v for k, v in asdict(cfg).items() if v is not None})
     step = resume_step(acc, out, cfg.resume_from_checkpoint)
+    if step and acc.is_main_process:  # steps after the checkpoint are trained (and logged) again: log each once
+        trim_jsonl_log(out / "loss.jsonl", step)
     per_step = cfg.batch_size * acc.num_processes
     if len(ds) < per_step:
         raise ValueError(f"the cache has {len(ds)} rows, fewer than one batch ({per_step})")
