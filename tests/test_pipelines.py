@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
 import pytest
 import torch
 from diffusers import CogVideoXPipeline, WanPipeline
@@ -21,6 +20,9 @@ from tiny_models import (COGVIDEOX_LATENT_CHANNELS, LATENT_FRAMES, TEXT_DIM, WAN
 from lamo.adapters import CogVideoXAdapter, WanAdapter
 from lamo.pipelines import LaMoCogVideoXPipeline, LaMoWanPipeline
 from lamo.pipelines.guided import GuidedSchedulerStep
+
+pytest.register_assert_rewrite("pipeline_checks")  # its asserts report like the tests' own
+from pipeline_checks import check_bit_identical_decoded, check_guidance_window  # noqa: E402
 
 
 @dataclass
@@ -103,40 +105,13 @@ def test_bit_identical_to_stock_when_guidance_is_off(name):
 
 @pytest.mark.parametrize("name", ["cogvideox-2b-ddim", "wan-unipc"])
 def test_bit_identical_decoded_video(name):
-    backbone = BACKBONES[name]
-    stock, lamo = backbone.pipelines()
-    reference = _run(stock, backbone, output_type="np", num_inference_steps=2)
-    ours = _run(lamo, backbone, output_type="np", num_inference_steps=2, motion_prior=backbone.prior(),
-                motion_guidance_record=True)
-    assert isinstance(ours, np.ndarray) and ours.shape == reference.shape and np.array_equal(ours, reference)
+    check_bit_identical_decoded(BACKBONES[name], _run)
 
 
 # ---------------------------------------------------------------------------------------- guidance on
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_guidance_changes_the_trajectory_from_the_first_guided_step(name):
-    backbone = BACKBONES[name]
-    stock, lamo = backbone.pipelines()
-    prior = backbone.prior()
-    reference = _trajectory(stock, backbone)
-    guided = _trajectory(lamo, backbone, motion_prior=prior, motion_guidance_scale=1.0,
-                         motion_guidance_window=WINDOW, motion_guidance_record=True)
-    assert len(guided) == len(reference) == STEPS
-    for i, (a, b) in enumerate(zip(reference, guided)):
-        if i < FIRST_GUIDED:
-            assert torch.equal(a, b), f"step {i} is before the window but changed"
-        else:
-            assert not torch.equal(a, b), f"step {i} is guided but did not change"
-    history = lamo.motion_guidance_history
-    assert [r.step for r in history] == list(range(STEPS))
-    assert [r.step for r in history if r.guided] == list(range(FIRST_GUIDED, STEPS))
-    guided_loss = [float(r.loss.sum()) for r in history]
-
-    # the same measurement along the unguided trajectory: L_guide is lower wherever guidance acted before
-    _run(lamo, backbone, motion_prior=prior, motion_guidance_record=True)
-    plain_loss = [float(r.loss.sum()) for r in lamo.motion_guidance_history]
-    assert guided_loss[:FIRST_GUIDED + 1] == pytest.approx(plain_loss[:FIRST_GUIDED + 1], rel=1e-6)
-    for s in range(FIRST_GUIDED + 1, STEPS):
-        assert guided_loss[s] < plain_loss[s], f"step {s}: L_guide {guided_loss[s]} ≥ unguided {plain_loss[s]}"
+    check_guidance_window(BACKBONES[name], _run, _trajectory, WINDOW, FIRST_GUIDED, STEPS, every_step_recorded=True)
 
 
 @pytest.mark.parametrize("name", ["cogvideox-5b-dpm", "wan-unipc"])

@@ -71,6 +71,7 @@ def tiny_cogvideox_components(
     latent_channels: int = COGVIDEOX_LATENT_CHANNELS,
     text_dim: int = TEXT_DIM,
     seed: int = 0,
+    image_to_video: bool = False,
 ) -> dict[str, Any]:
     """Components of a tiny random ``CogVideoXPipeline`` (tokenizer and text encoder are ``None``).
 
@@ -83,27 +84,12 @@ def tiny_cogvideox_components(
         latent_channels: ``C`` of the latent space.
         text_dim: prompt embedding width.
         seed: weights are drawn after ``torch.manual_seed(seed)``.
+        image_to_video: ``True`` → for ``CogVideoXImageToVideoPipeline`` instead (what
+            :func:`tiny_cogvideox_i2v_components` builds): the transformer takes ``2·C`` channels.
     """
-    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXDPMScheduler,
-                           CogVideoXTransformer3DModel)
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXDPMScheduler
 
-    torch.manual_seed(seed)
-    transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2,
-        attention_head_dim=16,  # RoPE splits the head dim three ways: keep it ≥ 16
-        in_channels=latent_channels,
-        out_channels=latent_channels,
-        time_embed_dim=4,
-        text_embed_dim=text_dim,
-        num_layers=1,
-        sample_width=WIDTH // 8,  # latent width
-        sample_height=HEIGHT // 8,  # latent height
-        sample_frames=NUM_FRAMES,
-        patch_size=2,
-        temporal_compression_ratio=4,
-        max_text_seq_length=TEXT_LEN,
-        use_rotary_positional_embeddings=rope,
-    )
+    transformer = _tiny_cogvideox_transformer(latent_channels, text_dim, rope, seed, image_to_video)
     torch.manual_seed(seed + 1)
     vae = AutoencoderKLCogVideoX(
         in_channels=3,
@@ -122,7 +108,34 @@ def tiny_cogvideox_components(
         prediction_type="v_prediction", rescale_betas_zero_snr=True, set_alpha_to_one=True,
         snr_shift_scale=1.0 if rope else 3.0, timestep_spacing="trailing",
     )
-    return dict(tokenizer=None, text_encoder=None, vae=vae.eval(), transformer=transformer.eval(), scheduler=sched)
+    return dict(tokenizer=None, text_encoder=None, vae=vae.eval(), transformer=transformer, scheduler=sched)
+
+
+def _tiny_cogvideox_transformer(latent_channels: int, text_dim: int, rope: bool, seed: int, image_to_video: bool):
+    """The tiny CogVideoX transformer, drawn after ``torch.manual_seed(seed)``. Image-to-video: it takes ``2·C``
+    input channels (noisy latents and image latents concatenated along ``C``), predicts ``C``, and has no
+    learned positional embeddings (as CogVideoX-5B-I2V)."""
+    from diffusers import CogVideoXTransformer3DModel
+
+    extra = dict(use_learned_positional_embeddings=False) if image_to_video else {}
+    torch.manual_seed(seed)
+    return CogVideoXTransformer3DModel(
+        num_attention_heads=2,
+        attention_head_dim=16,  # RoPE splits the head dim three ways: keep it ≥ 16
+        in_channels=2 * latent_channels if image_to_video else latent_channels,  # (+ image latents)
+        out_channels=latent_channels,
+        time_embed_dim=4,
+        text_embed_dim=text_dim,
+        num_layers=1,
+        sample_width=WIDTH // 8,  # latent width
+        sample_height=HEIGHT // 8,  # latent height
+        sample_frames=NUM_FRAMES,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=TEXT_LEN,
+        use_rotary_positional_embeddings=rope,
+        **extra,
+    ).eval()
 
 
 def cogvideox_call_kwargs(**overrides: Any) -> dict[str, Any]:
@@ -198,41 +211,12 @@ def wan_call_kwargs(**overrides: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- image-to-video
-def tiny_cogvideox_i2v_components(
-    *,
-    rope: bool = False,
-    scheduler: str = "ddim",
-    latent_channels: int = COGVIDEOX_LATENT_CHANNELS,
-    text_dim: int = TEXT_DIM,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Components of a tiny random ``CogVideoXImageToVideoPipeline``: as :func:`tiny_cogvideox_components`
-    (same VAE and scheduler), but the transformer takes ``2·C`` input channels (noisy latents and image
-    latents concatenated along ``C``), predicts ``C``, and has no learned positional embeddings (as
-    CogVideoX-5B-I2V)."""
-    from diffusers import CogVideoXTransformer3DModel
-
-    components = tiny_cogvideox_components(rope=rope, scheduler=scheduler, latent_channels=latent_channels,
-                                           text_dim=text_dim, seed=seed)
-    torch.manual_seed(seed)
-    components["transformer"] = CogVideoXTransformer3DModel(
-        num_attention_heads=2,
-        attention_head_dim=16,
-        in_channels=2 * latent_channels,  # latents + image latents
-        out_channels=latent_channels,
-        time_embed_dim=4,
-        text_embed_dim=text_dim,
-        num_layers=1,
-        sample_width=WIDTH // 8,
-        sample_height=HEIGHT // 8,
-        sample_frames=NUM_FRAMES,
-        patch_size=2,
-        temporal_compression_ratio=4,
-        max_text_seq_length=TEXT_LEN,
-        use_rotary_positional_embeddings=rope,
-        use_learned_positional_embeddings=False,
-    ).eval()
-    return components
+def tiny_cogvideox_i2v_components(**kwargs: Any) -> dict[str, Any]:
+    """Components of a tiny random ``CogVideoXImageToVideoPipeline``: :func:`tiny_cogvideox_components` with
+    ``image_to_video=True`` (takes its other keyword arguments): the same VAE and scheduler, but the
+    transformer takes ``2·C`` input channels (noisy latents and image latents concatenated along ``C``),
+    predicts ``C``, and has no learned positional embeddings (as CogVideoX-5B-I2V)."""
+    return tiny_cogvideox_components(image_to_video=True, **kwargs)
 
 
 def _tiny_wan_transformer(in_channels: int, out_channels: int, text_dim: int, seed: int, **extra: Any):

@@ -1,0 +1,59 @@
+"""Checks shared by the pipeline tests (``test_pipelines``, ``test_pipelines_i2v``, ``test_wan22``).
+
+Each test file defines its own ``Backbone`` (with ``pipelines()`` → ``(stock, lamo)`` built from the same
+weights, and ``prior()``), a ``run(pipe, backbone, **call_kwargs)`` that calls a pipeline and returns its
+``.frames``, and a ``trajectory(pipe, backbone, **call_kwargs)`` that returns the latents after each step;
+these functions take them as arguments.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import torch
+
+Run = Callable[..., Any]
+
+
+def check_bit_identical_decoded(backbone, run: Run) -> None:
+    """Decoded to pixels (``output_type="np"``), a LaMo pipeline with a prior, measuring ``L_guide`` but not
+    guiding, gives the stock pipeline's video bit for bit."""
+    stock, lamo = backbone.pipelines()
+    reference = run(stock, backbone, output_type="np", num_inference_steps=2)
+    ours = run(lamo, backbone, output_type="np", num_inference_steps=2, motion_prior=backbone.prior(),
+               motion_guidance_record=True)
+    assert isinstance(ours, np.ndarray) and ours.shape == reference.shape and np.array_equal(ours, reference)
+
+
+def check_guidance_window(backbone, run: Run, trajectory: Run, window: float, first_guided: int, steps: int, *,
+                          every_step_recorded: bool = False) -> None:
+    """Guidance on from ``first_guided`` (the first step in ``window``): the steps before it equal the stock
+    pipeline's, every step from it on differs, the history marks exactly those steps guided, and ``L_guide``
+    is lower than along the unguided trajectory after the first guided step.
+
+    ``every_step_recorded``: also assert the history holds one record for every step, in order.
+    """
+    stock, lamo = backbone.pipelines()
+    prior = backbone.prior()
+    reference = trajectory(stock, backbone)
+    guided = trajectory(lamo, backbone, motion_prior=prior, motion_guidance_scale=1.0,
+                        motion_guidance_window=window, motion_guidance_record=True)
+    assert len(guided) == len(reference) == steps
+    for i, (a, b) in enumerate(zip(reference, guided)):
+        if i < first_guided:
+            assert torch.equal(a, b), f"step {i} is before the window but changed"
+        else:
+            assert not torch.equal(a, b), f"step {i} is guided but did not change"
+    history = lamo.motion_guidance_history
+    if every_step_recorded:
+        assert [r.step for r in history] == list(range(steps))
+    assert [r.step for r in history if r.guided] == list(range(first_guided, steps))
+    guided_loss = [float(r.loss.sum()) for r in history]
+
+    # the same measurement along the unguided trajectory: L_guide is lower wherever guidance acted before
+    run(lamo, backbone, motion_prior=prior, motion_guidance_record=True)
+    plain_loss = [float(r.loss.sum()) for r in lamo.motion_guidance_history]
+    assert guided_loss[:first_guided + 1] == pytest.approx(plain_loss[:first_guided + 1], rel=1e-6)
+    for s in range(first_guided + 1, steps):
+        assert guided_loss[s] < plain_loss[s], f"step {s}: L_guide {guided_loss[s]} ≥ unguided {plain_loss[s]}"
