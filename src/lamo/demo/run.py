@@ -123,7 +123,7 @@ class DemoConfig:
 #: ``demo``: ``make demo`` (shipped prior and selection). ``full``: ``lamo bench effect`` (everything chosen here).
 PRESETS: dict[str, dict] = {
     "demo": {},
-    "full": dict(prior="", selection="", test_prompts=128, test_seeds=(0, 1), ablations=True),
+    "full": dict(preset="full", prior="", selection="", test_prompts=128, test_seeds=(0, 1), ablations=True),
 }
 
 
