@@ -124,9 +124,9 @@ def check_config(cfg) -> None:
     need(cfg.mixed_precision in ("no", "fp16", "bf16"), "mixed_precision", "one of no, fp16, bf16")
     need(cfg.log_with in _LOGGERS, "log_with", f"one of {', '.join(_LOGGERS)}")
     if hasattr(cfg, "drift_mode"):
-        from ..losses import DRIFT_MODES
+        from ..losses import ALL_DRIFT_MODES
 
-        need(cfg.drift_mode in DRIFT_MODES, "drift_mode", f"one of {', '.join(DRIFT_MODES)}")
+        need(cfg.drift_mode in ALL_DRIFT_MODES, "drift_mode", f"one of {', '.join(ALL_DRIFT_MODES)}")
     if hasattr(cfg, "preset"):
         from ..prior import PRIOR_PRESETS
 

@@ -54,7 +54,7 @@ class FinetuneConfig:
     lr: float = 1e-4
     lora_rank: int = 64  # 0: full fine-tuning
     drift_weight: float = 0.4  # λ_drift (0: plain denoising fine-tune)
-    drift_mode: str = "normalized"  # normalized | raw | dense
+    drift_mode: str = "normalized"  # normalized | raw | dense | batch_normalized | floor_normalized
     tau: int = 2
     gradient_checkpointing: bool = False
     grad_clip: float = 1.0
