@@ -2,8 +2,8 @@
 
 Each test file defines its own ``Backbone`` (with ``pipelines()`` → ``(stock, lamo)`` built from the same
 weights, and ``prior()``), a ``run(pipe, backbone, **call_kwargs)`` that calls a pipeline and returns its
-``.frames``, and a ``trajectory(pipe, backbone, **call_kwargs)`` that returns the latents after each step;
-these functions take them as arguments.
+``.frames``; these functions take them as arguments (:func:`trajectory` records the latents after each
+step through that ``run``).
 """
 from __future__ import annotations
 
@@ -26,7 +26,19 @@ def check_bit_identical_decoded(backbone, run: Run) -> None:
     assert isinstance(ours, np.ndarray) and ours.shape == reference.shape and np.array_equal(ours, reference)
 
 
-def check_guidance_window(backbone, run: Run, trajectory: Run, window: float, first_guided: int, steps: int, *,
+def trajectory(run: Run, pipe, backbone, **kwargs) -> list[torch.Tensor]:
+    """Latents after each denoising step of ``run(pipe, backbone, **kwargs)`` (``callback_on_step_end``)."""
+    steps: list[torch.Tensor] = []
+
+    def keep(_pipe, i, t, tensors):
+        steps.append(tensors["latents"].clone())
+        return {}
+
+    run(pipe, backbone, callback_on_step_end=keep, **kwargs)
+    return steps
+
+
+def check_guidance_window(backbone, run: Run, window: float, first_guided: int, steps: int, *,
                           every_step_recorded: bool = False) -> None:
     """Guidance on from ``first_guided`` (the first step in ``window``): the steps before it equal the stock
     pipeline's, every step from it on differs, the history marks exactly those steps guided, and ``L_guide``
@@ -36,8 +48,8 @@ def check_guidance_window(backbone, run: Run, trajectory: Run, window: float, fi
     """
     stock, lamo = backbone.pipelines()
     prior = backbone.prior()
-    reference = trajectory(stock, backbone)
-    guided = trajectory(lamo, backbone, motion_prior=prior, motion_guidance_scale=1.0,
+    reference = trajectory(run, stock, backbone)
+    guided = trajectory(run, lamo, backbone, motion_prior=prior, motion_guidance_scale=1.0,
                         motion_guidance_window=window, motion_guidance_record=True)
     assert len(guided) == len(reference) == steps
     for i, (a, b) in enumerate(zip(reference, guided)):
