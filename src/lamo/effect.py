@@ -28,7 +28,9 @@ folded in.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -146,27 +148,22 @@ def composite(control: Sequence[Mapping], variant: Sequence[Mapping],
     if not a_parts:
         nan = np.full(len(control), np.nan)
         return nan, nan.copy()
-    with np.errstate(invalid="ignore"), _quiet():
+    with _quiet():
         return np.nanmean(np.stack(b_parts), axis=0), np.nanmean(np.stack(a_parts), axis=0)
 
 
-class _quiet:
-    """Silence numpy's "mean of empty slice" for all-NaN columns (they are meant to be NaN)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
+@contextmanager
+def _quiet():
+    """Silence numpy's and scipy's RuntimeWarnings (a mean of an all-NaN column is meant to be NaN; BCa on
+    degenerate resamples is retried as a percentile interval)."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._w.__exit__(*exc)
+        yield
 
 
 def _bootstrap(data: tuple[np.ndarray, ...], statistic, rng: np.random.Generator, n_resamples: int) -> tuple[float, float]:
     """95 % BCa interval (percentile when BCa is degenerate), paired resampling of clips."""
-    if np.allclose(data[0], data[0][0]) and all(np.allclose(x, x[0]) for x in data):
+    if all(np.allclose(x, x[0]) for x in data):
         v = float(statistic(*[x[None] for x in data], axis=-1)[0])
         return v, v  # no spread: the interval is the point
     for method in ("BCa", "percentile"):
@@ -184,7 +181,7 @@ def _mean_diff(a, b, axis=-1):
 
 
 def _rel_diff(a, b, axis=-1):
-    return (np.mean(a, axis=axis) - np.mean(b, axis=axis)) / np.mean(b, axis=axis)
+    return _mean_diff(a, b, axis) / np.mean(b, axis=axis)
 
 
 def paired_effect(control: np.ndarray, variant: np.ndarray, metric: str, better: str | None = None,

@@ -47,10 +47,10 @@ from ..errors import InputError, MissingInputError
 from ..motion_metrics import MOTION_METRICS, motion_metrics
 from ..peers import FlowMoGuidance
 from ..physics.dataset import clip_seed, make_clip
-from ..physics.metrics import ClipError, evaluate_clip
+from ..physics.metrics import ClipError, aggregate, evaluate_clip
 from ..physics.world import get_world_config
 from ..prior import MotionPrior
-from ..report import plot_forest, plot_sweep_effects, side_by_side, write_html
+from ..report import fmt_mean_std, plot_forest, plot_sweep_effects, side_by_side, write_html
 
 __all__ = ["DemoConfig", "PRESETS", "run_demo", "fit_prior", "DEFAULT_BACKBONE", "DEFAULT_PRIOR", "HEADLINE",
            "SECONDARY", "choose", "analyse", "reanalyse", "add_sharpness_error"]
@@ -248,15 +248,9 @@ TABLE = [*HEADLINE[1:], "sharpness", *SECONDARY]
 
 
 def _summary(rows: list[dict]) -> dict:
-    """Per metric: mean and std over the clips where it is defined, and how many those are."""
-    out = {}
-    for m in TABLE:
-        vals = np.array([float(r.get(m, math.nan)) for r in rows], dtype=float)
-        ok = vals[np.isfinite(vals)]
-        out[m] = {"mean": float(ok.mean()) if ok.size else math.nan, "std": float(ok.std()) if ok.size else math.nan,
-                  "n": int(ok.size), "n_undefined": int(len(vals) - ok.size)}
-    out["failed_clips"] = sum("error" in r for r in rows)
-    return out
+    """Per metric of :data:`TABLE`: mean and std over the clips where it is defined, and how many those
+    are (:func:`lamo.physics.metrics.aggregate`); and how many clips could not be scored."""
+    return {**aggregate(rows, TABLE), "failed_clips": sum("error" in r for r in rows)}
 
 
 # ------------------------------------------------------------------------------------- choosing knobs
@@ -617,9 +611,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
 
 
 def _abs_cell(s: dict) -> str:
-    if not s["n"]:
-        return "–"
-    return f"{s['mean']:.3g} ± {s['std']:.2g} (n={s['n']})"
+    return f"{fmt_mean_std(s['mean'], s['std'])} (n={s['n']})" if s["n"] else "–"
 
 
 def _print_table(effects: dict, n: int) -> None:
