@@ -7,13 +7,37 @@ step through that ``run``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_motion_prior, tiny_pipeline
 
 Run = Callable[..., Any]
+
+
+@dataclass
+class Backbone:
+    """A tiny backbone under test: how to build it (stock and LaMo pipelines from the same weights), call it,
+    and the prior that fits it."""
+
+    components: Callable[[], dict[str, Any]]
+    stock: type
+    lamo: type
+    call_kwargs: Callable[..., dict[str, Any]]
+    family: str
+    channels: int  # latent channels the transformer predicts (the prior's)
+    true_lengths: list[int] | None = None  # Wan zero-pads prompt embeddings past the prompt
+    condition_channels: int = 0  # image-to-video: extra input channels the transformer is given
+
+    def pipelines(self):
+        comps = self.components()
+        return tiny_pipeline(self.stock, comps), tiny_pipeline(self.lamo, comps)
+
+    def prior(self, **kwargs):
+        return tiny_motion_prior(self.channels, backbone=self.family, **kwargs)
 
 
 def check_bit_identical_decoded(backbone, run: Run) -> None:

@@ -7,9 +7,6 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
-
 import pytest
 import torch
 from diffusers import CogVideoXPipeline, WanPipeline
@@ -22,25 +19,7 @@ from lamo.pipelines import LaMoCogVideoXPipeline, LaMoWanPipeline
 from lamo.pipelines.guided import GuidedSchedulerStep
 
 pytest.register_assert_rewrite("pipeline_checks")  # its asserts report like the tests' own
-from pipeline_checks import check_bit_identical_decoded, check_guidance_window  # noqa: E402
-
-
-@dataclass
-class Backbone:
-    components: Callable[[], dict[str, Any]]
-    stock: type
-    lamo: type
-    call_kwargs: Callable[..., dict[str, Any]]
-    family: str
-    channels: int
-    true_lengths: list[int] | None = None  # Wan zero-pads prompt embeddings past the prompt
-
-    def pipelines(self):
-        comps = self.components()
-        return tiny_pipeline(self.stock, comps), tiny_pipeline(self.lamo, comps)
-
-    def prior(self, **kwargs):
-        return tiny_motion_prior(self.channels, backbone=self.family, **kwargs)
+from pipeline_checks import Backbone, check_bit_identical_decoded, check_guidance_window  # noqa: E402
 
 
 BACKBONES = {

@@ -10,15 +10,12 @@ An I2V transformer takes the noisy latents *and* an image condition (CogVideoX: 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
-
 import pytest
 import torch
 from diffusers import CogVideoXImageToVideoPipeline, WanImageToVideoPipeline
 from tiny_models import (COGVIDEOX_LATENT_CHANNELS, TEXT_DIM, WAN_LATENT_CHANNELS, cogvideox_call_kwargs,
                          random_prompt_embeds, tiny_cogvideox_components, tiny_cogvideox_i2v_components, tiny_image,
-                         tiny_motion_prior, tiny_pipeline, tiny_wan_components, tiny_wan_i2v_components,
+                         tiny_motion_prior, tiny_wan_components, tiny_wan_i2v_components,
                          wan_call_kwargs)
 
 from lamo.adapters import CogVideoXAdapter, WanAdapter, get_adapter
@@ -26,40 +23,21 @@ from lamo.pipelines import (LaMoCogVideoXImageToVideoPipeline, LaMoCogVideoXPipe
                             LaMoWanPipeline, is_image_to_video_model, pipeline_class, takes_image)
 
 pytest.register_assert_rewrite("pipeline_checks")  # its asserts report like the tests' own
-from pipeline_checks import check_bit_identical_decoded, check_guidance_window  # noqa: E402
-
-
-@dataclass
-class Backbone:
-    components: Callable[[], dict[str, Any]]
-    stock: type
-    lamo: type
-    call_kwargs: Callable[..., dict[str, Any]]
-    family: str
-    channels: int
-    condition_channels: int
-    true_lengths: list[int] | None = None  # Wan zero-pads prompt embeddings past the prompt
-
-    def pipelines(self):
-        comps = self.components()
-        return tiny_pipeline(self.stock, comps), tiny_pipeline(self.lamo, comps)
-
-    def prior(self, **kwargs):
-        return tiny_motion_prior(self.channels, backbone=self.family, **kwargs)
-
+from pipeline_checks import Backbone, check_bit_identical_decoded, check_guidance_window  # noqa: E402
 
 C_COG, C_WAN = COGVIDEOX_LATENT_CHANNELS, WAN_LATENT_CHANNELS
 BACKBONES = {
     "cogvideox-i2v-ddim": Backbone(lambda: tiny_cogvideox_i2v_components(), CogVideoXImageToVideoPipeline,
-                                   LaMoCogVideoXImageToVideoPipeline, cogvideox_call_kwargs, "cogvideox", C_COG, C_COG),
+                                   LaMoCogVideoXImageToVideoPipeline, cogvideox_call_kwargs, "cogvideox", C_COG,
+                                   condition_channels=C_COG),
     "cogvideox-i2v-5b-dpm": Backbone(lambda: tiny_cogvideox_i2v_components(rope=True, scheduler="dpm"),
                                      CogVideoXImageToVideoPipeline, LaMoCogVideoXImageToVideoPipeline,
-                                     cogvideox_call_kwargs, "cogvideox", C_COG, C_COG),
+                                     cogvideox_call_kwargs, "cogvideox", C_COG, condition_channels=C_COG),
     "wan2.1-i2v-unipc": Backbone(lambda: tiny_wan_i2v_components(style="2.1"), WanImageToVideoPipeline,
-                                 LaMoWanImageToVideoPipeline, wan_call_kwargs, "wan", C_WAN, C_WAN + 4, [5]),
+                                 LaMoWanImageToVideoPipeline, wan_call_kwargs, "wan", C_WAN, [5], C_WAN + 4),
     "wan2.2-i2v-euler": Backbone(lambda: tiny_wan_i2v_components(style="2.2", scheduler="euler"),
                                  WanImageToVideoPipeline, LaMoWanImageToVideoPipeline, wan_call_kwargs, "wan", C_WAN,
-                                 C_WAN + 4, [5]),
+                                 [5], C_WAN + 4),
 }
 STEPS, WINDOW, FIRST_GUIDED = 5, 0.6, 2  # steps s ≥ ⌈(1 − 0.6)·5⌉ = 2 are guided
 
