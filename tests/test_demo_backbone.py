@@ -152,3 +152,72 @@ def test_bad_drift_mode_is_refused_before_any_work(tmp_path):
 
     a = build_parser().parse_args(["demo", "train-backbone", "--data", "d", "--drift-mode", "batch_normalized"])
     assert a.drift_mode == "batch_normalized" and a.drift_weighting == "per_sample"
+
+
+def test_conv_autoencoder_learns_the_clips_and_quacks_like_a_vae():
+    from lamo.demo import ConvAutoencoder
+    from lamo.demo.train_backbone import _pixels, train_conv_autoencoder
+
+    clips, _ = moving_discs(48, seed=4)
+    ae = ConvAutoencoder(latent_channels=8, hidden=8)
+    x = _pixels(clips[-8:])
+    with torch.no_grad():
+        before = float(((ae.decode(ae.encode(x).latent_dist.sample()).sample - x) ** 2).mean())
+    torch.manual_seed(0)
+    stats = train_conv_autoencoder(ae, clips, BackboneTrainConfig(ae_steps=60, ae_batch_size=8, ae_lr=3e-3),
+                                   torch.device("cpu"))
+    assert stats["held_mse"] < 0.5 * before, (stats, before)
+    z = ae.encode(_pixels(clips[:16])).latent_dist.sample()
+    assert z.shape == (16, 8, 4, 4, 4)  # (B, C, F = 8 frames / 2, 16 px / 4, 16 px / 4)
+    assert abs(float(z.mean())) < 0.05 and abs(float(z.std()) - 1) < 0.05  # calibrated like a VAE's latents
+    y = ae.decode(z).sample
+    assert y.shape == (16, 3, 8, 16, 16) and y.min() >= -1 and y.max() <= 1
+    with pytest.raises(ValueError, match="pixel channels"):
+        ae.encode(torch.zeros(1, 4, 8, 16, 16))
+    with pytest.raises(ValueError, match="expected latents"):
+        ae.decode(torch.zeros(1, 3, 4, 4, 4))
+
+
+def test_conv_backbone_resumes_exactly_and_exports_graded_checkpoints(tmp_path):
+    data = _dataset(tmp_path)
+    base = dict(data=str(data), preset="test-conv", batch_size=4, save_every=5, steps=10, seed=3, ae_steps=4,
+                ae_batch_size=4, export_steps="4,10")
+    straight = train_backbone(BackboneTrainConfig(out=str(tmp_path / "a"), **base))
+    train_backbone(BackboneTrainConfig(out=str(tmp_path / "b"), **{**base, "steps": 5}))
+    resumed = train_backbone(BackboneTrainConfig(out=str(tmp_path / "b"), **base))  # continues at step 5
+    for part in ("transformer", "vae"):
+        a = load_file(next((straight / part).glob("*.safetensors")))
+        b = load_file(next((resumed / part).glob("*.safetensors")))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+    early = tmp_path / "a" / "pipeline-step-4"
+    assert json.loads((early / "lamo_demo.json").read_text())["step"] == 4
+    e = load_file(early / "transformer" / "diffusion_pytorch_model.safetensors")
+    f = load_file(tmp_path / "a" / "pipeline-step-10" / "transformer" / "diffusion_pytorch_model.safetensors")
+    a = load_file(straight / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(a[k], f[k]) for k in a) and not all(torch.equal(e[k], f[k]) for k in e)
+
+    from diffusers import CogVideoXPipeline
+
+    from lamo.demo import ConvAutoencoder
+
+    pipe = CogVideoXPipeline.from_pretrained(straight)
+    assert isinstance(pipe.vae, ConvAutoencoder)
+    out = pipe(prompt="a ball moves left", num_frames=7, height=16, width=16, num_inference_steps=2,
+               max_sequence_length=12, output_type="np", generator=torch.Generator().manual_seed(0))
+    assert out.frames.shape == (1, 8, 16, 16, 3)
+
+
+def test_world_data_spec_simulates_the_dataset_clips(tmp_path):
+    from lamo.errors import InputError
+    from lamo.demo.train_backbone import world_clips
+    from lamo.physics.dataset import clip_seed, make_clip
+    from lamo.physics.world import get_world_config
+
+    v, caps = world_clips("world:tiny:3:7", frames=16, size=32, workers=1)
+    ref = make_clip(get_world_config("tiny"), clip_seed(7, 2))
+    assert v.shape == (3, 16, 32, 32, 3) and np.array_equal(v[2], ref.frames) and caps[2] == ref.caption
+    for bad in ("world:tiny", "world:nope:3", "world:tiny:x", "world:tiny:0"):
+        with pytest.raises(InputError, match="world:PRESET:N|preset must be"):
+            world_clips(bad, frames=16, size=32)
+    with pytest.raises(InputError, match="needs 8 frames of 16"):
+        world_clips("world:tiny:2", frames=8, size=16)

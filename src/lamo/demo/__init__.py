@@ -1,4 +1,4 @@
 """The embedded demo: a small latent space and backbone for the physics world (DESIGN.md §3)."""
-from .autoencoder import PatchAutoencoder
+from .autoencoder import ConvAutoencoder, PatchAutoencoder
 
-__all__ = ["PatchAutoencoder"]
+__all__ = ["ConvAutoencoder", "PatchAutoencoder"]

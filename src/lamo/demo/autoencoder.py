@@ -27,7 +27,7 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
-__all__ = ["PatchAutoencoder"]
+__all__ = ["PatchAutoencoder", "ConvAutoencoder"]
 
 
 @dataclass
@@ -156,4 +156,149 @@ class PatchAutoencoder(ModelMixin, ConfigMixin):
         pass
 
     def enable_tiling(self, *args, **kwargs) -> None:  # pragma: no cover - nothing to do
+        pass
+
+
+class ConvAutoencoder(ModelMixin, ConfigMixin):
+    """A learned nonlinear space-time patch autoencoder, drop-in for the VAE of ``CogVideoXPipeline``.
+
+    Same latent layout as :class:`PatchAutoencoder` — each latent frame holds ``t`` video frames, so a
+    latent frame carries motion, and nothing mixes latent frames — but the maps are small
+    convolutional networks on each ``t``-frame group (its ``3·t`` pixel channels stacked)::
+
+        encode:  z = s · (E(x) − μ)          (B, 3, T, H, W) -> (B, C, T/t, H/p, W/p)
+        decode:  x = clamp(D(z / s + μ), −1, 1)
+
+    ``E`` downsamples by ``p`` with strided convolutions, ``D`` upsamples back (nearest + conv). The
+    decoder is trained on noised latents as well as clean ones (:meth:`loss`), so a latent that a
+    denoiser leaves slightly off the encoder's image decodes to a clean picture rather than the
+    PCA decoder's speckle: its output stays on the world's image manifold. ``μ`` (per channel) and
+    ``s`` are set after training (:meth:`calibrate`) so latents have zero mean and unit variance, like
+    a VAE's ``scaling_factor`` (folded in here, so the pipeline's factor is 1).
+
+    Args:
+        in_channels: pixel channels (3).
+        latent_channels: ``C``.
+        patch_size: spatial downsampling ``p`` (a power of two).
+        temporal_compression_ratio: frames ``t`` per latent frame.
+        hidden: width of the first convolutions (doubled after each downsampling).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 3,
+        latent_channels: int = 16,
+        patch_size: int = 4,
+        temporal_compression_ratio: int = 2,
+        hidden: int = 64,
+        scaling_factor: float = 1.0,
+        block_out_channels: tuple[int, ...] | None = None,
+    ):
+        super().__init__()
+        if patch_size < 1 or patch_size & (patch_size - 1):
+            raise ValueError(f"patch_size must be a power of two, got {patch_size}")
+        levels = int(math.log2(patch_size))
+        self.register_to_config(block_out_channels=(1,) * (levels + 1))
+        nn = torch.nn
+        k = in_channels * temporal_compression_ratio
+        enc: list[nn.Module] = [nn.Conv2d(k, hidden, 3, padding=1), nn.GELU()]
+        w = hidden
+        for _ in range(levels):
+            enc += [nn.Conv2d(w, 2 * w, 4, stride=2, padding=1), nn.GELU(), nn.Conv2d(2 * w, 2 * w, 3, padding=1),
+                    nn.GELU()]
+            w *= 2
+        enc.append(nn.Conv2d(w, latent_channels, 1))
+        dec: list[nn.Module] = [nn.Conv2d(latent_channels, w, 3, padding=1), nn.GELU(), nn.Conv2d(w, w, 3, padding=1),
+                                nn.GELU()]
+        for _ in range(levels):
+            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, w // 2, 3, padding=1), nn.GELU(),
+                    nn.Conv2d(w // 2, w // 2, 3, padding=1), nn.GELU()]
+            w //= 2
+        dec.append(nn.Conv2d(w, k, 3, padding=1))
+        self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
+        self.register_buffer("latent_mean", torch.zeros(latent_channels))  # μ, (C,)
+        self.register_buffer("latent_scale", torch.ones(()))  # s
+
+    # ------------------------------------------------------------------ frame groups
+    def _groups(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, T, H, W)`` → ``(B·F, 3·t, H, W)``."""
+        t, p = self.config.temporal_compression_ratio, self.config.patch_size
+        B, K, T, H, W = x.shape
+        if K != self.config.in_channels:
+            raise ValueError(f"expected {self.config.in_channels} pixel channels, got {K} (shape {tuple(x.shape)})")
+        if T % t or H % p or W % p:
+            raise ValueError(
+                f"video of {T} frames × {H}×{W} px does not tile into {t}-frame groups of {p}×{p}-px patches; "
+                f"use a frame count divisible by {t} and sizes divisible by {p}"
+            )
+        x = x.reshape(B, K, T // t, t, H, W).permute(0, 2, 1, 3, 4, 5)  # -> (B, F, 3, t, H, W)
+        return x.reshape(B * (T // t), K * t, H, W)
+
+    def _ungroup(self, y: torch.Tensor, B: int) -> torch.Tensor:
+        """``(B·F, 3·t, H, W)`` → ``(B, 3, T, H, W)``."""
+        t, K = self.config.temporal_compression_ratio, self.config.in_channels
+        _, _, H, W = y.shape
+        y = y.reshape(B, -1, K, t, H, W).permute(0, 2, 1, 3, 4, 5)  # -> (B, 3, F, t, H, W)
+        return y.reshape(B, K, -1, H, W)
+
+    def _latents(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw (uncalibrated) latents ``(B, C, F, h, w)``."""
+        B = x.shape[0]
+        z = self.encoder(self._groups(x))  # (B·F, C, h, w)
+        return z.reshape(B, -1, *z.shape[1:]).permute(0, 2, 1, 3, 4)  # -> (B, C, F, h, w)
+
+    def _pixels(self, z: torch.Tensor) -> torch.Tensor:
+        """Raw latents ``(B, C, F, h, w)`` → pixels ``(B, 3, T, H, W)`` (not clamped)."""
+        B, C = z.shape[:2]
+        y = self.decoder(z.permute(0, 2, 1, 3, 4).reshape(-1, C, *z.shape[3:]))  # (B·F, 3·t, H, W)
+        return self._ungroup(y, B)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, x: torch.Tensor, latent_noise: float = 0.2, object_weight: float = 10.0,
+             background: torch.Tensor | None = None) -> torch.Tensor:
+        """Reconstruction loss of videos ``x`` (``(B, 3, T, H, W)`` in ``[-1, 1]``).
+
+        MSE of clean and of noised latents' reconstructions (noise ``latent_noise``·std of the batch's
+        latents), with pixels away from ``background`` (``(3,)`` in ``[-1, 1]``; the objects, a few % of
+        the frame) weighted ``1 + object_weight`` so small balls are not traded for the background.
+        """
+        z = self._latents(x)
+        noisy = z + latent_noise * z.detach().std() * torch.randn_like(z)
+        w = torch.ones_like(x[:, :1])
+        if background is not None:
+            w = 1 + object_weight * ((x - background.view(1, 3, 1, 1, 1)).abs().amax(1, keepdim=True) > 0.05).float()
+        err = (self._pixels(z) - x) ** 2 + (self._pixels(noisy) - x) ** 2
+        return (err * w).mean() / 2
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor) -> "ConvAutoencoder":
+        """Set ``μ`` and ``s`` so latents of videos ``x`` have zero mean per channel and unit variance."""
+        z = self._latents(x.to(self.latent_mean.device))
+        mu = z.mean(dim=(0, 2, 3, 4))
+        self.latent_mean.copy_(mu)
+        self.latent_scale.copy_(1.0 / (z - mu.view(1, -1, 1, 1, 1)).std().clamp_min(1e-8))
+        return self
+
+    # ------------------------------------------------------------------ the VAE interface
+    def encode(self, x: torch.Tensor) -> _EncoderOutput:
+        """``(B, 3, T, H, W)`` pixels in ``[-1, 1]`` → latents ``(B, C, T/t, H/p, W/p)`` (in ``.latent_dist``)."""
+        dtype = self.latent_mean.dtype
+        z = (self._latents(x.to(dtype)) - self.latent_mean.view(1, -1, 1, 1, 1)) * self.latent_scale
+        return _EncoderOutput(_Deterministic(z))
+
+    def decode(self, z: torch.Tensor, return_dict: bool = True):
+        """Latents ``(B, C, F, h, w)`` → pixels ``(B, 3, F·t, h·p, w·p)`` in ``[-1, 1]``."""
+        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
+            raise ValueError(
+                f"expected latents (B, {self.config.latent_channels}, F, h, w), got shape {tuple(z.shape)}"
+            )
+        raw = z.to(self.latent_mean.dtype) / self.latent_scale + self.latent_mean.view(1, -1, 1, 1, 1)
+        out = self._pixels(raw).clamp(-1, 1)
+        return _DecoderOutput(out) if return_dict else (out,)
+
+    def enable_slicing(self) -> None:  # pragma: no cover - small enough
+        pass
+
+    def enable_tiling(self, *args, **kwargs) -> None:  # pragma: no cover - small enough
         pass

@@ -7,7 +7,9 @@ own pipeline and LaMo's pipeline wrapper exactly as with CogVideoX-2B:
   captions are templated, so a closed vocabulary covers them; unknown words map to ``<unk>``);
 * text encoder — a small ``T5EncoderModel`` (the same class as CogVideoX's T5-XXL), trained with the
   backbone;
-* VAE — :class:`~lamo.demo.autoencoder.PatchAutoencoder`, a PCA space-time patch autoencoder;
+* VAE — :class:`~lamo.demo.autoencoder.ConvAutoencoder`, a small learned convolutional space-time
+  autoencoder (preset ``world``, the shipped one), or :class:`~lamo.demo.autoencoder.PatchAutoencoder`,
+  a closed-form PCA one (presets ``demo`` and ``test``);
 * transformer — ``CogVideoXTransformer3DModel`` (v-prediction, ``CogVideoXDDIMScheduler``).
 
 Sizes are one-line presets.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .autoencoder import PatchAutoencoder
+from .autoencoder import ConvAutoencoder, PatchAutoencoder
 
 __all__ = ["DemoPreset", "DEMO_PRESETS", "build_tokenizer", "build_demo_pipeline", "caption_vocabulary"]
 
@@ -37,6 +39,8 @@ class DemoPreset:
     text_dim: int = 64  # T5 d_model
     text_layers: int = 2
     max_text_len: int = 32
+    autoencoder: str = "pca"  # "pca": PatchAutoencoder fitted in closed form; "conv": ConvAutoencoder, trained
+    autoencoder_hidden: int = 32  # ConvAutoencoder width
 
     @property
     def latent_frames(self) -> int:
@@ -51,7 +55,10 @@ class DemoPreset:
 DEMO_PRESETS: dict[str, DemoPreset] = {
     "test": DemoPreset(frames=8, size=16, latent_channels=8, heads=2, head_dim=8, layers=1, text_dim=16,
                        text_layers=1, max_text_len=12),
-    "demo": DemoPreset(),
+    "test-conv": DemoPreset(frames=8, size=16, latent_channels=8, heads=2, head_dim=8, layers=1, text_dim=16,
+                            text_layers=1, max_text_len=12, autoencoder="conv", autoencoder_hidden=8),
+    "demo": DemoPreset(),  # the first shipped backbone (PCA latents)
+    "world": DemoPreset(latent_channels=16, autoencoder="conv"),  # the shipped backbone (learned latents)
 }
 
 SPECIAL_TOKENS = {"<pad>": 0, "</s>": 1, "<unk>": 2}
@@ -82,7 +89,7 @@ def build_tokenizer(words: list[str]):
     return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
-def build_demo_pipeline(preset: DemoPreset | str, words: list[str], autoencoder: PatchAutoencoder | None = None):
+def build_demo_pipeline(preset: DemoPreset | str, words: list[str], autoencoder=None):
     """A randomly initialised ``CogVideoXPipeline`` of the given preset (nothing downloaded)."""
     from diffusers import CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
@@ -93,8 +100,14 @@ def build_demo_pipeline(preset: DemoPreset | str, words: list[str], autoencoder:
         T5Config(vocab_size=len(tokenizer), d_model=p.text_dim, d_kv=p.text_dim // 4, d_ff=2 * p.text_dim,
                  num_layers=p.text_layers, num_heads=4, dropout_rate=0.0)
     )
-    vae = autoencoder or PatchAutoencoder(
-        latent_channels=p.latent_channels, patch_size=p.patch_size, temporal_compression_ratio=p.temporal_compression
+    if p.autoencoder not in ("pca", "conv"):
+        raise ValueError(f"unknown autoencoder {p.autoencoder!r}; choose pca or conv")
+    vae = autoencoder or (
+        PatchAutoencoder(latent_channels=p.latent_channels, patch_size=p.patch_size,
+                         temporal_compression_ratio=p.temporal_compression)
+        if p.autoencoder == "pca" else
+        ConvAutoencoder(latent_channels=p.latent_channels, patch_size=p.patch_size,
+                        temporal_compression_ratio=p.temporal_compression, hidden=p.autoencoder_hidden)
     )
     grid = p.size // p.patch_size
     transformer = CogVideoXTransformer3DModel(

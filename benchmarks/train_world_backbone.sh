@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Train the shipped demo backbone (preset `world`: learned conv autoencoder + toy CogVideoX) and its two
+# fine-tunes on one GPU, in one run of under 10 minutes (H200: see benchmarks/README.md for the timings).
+#
+#   OUT=runs/world-gpu bash benchmarks/train_world_backbone.sh        # from the repository root
+#
+# Steps: (1) the backbone from scratch on 80 000 clips of the `tiny` world simulated in memory — the
+# autoencoder first (3000 steps), then the transformer + text encoder (16 000 steps, batch 256, bf16
+# autocast), exporting the EMA pipeline at steps 1000 and 4000 too (backbones of graded quality);
+# (2) the plain and the Motion-Drift-Loss fine-tunes from it (same steps, data and seed; only the
+# drift term differs). Each step resumes from its checkpoints when re-run. If the backbone runs past
+# its time limit, its newest checkpoint is exported instead and the fine-tunes start from that.
+# A dry run on the CPU with tiny sizes (a minute): DRY=1 OUT=/tmp/dry bash benchmarks/train_world_backbone.sh
+set -u
+OUT=${OUT:?set OUT to the folder for the packed results}
+PY=${PYTHON:-python3}
+export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+mkdir -p "$OUT"
+LOG="$OUT/train.log"
+START=$(date +%s)
+BUDGET=${BUDGET:-570}  # seconds for the whole script
+RUN=${RUN:-runs/world-gpu}
+if [ -n "${DRY:-}" ]; then
+  BB="--preset world --data world:tiny:64:1 --steps 20 --batch-size 4 --save-every 10 --ae-steps 5 --ae-batch-size 4 --export-steps 5,10 --device cpu --workers 2"
+  FTDATA="world:tiny:32:1"; FTSTEPS=4; BUDGET=${BUDGET_DRY:-300}
+else
+  BB="--preset world --data world:tiny:80000:1 --steps 16000 --batch-size 256 --lr 6e-4 --warmup 500 --save-every 1000 --precision bf16 --ae-steps 3000 --ae-batch-size 64 --export-steps 1000,4000 --workers 16"
+  FTDATA="world:tiny:8000:1"; FTSTEPS=800
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$LOG"
+fi
+$PY -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)" | tee -a "$LOG"
+left() { echo $(( BUDGET - ($(date +%s) - START) )); }
+
+echo "== backbone $(date -u +%T)" | tee -a "$LOG"
+timeout $(( $(left) - 150 )) $PY -m lamo demo train-backbone $BB --out $RUN/backbone 2>&1 | tr '\r' '\n' | grep -v "^backbone:\|^autoencoder:\|^simulating" | tee -a "$LOG"
+if [ ! -f $RUN/backbone/pipeline/model_index.json ]; then
+  echo "== backbone ran out of time: exporting its newest checkpoint" | tee -a "$LOG"
+  $PY -c "from lamo.demo.train_backbone import export_checkpoint as e; print(e('$RUN/backbone', '$RUN/backbone/pipeline'))" 2>&1 | tee -a "$LOG"
+fi
+grep -h "" $RUN/backbone/loss.jsonl | tail -3 | tee -a "$LOG"
+
+FT="--data $FTDATA --init-from $RUN/backbone/pipeline --train-text-encoder no --steps $FTSTEPS --lr 1e-4 --warmup 80 --save-every 400 --seed 5 --batch-size 16"
+[ -n "${DRY:-}" ] && FT="$FT --device cpu --workers 2"
+for ft in "plain --drift-weight 0.0" "mdl --drift-weight 0.4 --drift-mode batch_normalized"; do
+  set -- $ft; name=$1; shift
+  echo "== fine-tune $name $(date -u +%T), $(left) s left" | tee -a "$LOG"
+  timeout $(( $(left) / 2 - 10 )) $PY -m lamo demo train-backbone $FT "$@" --out $RUN/ft-$name 2>&1 | tr '\r' '\n' | grep -v "^backbone:\|^simulating" | tail -5 | tee -a "$LOG"
+done
+
+echo "== packing $(date -u +%T)" | tee -a "$LOG"
+for d in pipeline pipeline-step-1000 pipeline-step-4000 pipeline-step-5 pipeline-step-10; do
+  [ -d $RUN/backbone/$d ] && tar -cf "$OUT/backbone-$d.tar" -C $RUN/backbone $d
+done
+tar -cf "$OUT/logs.tar" -C $RUN backbone/loss.jsonl backbone/autoencoder_loss.jsonl backbone/vocabulary.json 2>/dev/null
+for n in plain mdl; do [ -d $RUN/ft-$n/pipeline ] && tar -cf "$OUT/ft-$n.tar" -C $RUN/ft-$n pipeline loss.jsonl; done
+ls -la "$OUT" | tee -a "$LOG"
+echo "== done $(date -u +%T), $(( $(date +%s) - START )) s" | tee -a "$LOG"
