@@ -32,11 +32,14 @@ def to_uint8_frames(frames) -> np.ndarray:
     return arr
 
 
-def write_video(path: str | os.PathLike, frames, fps: float = 8.0, crf: int = 12) -> Path:
+def write_video(path: str | os.PathLike, frames, fps: float = 8.0, crf: int = 12, threads: int | None = None) -> Path:
     """Write ``(T, H, W, 3)`` frames to an H.264 mp4 (yuv444p keeps small clips' colours crisp).
 
     Odd sizes are fine: the frames are padded to even width/height only when the codec needs it.
     The file is written to a temporary name and renamed, so an interrupted write leaves no half file.
+    ``threads``: x264's threads (default: its own choice). With ``threads=1`` the file's bytes are a function of
+    the frames alone; with more, the same frames were now and then encoded into other bytes while other
+    processes encoded at the same time.
     """
     import av
 
@@ -48,9 +51,12 @@ def write_video(path: str | os.PathLike, frames, fps: float = 8.0, crf: int = 12
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height = arr.shape[2], arr.shape[1]
         stream.pix_fmt = "yuv444p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
+        stream.options = {"crf": str(crf), "preset": "medium", **({"threads": str(threads)} if threads else {})}
         for frame in arr:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            # converted here, not by the encoder: its own RGB → YUV conversion (PyAV 18) gave the same frames other
+            # bytes now and then when several processes encoded at once; this one gives the same every time
+            yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format=stream.pix_fmt)
+            for packet in stream.encode(yuv):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
