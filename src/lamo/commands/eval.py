@@ -11,6 +11,10 @@ empty, wrong frame size, no object …) gets an entry with an ``"error"`` messag
 results are kept. Exit status: 0 when at least one clip was scored; 1 when none was, when an
 unexpected error happened, or (with ``--strict``) when any clip failed.
 
+Under ``torchrun`` / ``accelerate launch``, ``lamo eval videophy|videophy2|vbench`` shares the generation out over
+the processes (see :mod:`lamo.commands.sample`); rank 0 writes ``videos.csv``, scores and reports once every
+video is made, and the other processes exit. The folder scorers run on rank 0 alone.
+
 To add a sub-command: write ``_register_<name>(esub)`` that adds a parser and calls
 :func:`add_common_arguments`, and a function that builds a ``score(frames) -> dataclass with
 to_dict()`` and hands it to :func:`run_eval`; list the register function in :func:`register`.
@@ -26,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..errors import InputError, MissingInputError, UserError
+from ..sharding import Shards
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 
@@ -158,6 +163,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         argv += ["--prior", args.prior]
     sample_args = build_parser().parse_args(argv)
     sample_args.func(sample_args)  # resumable: only videos made exactly as asked now are kept
+    if not Shards.from_env().main:  # under torchrun / accelerate launch: rank 0 merged run.json and scores
+        return 0
 
     run = json.loads((out / "videos" / "run.json").read_text())
     with open(out / ".videos.csv.tmp", "w", newline="") as f:  # the evaluators' input: videopath, caption
@@ -213,7 +220,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 def _write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # several processes may write the same file
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -306,6 +313,8 @@ def run_eval(args: argparse.Namespace, score: Callable, info: Mapping[str, tuple
     """Find, score, summarise, print and write the report of one ``lamo eval`` sub-command."""
     from ..physics.metrics import aggregate
 
+    if not Shards.from_env().main:  # started under a launcher: one process scores, the others have nothing to do
+        return 0
     src = Path(args.dir)
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / args.report_name
     if out.is_dir():  # checked before scoring, not after

@@ -6,6 +6,13 @@ arguments, library versions, the prior's config, each video's file, seconds and 
 (measured at every step whenever a prior is given, λ = 0 included, unless ``--no-guide-loss``); it is
 rewritten after each video so an interrupted run keeps what it made.
 
+Under ``torchrun`` / ``accelerate launch`` (``RANK`` / ``WORLD_SIZE`` set) the (prompt, seed) pairs are shared out:
+pair ``k`` (prompts in order, seeds in order within a prompt) is made, with all its λ, by process ``k mod N``, and
+each process records its videos in ``OUT/run.rank-<r>-of-<N>.json`` as it goes. Rank 0 waits for every process's
+record, merges them into ``run.json`` — the rows one process would write, in the same order — and deletes them.
+Every video is seeded by its own seed, so the videos do not depend on ``N``. An interrupted run, sharded or not,
+is finished by the same command with ``--skip-existing`` and any number of processes.
+
 Prompts come as text (``--prompt`` repeated, or ``--prompts-file``: one per line, or JSONL with a
 ``"prompt"`` field) or, for models saved without a text encoder, as precomputed embeddings
 (``--prompt-embeds FILE.safetensors`` holding ``prompt_embeds`` ``(N, L, D)``, optionally
@@ -26,11 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, MissingInputError
+from ..sharding import Shards
 
 FAMILIES = ("cogvideox", "wan")
 DEFAULT_FPS = {"cogvideox": 8, "wan": 16}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _VIDEO_NAME = re.compile(r"\d+_-?\d+_[^_/]+\.mp4")  # <prompt_idx>_<seed>_<λ>.mp4
+_SHARD_GLOB = "run.rank-*-of-*.json"  # what each process of a sharded run records while it runs
+_POLL_SECONDS = 1.0
 
 __all__ = ["register", "save_prompt_embeds", "load_prompt_embeds", "read_prompts_file", "model_sizes", "check_sizes",
            "folder_fingerprint", "recipe_differences"]
@@ -350,25 +360,88 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--out {out} is a file, not a folder")
 
 
-def _previous_run(out: Path, args: argparse.Namespace) -> dict | None:
-    """The run.json already in ``out``; refused unless --skip-existing or --overwrite says what to do with it."""
-    path = out / "run.json"
-    if not path.is_file():
-        if out.is_dir() and any(out.glob("*.mp4")) and not (args.skip_existing or getattr(args, "overwrite", False)):
+def _shard_file(out: Path, shards: Shards) -> Path:
+    """Where a process records its videos while it runs: ``run.json`` itself when it is the only one."""
+    return out / ("run.json" if shards.world_size == 1 else f"run.rank-{shards.rank}-of-{shards.world_size}.json")
+
+
+def _earlier_videos(out: Path, args: argparse.Namespace) -> dict[str, dict] | None:
+    """The videos an earlier run left in ``out``: file name → its row of ``run.json`` or of the per-process files
+    of an interrupted sharded run (the newest record of a file wins); ``{}`` for videos nobody recorded; ``None``
+    when ``out`` holds no run. Refused unless --skip-existing or --overwrite says what to do with them."""
+    records = [out / "run.json"] if (out / "run.json").is_file() else []
+    records += sorted(out.glob(_SHARD_GLOB), key=lambda p: p.stat().st_mtime_ns)
+    videos_there = out.is_dir() and any(out.glob("*.mp4"))
+    told = args.skip_existing or getattr(args, "overwrite", False)
+    if not records:
+        if videos_there and not told:
             raise InputError(f"{out} already holds videos (but no run.json saying how they were made): pass "
                              "--overwrite to replace them, or another --out")
-        return {} if out.is_dir() and any(out.glob("*.mp4")) else None
-    try:
-        previous = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        if args.skip_existing:
-            raise InputError(f"{path} is not valid JSON ({e}), so its videos cannot be checked for reuse; "
-                             "pass --overwrite to make them again") from e
-        previous = {}
-    if not (args.skip_existing or getattr(args, "overwrite", False)):
-        raise InputError(f"{out} already holds a run (run.json): pass --skip-existing to reuse the videos made "
-                         "exactly as asked now, --overwrite to replace the run, or another --out")
-    return previous
+        return {} if videos_there else None
+    if not told:
+        raise InputError(f"{out} already holds a run ({', '.join(p.name for p in records)}): pass --skip-existing to "
+                         "reuse the videos made exactly as asked now, --overwrite to replace the run, or another --out")
+    videos: dict[str, dict] = {}
+    for path in records:
+        try:
+            rows = json.loads(path.read_text()).get("videos", [])
+        except (json.JSONDecodeError, AttributeError) as e:
+            if args.skip_existing:
+                raise InputError(f"{path} is not a run record ({e}), so its videos cannot be checked for reuse; "
+                                 "pass --overwrite to make them again") from e
+            continue
+        videos.update({v["file"]: v for v in rows if isinstance(v, dict) and "file" in v})
+    return videos
+
+
+def _start(out: Path, earlier: dict[str, dict] | None, overwrite: bool) -> str:
+    """Rank 0, once every process has read the earlier run: delete it when asked to; the new run's id."""
+    import uuid
+
+    if earlier is not None and overwrite:  # the earlier run's videos go with it
+        for p in out.glob("*.mp4"):
+            if p.name in earlier or _VIDEO_NAME.fullmatch(p.name):
+                p.unlink()
+        for p in [out / "run.json", *out.glob(_SHARD_GLOB)]:
+            p.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return uuid.uuid4().hex
+
+
+def _gather(out: Path, shards: Shards, run_id: str) -> list[dict]:
+    """Rank 0: every process's record of this run, once each says it is done (polled: no process is kept waiting
+    in a collective call while the slowest one works)."""
+    paths = [_shard_file(out, Shards(r, shards.world_size)) for r in range(shards.world_size)]
+    told = False
+    while True:
+        records = []
+        for path in paths:
+            try:
+                rec = json.loads(path.read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                rec = {}
+            records.append(rec if rec.get("shard", {}).get("run_id") == run_id and rec.get("status") == "done" else None)
+        if all(records):
+            return records
+        if not told:
+            waiting = [r for r, rec in enumerate(records) if rec is None]
+            print(f"rank 0 is done; waiting for rank(s) {waiting} of {shards.world_size}", flush=True)
+            told = True
+        time.sleep(_POLL_SECONDS)
+
+
+def _merge(records: list[dict], order: dict[str, int], t_start: float) -> dict:
+    """One ``run.json`` of the processes' records: rank 0's header, every video in the order one process makes them."""
+    merged = {k: v for k, v in records[0].items() if k != "shard"}
+    videos = [v for rec in records for v in rec["videos"]]
+    if sorted(v["file"] for v in videos) != sorted(order):  # each process records exactly its share
+        raise RuntimeError(f"the processes' records hold {len(videos)} videos, not the {len(order)} asked for")
+    merged["videos"] = sorted(videos, key=lambda v: order[v["file"]])
+    merged["timings"] = dict(load_seconds=records[0]["timings"]["load_seconds"],
+                             sample_seconds=round(sum(rec["timings"]["sample_seconds"] for rec in records), 3),
+                             total_seconds=round(time.perf_counter() - t_start, 3))
+    merged["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return merged
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -390,11 +463,12 @@ def run_sample(args: argparse.Namespace) -> int:
         texts = list(args.prompt) if args.prompt else read_prompts_file(args.prompts_file)
     lambdas = args.motion_guidance_scale or ([1.0] if args.prior else [0.0])
     out = Path(args.out)
-    previous = _previous_run(out, args)
+    shards = Shards.from_env()
+    earlier = _earlier_videos(out, args)  # read by every process before any of them writes (see shards.sync)
 
     # ---- the pipeline
     family = args.family or detect_family(args.model)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = shards.device(args.device)
     dtype_name = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     dtype = getattr(torch, dtype_name)
     image_path = getattr(args, "image", None)
@@ -429,13 +503,7 @@ def run_sample(args: argparse.Namespace) -> int:
     load_seconds = time.perf_counter() - t_start
 
     # ---- the sweep
-    if previous is not None and getattr(args, "overwrite", False):  # the earlier run's videos go with it
-        listed = {v.get("file") for v in previous.get("videos", []) if isinstance(v, dict)}
-        for p in out.glob("*.mp4"):
-            if p.name in listed or _VIDEO_NAME.fullmatch(p.name):
-                p.unlink()
-        (out / "run.json").unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    run_id = shards.sync(lambda: _start(out, earlier, getattr(args, "overwrite", False)))
     fps = args.fps or DEFAULT_FPS[family]
     prior_dtype = None if prior is None else str(prior.dtype).removeprefix("torch.")
     record: dict[str, Any] = dict(
@@ -448,8 +516,10 @@ def run_sample(args: argparse.Namespace) -> int:
         prompts=texts, seeds=list(args.seeds), lambdas=lambdas,
         size=dict(frames=frames_n, height=height, width=width, text_len=text_len),
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status="running",
-        timings=dict(load_seconds=round(load_seconds, 3)), videos=[],
+        timings=dict(load_seconds=round(load_seconds, 3)), processes=shards.world_size, videos=[],
     )
+    if shards.world_size > 1:
+        record["shard"] = dict(rank=shards.rank, run_id=run_id)
     call_kwargs: dict[str, Any] = dict(num_inference_steps=args.steps, output_type="np",
                                        motion_guidance_window=args.window, motion_guidance_mode=args.mode,
                                        motion_guidance_activation_gib=args.activation_gib,
@@ -487,21 +557,25 @@ def run_sample(args: argparse.Namespace) -> int:
                   if embeds is not None else dict(prompt_sha256=hashlib.sha256(texts[i].encode()).hexdigest()))
         return dict(common, **prompt, prompt=texts[i], seed=seed, motion_guidance_scale=lam)
 
-    jobs = [(i, seed, lam) for i in range(len(texts)) for seed in args.seeds for lam in lambdas]
-    if args.skip_existing and previous:
-        by_file = {v.get("file"): v for v in previous.get("videos", []) if isinstance(v, dict)}
+    # (prompt, seed) pair k is made by process k mod N, all its λ together; the rows keep this order
+    pairs = [(i, seed) for i in range(len(texts)) for seed in args.seeds]
+    name = {(i, seed, lam): f"{i}_{seed}_{_fmt_lambda(lam)}.mp4" for i, seed in pairs for lam in lambdas}
+    order = {file: n for n, file in enumerate(name.values())}
+    jobs = [(i, seed, lam) for k, (i, seed) in enumerate(pairs) if shards.owns(k) for lam in lambdas]
+    rows: dict[str, dict] = {}  # this process's videos, reused or made
+    if args.skip_existing and earlier:
         keep, remake = set(), {}
-        for i, seed, lam in jobs:
-            name = f"{i}_{seed}_{_fmt_lambda(lam)}.mp4"
-            if not ((out / name).is_file() and (out / name).stat().st_size > 0):
+        for job in jobs:
+            file = out / name[job]
+            if not (file.is_file() and file.stat().st_size > 0):
                 continue
-            diff = recipe_differences(by_file.get(name, {}).get("recipe"), recipe(i, seed, lam))
+            diff = recipe_differences(earlier.get(file.name, {}).get("recipe"), recipe(*job))
             if diff:
-                remake[name] = diff
+                remake[file.name] = diff
             else:
-                keep.add(name)
-        record["videos"] = [by_file[name] for name in sorted(keep, key=list(by_file).index)]
-        jobs = [j for j in jobs if f"{j[0]}_{j[1]}_{_fmt_lambda(j[2])}.mp4" not in keep]
+                keep.add(file.name)
+        rows.update({file: earlier[file] for file in keep})
+        jobs = [j for j in jobs if name[j] not in keep]
         if keep:
             print(f"reusing {len(keep)} video(s) in {out} made exactly as asked now")
         if remake:
@@ -510,8 +584,16 @@ def run_sample(args: argparse.Namespace) -> int:
             why = ([f"they were made with another {', '.join(changed)}"] if changed else []) + \
                   ([f"run.json does not say how {len(unknown)} of them were made"] if unknown else [])
             print(f"making {len(remake)} video(s) in {out} again: {'; '.join(why)}")
+    shard_file = _shard_file(out, shards)
+
+    def save() -> None:
+        record["videos"] = sorted(rows.values(), key=lambda v: order[v["file"]])
+        _write_json(shard_file, record)
+
+    save()
     sample_seconds = 0.0
-    for i, seed, lam in tqdm(jobs, desc="lamo sample", unit="video"):
+    desc = "lamo sample" + (f" [rank {shards.rank}/{shards.world_size}]" if shards.world_size > 1 else "")
+    for i, seed, lam in tqdm(jobs, desc=desc, unit="video"):
         kwargs = dict(call_kwargs, motion_guidance_scale=lam, generator=torch.Generator("cpu").manual_seed(seed))
         if embeds is not None:
             kwargs["prompt_embeds"] = embeds[i:i + 1].to(device, dtype)
@@ -523,22 +605,30 @@ def run_sample(args: argparse.Namespace) -> int:
         frames = pipe(**kwargs).frames[0]  # (T, H, W, 3) float in [0, 1]
         seconds = time.perf_counter() - t0
         sample_seconds += seconds
-        path = write_video(out / f"{i}_{seed}_{_fmt_lambda(lam)}.mp4", frames, fps=fps)
+        path = write_video(out / name[i, seed, lam], frames, fps=fps, threads=1)  # same frames, same bytes
         history = pipe.motion_guidance_history
-        record["videos"].append(dict(
+        rows[path.name] = dict(
             file=path.name, prompt_index=i, prompt=texts[i], seed=seed, motion_guidance_scale=lam,
             frames=int(frames.shape[0]), height=int(frames.shape[1]), width=int(frames.shape[2]),
             seconds=round(seconds, 3),
             guided_steps=[r.step for r in history if r.guided],
             guide_loss=[dict(step=r.step, loss=float(r.loss.sum())) for r in history],
             recipe=recipe(i, seed, lam),
-        ))
-        _write_json(out / "run.json", record)
+        )
+        save()
 
     record["status"] = "done"
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     record["timings"].update(sample_seconds=round(sample_seconds, 3),
                              total_seconds=round(time.perf_counter() - t_start, 3))
-    _write_json(out / "run.json", record)
-    print(f"wrote {len(jobs)} video(s) and run.json to {out}")
+    save()
+    if not shards.main:
+        print(f"rank {shards.rank}: wrote {len(jobs)} video(s) to {out}; rank 0 writes run.json")
+        return 0
+    if shards.world_size > 1:
+        _write_json(out / "run.json", _merge(_gather(out, shards, run_id), order, t_start))
+    for p in out.glob(_SHARD_GLOB):  # in run.json now (also those of an earlier, interrupted sharded run)
+        p.unlink(missing_ok=True)
+    print(f"wrote {len(jobs)} video(s) and run.json to {out}" +
+          (f" ({shards.world_size} processes; this one's share)" if shards.world_size > 1 else ""))
     return 0
