@@ -91,7 +91,7 @@ def test_prompt_files(tmp_path):
     (tmp_path / "p.jsonl").write_text('{"prompt": "a ball falls"}\n{"prompt": "two balls collide", "seed": 3}\n')
     assert read_prompts_file(tmp_path / "p.txt") == read_prompts_file(tmp_path / "p.jsonl") == [
         "a ball falls", "two balls collide"]
-    (tmp_path / "bad.jsonl").write_text('{"text": "x"}\n')
+    (tmp_path / "bad.jsonl").write_text('{"seed": 3}\n')  # no prompt column ('text' is one, as in every table)
     with pytest.raises(ValueError, match="prompt"):
         read_prompts_file(tmp_path / "bad.jsonl")
     save_prompt_embeds(tmp_path / "e.safetensors", random_prompt_embeds(2), prompts=["a", "b"])

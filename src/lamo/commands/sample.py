@@ -13,8 +13,8 @@ record, merges them into ``run.json`` — the rows one process would write, in t
 Every video is seeded by its own seed, so the videos do not depend on ``N``. An interrupted run, sharded or not,
 is finished by the same command with ``--skip-existing`` and any number of processes.
 
-Prompts come as text (``--prompt`` repeated, or ``--prompts-file``: one per line, or JSONL with a
-``"prompt"`` field) or, for models saved without a text encoder, as precomputed embeddings
+Prompts come as text (``--prompt`` repeated, or ``--prompts-file``: one per line, or a CSV / JSON / JSONL table with
+a ``caption``, ``prompt``, ``text`` or ``prompt_en`` column — :mod:`lamo.data.tables`) or, for models saved without a text encoder, as precomputed embeddings
 (``--prompt-embeds FILE.safetensors`` holding ``prompt_embeds`` ``(N, L, D)``, optionally
 ``negative_prompt_embeds`` ``(N or 1, L, D)`` — needed when ``--guidance-scale > 1`` — and the prompt
 texts as JSON under the metadata key ``prompts``; :func:`save_prompt_embeds` writes one).
@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prior", default=None, help="motion prior folder (MotionPrior.save_pretrained)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", action="append", help="a text prompt (repeat for several)")
-    src.add_argument("--prompts-file", help="text file, one prompt per line, or JSONL with a 'prompt' field")
+    src.add_argument("--prompts-file", help="text file, one prompt per line, or a CSV / JSON / JSONL table with a "
+                                            "'caption', 'prompt', 'text' or 'prompt_en' column")
     src.add_argument("--prompt-embeds", help="safetensors file of precomputed prompt embeddings "
                                              "(for models saved without a text encoder; see below)")
     p.add_argument("--negative-prompt", default=None, help="negative prompt text (CFG)")
@@ -146,25 +147,10 @@ def load_prompt_embeds(path: str | os.PathLike) -> tuple[Any, Any, list[str] | N
 
 
 def read_prompts_file(path: str | os.PathLike) -> list[str]:
-    """Prompts from a text file (one per line) or JSONL (``{"prompt": ...}`` per line); blank lines skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(f"prompts file {path} not found")
-    prompts = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("{"):
-            try:
-                prompts.append(str(json.loads(line)["prompt"]))
-            except (json.JSONDecodeError, KeyError) as e:
-                raise InputError(f"{path}:{n}: a JSONL line needs a 'prompt' field ({e})") from e
-        else:
-            prompts.append(line)
-    if not prompts:
-        raise InputError(f"{path} holds no prompts")
-    return prompts
+    """Prompts from a text file (one per line), CSV, JSON or JSONL (:func:`lamo.data.tables.read_prompts`)."""
+    from ..data.tables import read_prompts
+
+    return read_prompts(path)
 
 
 # ---------------------------------------------------------------------------------------- run

@@ -1,11 +1,13 @@
 """Video-caption datasets in the formats the fine-tuning tools of this field use.
 
-An *index* lists ``(video path, caption)`` pairs; :func:`read_index` reads any of:
+An *index* lists ``(video path, caption)`` pairs; :func:`read_index` reads any of (through the one table reader,
+:mod:`lamo.data.tables`):
 
 * a folder with ``prompts.txt`` and ``videos.txt`` (line-aligned; video paths relative to the folder —
   the finetrainers convention);
-* a CSV with a ``video`` / ``file_name`` / ``path`` column and a ``caption`` / ``text`` / ``prompt`` column;
-* a JSONL file (one object per line, same keys), e.g. the ``metadata.jsonl`` of ``lamo data physics``;
+* a CSV with a ``video`` / ``file_name`` / ``path`` / ``videopath`` column and a ``caption`` / ``text`` / ``prompt``
+  column;
+* a JSONL or JSON file (objects with the same keys), e.g. the ``metadata.jsonl`` of ``lamo data physics``;
 * a folder holding one of those files (``metadata.jsonl``, ``metadata.csv``).
 
 :class:`VideoCaptionDataset` decodes a video with PyAV, samples ``num_frames`` frames uniformly over the
@@ -16,8 +18,6 @@ video is *skipped* — the dataset moves on to the next item, logs one line and 
 """
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import os
 from collections import Counter
@@ -28,48 +28,15 @@ import torch
 
 from ..errors import InputError
 from ..video_io import VideoReadError, read_video
+from .tables import read_video_table
 
 __all__ = ["read_index", "VideoCaptionDataset", "sample_frame_indices", "resize_center_crop"]
 
 log = logging.getLogger(__name__)
 
-VIDEO_KEYS = ("video", "file_name", "path", "videopath")
-CAPTION_KEYS = ("caption", "text", "prompt")
-
-
-def _pick(row: dict, keys: tuple[str, ...], where: str) -> str:
-    for k in keys:
-        if row.get(k) not in (None, ""):
-            return str(row[k])
-    raise ValueError(f"{where}: no {' / '.join(keys)} field in {sorted(row)}")
-
-
 def read_index(source: str | os.PathLike) -> list[tuple[Path, str]]:
-    """``(video path, caption)`` pairs of a dataset; see the module docstring for the formats."""
-    source = Path(source)
-    if source.is_dir():
-        if (source / "prompts.txt").is_file() and (source / "videos.txt").is_file():
-            prompts = (source / "prompts.txt").read_text().splitlines()
-            videos = (source / "videos.txt").read_text().splitlines()
-            if len(prompts) != len(videos):
-                raise ValueError(f"{source}: prompts.txt has {len(prompts)} lines but videos.txt has {len(videos)}; "
-                                 "they must be line-aligned")
-            return [(source / v.strip(), p.strip()) for v, p in zip(videos, prompts) if v.strip()]
-        for name in ("metadata.jsonl", "metadata.csv"):
-            if (source / name).is_file():
-                return read_index(source / name)
-        raise FileNotFoundError(f"{source}: no prompts.txt + videos.txt, metadata.jsonl or metadata.csv")
-    if not source.is_file():
-        raise FileNotFoundError(f"dataset index {source} not found")
-    base = source.parent
-    if source.suffix == ".csv":
-        rows = list(csv.DictReader(source.read_text().splitlines()))
-    elif source.suffix in (".jsonl", ".json"):
-        rows = [json.loads(x) for x in source.read_text().splitlines() if x.strip()]
-    else:
-        raise ValueError(f"{source}: use a .csv or .jsonl index (or a folder with prompts.txt and videos.txt)")
-    return [(base / _pick(r, VIDEO_KEYS, f"{source}:{i + 1}"), _pick(r, CAPTION_KEYS, f"{source}:{i + 1}"))
-            for i, r in enumerate(rows)]
+    """``(video path, caption)`` pairs of a dataset (:func:`lamo.data.tables.read_video_table`)."""
+    return read_video_table(source)
 
 
 def sample_frame_indices(total: int, num_frames: int, stride: int | None = None) -> np.ndarray:

@@ -1,8 +1,8 @@
 """VideoPhy, VideoPhy2 and VBench harnesses: generate, score with the benchmark's evaluator, aggregate.
 
-**Prompt files** (the user supplies the benchmark's own): CSV with a ``caption`` (VideoPhy,
-VideoPhy2) or ``prompt`` column; JSON as VBench ships it (a list of objects with ``prompt_en``);
-JSONL with ``prompt`` / ``caption``; or plain text, one prompt per line.
+**Prompt files** (the user supplies the benchmark's own; read by :mod:`lamo.data.tables`): CSV with a ``caption``
+(VideoPhy, VideoPhy2), ``prompt`` or ``text`` column; JSON as VBench ships it (a list of objects with
+``prompt_en``); JSONL with the same keys; or plain text, one prompt per line.
 
 **Evaluators.** The judges are large models with their own code, so LaMo does not re-implement them;
 it writes their input file (``videos.csv``: ``videopath,caption``) and either
@@ -22,14 +22,13 @@ it writes their input file (``videos.csv``: ``videopath,caption``) and either
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 import shlex
 import subprocess
 from pathlib import Path
 
-from ..errors import InputError, MissingInputError
+from ..data.tables import read_prompts, read_rows
+from ..errors import InputError
 
 __all__ = ["BENCHMARKS", "read_benchmark_prompts", "aggregate", "read_scores", "EvaluatorMissing", "EvaluatorFailed",
            "run_evaluator"]
@@ -68,54 +67,21 @@ class EvaluatorFailed(RuntimeError):
 
 
 def read_benchmark_prompts(path: str | Path) -> list[str]:
-    """Prompts of a benchmark prompt file (CSV, VBench JSON, JSONL or text); see the module docstring."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(f"prompt file {path} not found")
-    text = path.read_text()
-    prompts: list[str] = []
-    try:
-        if path.suffix == ".csv":
-            rows = list(csv.DictReader(text.splitlines()))
-            key = next((k for k in ("caption", "prompt", "text") if rows and k in rows[0]), None)
-            if key is None:
-                raise InputError(f"{path}: a CSV prompt file needs a 'caption' or 'prompt' column")
-            prompts = [r[key] for r in rows]
-        elif path.suffix == ".json":
-            items = json.loads(text)
-            prompts = [it.get("prompt_en") or it.get("prompt") or it.get("caption") for it in items]
-        elif path.suffix == ".jsonl":
-            rows = [json.loads(x) for x in text.splitlines() if x.strip()]
-            prompts = [r.get("prompt") or r.get("caption") for r in rows]
-        else:
-            prompts = [x.strip() for x in text.splitlines() if x.strip()]
-    except (json.JSONDecodeError, AttributeError, TypeError) as e:  # not JSON, or not objects with a prompt
-        raise InputError(f"{path}: not a {path.suffix[1:].upper()} prompt file this reader knows "
-                         f"(see lamo.evals.benchmarks): {e}") from e
-    prompts = [p for p in prompts if isinstance(p, str) and p]
-    if not prompts:
-        raise InputError(f"{path} holds no prompts")
-    return prompts
+    """Prompts of a benchmark prompt file (CSV, VBench JSON, JSONL or text; :func:`lamo.data.tables.read_prompts`)."""
+    return read_prompts(path)
 
 
 def read_scores(path: str | Path) -> list[dict]:
-    """Per-video scores from a CSV or JSONL with ``videopath`` and ``sa`` / ``pc`` (any case)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInputError(f"scores file {path} not found")
+    """Per-video scores from a CSV or JSONL with ``videopath`` (or ``video``) and ``sa`` / ``pc`` (any case)."""
     out = []
-    try:
-        if path.suffix == ".jsonl":
-            rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-        else:
-            rows = list(csv.DictReader(path.read_text().splitlines()))
-        for r in rows:
-            r = {k.lower(): v for k, v in r.items()}
+    for row in read_rows(path, what="scores file"):
+        r = {str(k).lower(): v for k, v in row.values.items()}
+        try:
             out.append({"videopath": r.get("videopath") or r.get("video"),
                         "sa": float(r["sa"]) if r.get("sa") not in (None, "") else math.nan,
                         "pc": float(r["pc"]) if r.get("pc") not in (None, "") else math.nan})
-    except (json.JSONDecodeError, ValueError, TypeError, AttributeError) as e:
-        raise InputError(f"{path}: not a scores file of rows with videopath, sa and pc numbers ({e})") from e
+        except (ValueError, TypeError) as e:
+            raise InputError(f"{row.where}: not a scores file of rows with videopath, sa and pc numbers ({e})") from e
     return out
 
 

@@ -172,19 +172,9 @@ def write_dataset(
 
 def read_metadata(folder: str | os.PathLike) -> list[dict]:
     """The records of ``folder/metadata.jsonl`` (blank lines skipped; a bad line is an error naming it)."""
-    from ..errors import InputError, MissingInputError
+    from ..data.tables import read_rows
 
-    path = Path(folder) / "metadata.jsonl"
-    if not path.is_file():
-        raise MissingInputError(f"{path} not found")
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{n}: not valid JSON ({e})") from e
-    return records
+    return [row.values for row in read_rows(Path(folder) / "metadata.jsonl", what="dataset metadata")]
 
 
 def load_world_config(path: str | os.PathLike) -> WorldConfig:
