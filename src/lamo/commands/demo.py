@@ -3,7 +3,29 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import fields
+
+from ._args import YES_NO, add_config_command, config_from_args, yes_no
+
+#: help for the options of BackboneTrainConfig's fields that carry no comment in lamo.demo.train_backbone
+_BACKBONE_HELP = {
+    "data": "dataset folder with metadata.jsonl (`lamo data physics`), or world:PRESET:N[:SEED] (clips simulated "
+            "in memory)",
+    "out": "run folder: checkpoints, loss log and the exported pipeline",
+    "preset": "size and latent space of the backbone: a preset of lamo.demo.model.DEMO_PRESETS",
+    "steps": "training steps",
+    "batch_size": "clips per step",
+    "lr": "peak learning rate",
+    "warmup": "linear learning-rate warm-up steps",
+    "weight_decay": "AdamW weight decay",
+    "grad_clip": "gradient-norm clip",
+    "caption_dropout": "fraction of captions replaced by the empty prompt (for classifier-free guidance)",
+    "ema_decay": "decay of the weights' exponential moving average (the exported pipeline is the EMA)",
+    "seed": "random seed (data order, noise, initial weights)",
+    "save_every": "steps between checkpoints",
+    "drift_tau": "lag τ (latent frames) of the Motion Drift Loss",
+    "ae_batch_size": "clips per ConvAutoencoder training step",
+    "ae_lr": "ConvAutoencoder learning rate",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,12 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_demo)
     dsub = p.add_subparsers(dest="demo_command", metavar="SUBCOMMAND")
 
-    t = dsub.add_parser("train-backbone", help="train the demo backbone from scratch (resumes from its last checkpoint)")
-    defaults = BackboneTrainConfig()
-    for f in fields(BackboneTrainConfig):
-        value = getattr(defaults, f.name)
-        t.add_argument(f"--{f.name.replace('_', '-')}", type=_yes_no if isinstance(value, bool) else type(value),
-                       default=value, required=f.name == "data", metavar="yes|no" if isinstance(value, bool) else None)
+    t = add_config_command(dsub, "train-backbone", BackboneTrainConfig, helps=_BACKBONE_HELP, required=("data",),
+                           help="train the demo backbone from scratch (resumes from its last checkpoint)")
     t.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     t.set_defaults(func=_train_backbone)
 
@@ -51,7 +69,7 @@ def add_effect_args(p: argparse.ArgumentParser, preset: str) -> None:
     p.add_argument("--sweep", type=float, nargs="+", default=list(d.sweep), help="λ values tried on validation prompts")
     p.add_argument("--flowmo-sweep", type=float, nargs="+", default=list(d.flowmo_sweep),
                    help="peer step sizes tried on validation prompts")
-    p.add_argument("--ablations", type=_yes_no, default=d.ablations, metavar="yes|no",
+    p.add_argument("--ablations", type=yes_no, default=d.ablations, metavar=YES_NO,
                    help="also the direct latent edit and MPG with every other prior (default: %(default)s)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch's default)")
     p.set_defaults(effect_preset=preset)
@@ -75,19 +93,11 @@ def effect_config(args: argparse.Namespace):
                          "flowmo_sweep": tuple(args.flowmo_sweep), "ablations": args.ablations, "threads": args.threads})
 
 
-def _yes_no(text: str) -> bool:
-    if text.lower() in ("yes", "true", "1"):
-        return True
-    if text.lower() in ("no", "false", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
-
-
 def _train_backbone(args: argparse.Namespace) -> int:
     from ..demo.train_backbone import BackboneTrainConfig, train_backbone
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = BackboneTrainConfig(**{f.name: getattr(args, f.name) for f in fields(BackboneTrainConfig)})
+    cfg = config_from_args(BackboneTrainConfig, args)
     path = train_backbone(cfg, resume=not args.no_resume)
     print(f"saved the demo backbone pipeline to {path}")
     return 0

@@ -120,8 +120,9 @@ def _register_benchmark(esub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--model", required=True, help="diffusers pipeline folder or hub id (CogVideoX or Wan)")
     p.add_argument("--prior", default=None, help="motion prior folder (MPG on when given)")
     p.add_argument("--motion-guidance-scale", type=float, default=None, help="λ (default: 1 with --prior, else 0)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="random seeds, one video per prompt and seed "
+                                                                    "(default: 0)")
+    p.add_argument("--steps", type=int, default=50, help="denoising steps (default: 50)")
     p.add_argument("--out", required=True, help="output folder: videos, videos.csv, scores and report.json")
     p.add_argument("--scores", default=None, help="per-video scores the evaluator wrote (CSV/JSONL: videopath, sa, pc)")
     p.add_argument("--evaluator-cmd", default=None,

@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prior", default=None, help="motion prior folder (without it only the drift heatmap is drawn)")
     p.add_argument("--prompt", default=None, help="the video's caption (the prior's condition; default: none)")
     p.add_argument("--out", default="explain", help="output folder (default: explain)")
-    p.add_argument("--fps", type=float, default=8.0)
+    p.add_argument("--fps", type=float, default=8.0,
+                   help="frames per second of the video (heatmaps.gif plays at half this rate; default: 8)")
     p.set_defaults(func=_explain)
 
 

@@ -11,98 +11,21 @@ import argparse
 import math
 import os
 import shutil
-from dataclasses import MISSING, fields
 from pathlib import Path
 
 from ..errors import InputError, MissingInputError
+from ._args import add_config_command, config_from_args, flag
 
-_OPTIONAL_INTS = {"max_steps_this_run"}  # fields whose default is None but whose values are integers
 #: what a previous run leaves in its folder (trainers' outputs); --overwrite removes these
 _RUN_OUTPUTS = ("checkpoints", "loss.jsonl", "prior", "transformer", "lora", "logs", "validation", "config.yaml")
 _LOGGERS = ("none", "tensorboard", "wandb", "aim", "trackio", "comet_ml", "mlflow", "clearml", "dvclive", "swanlab")
-
-
-def _yes_no(text: str) -> bool:
-    if text.lower() in ("yes", "true", "1"):
-        return True
-    if text.lower() in ("no", "false", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
-
-
-def _kind(cls: type, name: str, value) -> type:
-    return _yes_no if isinstance(value, bool) else int if isinstance(value, int) or name in _OPTIONAL_INTS \
-        else float if isinstance(value, float) else str
-
-
-def _add_config_args(p: argparse.ArgumentParser, cls: type) -> None:
-    """One option per config field; unset options stay ``None`` so a YAML ``--config`` can fill them."""
-    p.add_argument("--config", default=None, help="YAML file of these options (command-line values override it)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the run already in --out (its checkpoints, logs and saved model are deleted); "
-                        "without it, or --resume-from-checkpoint, a run folder holding a run is refused")
-    d = cls()
-    for f in fields(cls):
-        value = getattr(d, f.name)
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=_kind(cls, f.name, value), default=None,
-                       help=f"default: {value}" if value not in (None, "") else None)
-
-
-def _flag(name: str) -> str:
-    return f"--{name.replace('_', '-')}"
-
-
-def _read_yaml(path: str, cls: type) -> dict:
-    """The options of a ``--config`` YAML file, each checked against the type of its field."""
-    import yaml
-
-    if not os.path.isfile(path):
-        raise MissingInputError(f"--config {path}: no such file")
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise InputError(f"--config {path} is not valid YAML: {' '.join(str(e).split())}") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InputError(f"--config {path} must hold a mapping of option: value, got a {type(data).__name__}")
-    defaults = {f.name: f.default for f in fields(cls)}
-    unknown = sorted(str(k) for k in set(data) - set(defaults))
-    if unknown:
-        raise InputError(f"--config {path}: unknown keys {unknown}; known keys are {sorted(defaults)}")
-    for key, value in data.items():
-        want = _kind(cls, key, defaults[key])
-        ok = (value is None and defaults[key] is None) or {
-            _yes_no: isinstance(value, bool),
-            int: isinstance(value, int) and not isinstance(value, bool),
-            float: isinstance(value, (int, float)) and not isinstance(value, bool),
-            str: isinstance(value, str),
-        }[want]
-        if not ok:
-            kind = {_yes_no: "yes/no", int: "an integer", float: "a number", str: "a string"}[want]
-            raise InputError(f"--config {path}: {key} must be {kind}, got {value!r}")
-    return data
-
-
-def _config(cls: type, args: argparse.Namespace):
-    """The config from ``--config`` YAML (if any) with command-line values on top; ``config.yaml`` of a run
-    is such a file, so ``--config runs/x/config.yaml`` repeats a run."""
-    values = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
-    if args.config:
-        values.update(_read_yaml(args.config, cls))
-    values.update({f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name) is not None})
-    for name, value in values.items():  # float fields given as YAML integers
-        if isinstance(getattr(cls(), name), float) and isinstance(value, int):
-            values[name] = float(value)
-    return cls(**values)
 
 
 def check_config(cfg) -> None:
     """Refuse numbers and choices a trainer cannot use, naming the flag (the YAML key is the same name)."""
     def need(ok: bool, name: str, rule: str) -> None:
         if not ok:
-            raise InputError(f"{_flag(name)} must be {rule}, got {getattr(cfg, name)!r}")
+            raise InputError(f"{flag(name)} must be {rule}, got {getattr(cfg, name)!r}")
 
     def finite(x) -> bool:
         return isinstance(x, (int, float)) and math.isfinite(x)
@@ -181,19 +104,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     launch = ("Run under `accelerate launch [--num_processes N] -m lamo.cli train …` for DDP; FSDP / DeepSpeed "
               "through an accelerate config file.")
-    t = tsub.add_parser("prior", help="train lamo.MotionPrior on a `lamo cache` folder", description=launch)
-    _add_config_args(t, PriorTrainConfig)
+    t = add_config_command(tsub, "prior", PriorTrainConfig, config_file=True, description=launch,
+                           help="train lamo.MotionPrior on a `lamo cache` folder")
+    _add_overwrite(t)
     t.set_defaults(func=_train_prior)
-    f = tsub.add_parser("finetune", help="fine-tune a backbone (LoRA or full) with the Motion Drift Loss",
-                        description=launch)
-    _add_config_args(f, FinetuneConfig)
+    f = add_config_command(tsub, "finetune", FinetuneConfig, config_file=True, description=launch,
+                           help="fine-tune a backbone (LoRA or full) with the Motion Drift Loss")
+    _add_overwrite(f)
     f.set_defaults(func=_train_finetune)
+
+
+def _add_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its checkpoints, logs and saved model are deleted); "
+                        "without it, or --resume-from-checkpoint, a run folder holding a run is refused")
 
 
 def _train_prior(args: argparse.Namespace) -> int:
     from ..training.prior import PriorTrainConfig, train_prior
 
-    cfg = _config(PriorTrainConfig, args)
+    cfg = config_from_args(PriorTrainConfig, args)
     if not cfg.cache:
         raise InputError("--cache is required (a folder made by `lamo cache`)")
     check_config(cfg)
@@ -205,7 +135,7 @@ def _train_prior(args: argparse.Namespace) -> int:
 def _train_finetune(args: argparse.Namespace) -> int:
     from ..training.finetune import FinetuneConfig, train_finetune
 
-    cfg = _config(FinetuneConfig, args)
+    cfg = config_from_args(FinetuneConfig, args)
     if not (cfg.model and cfg.cache):
         raise InputError("--model and --cache are required (the backbone, and a `lamo cache` folder with prompt "
                          "embeddings)")

@@ -46,24 +46,24 @@ FINETUNE_RECIPES: dict[str, dict[str, Any]] = {
 class FinetuneConfig:
     """Hyper-parameters of a fine-tuning run (YAML keys = these names)."""
 
-    model: str = ""
-    cache: str = ""
-    out: str = "runs/finetune"
-    steps: int = 1000
-    batch_size: int = 1
-    lr: float = 1e-4
+    model: str = ""  # diffusers pipeline folder or hub id of the backbone (required)
+    cache: str = ""  # latent cache folder made by `lamo cache` with prompt embeddings (required)
+    out: str = "runs/finetune"  # run folder: checkpoints, logs, loss.jsonl, the fine-tuned weights
+    steps: int = 1000  # training steps
+    batch_size: int = 1  # clips per step and process
+    lr: float = 1e-4  # backbone learning rate
     lora_rank: int = 64  # 0: full fine-tuning
     drift_weight: float = 0.4  # λ_drift (0: plain denoising fine-tune)
     drift_mode: str = "normalized"  # normalized | raw | dense | batch_normalized | floor_normalized
-    tau: int = 2
-    gradient_checkpointing: bool = False
-    grad_clip: float = 1.0
-    seed: int = 0
-    mixed_precision: str = "no"
-    save_every: int = 250
-    log_with: str = "tensorboard"
-    resume_from_checkpoint: str | None = None
-    max_steps_this_run: int | None = None
+    tau: int = 2  # lag τ (latent frames) of the Motion Drift Loss
+    gradient_checkpointing: bool = False  # recompute the transformer's activations in the backward pass (less memory)
+    grad_clip: float = 1.0  # gradient-norm clip
+    seed: int = 0  # random seed (data order, noise, LoRA initialisation)
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    save_every: int = 250  # steps between checkpoints
+    log_with: str = "tensorboard"  # tensorboard | none | another accelerate tracker
+    resume_from_checkpoint: str | None = None  # latest | a checkpoint folder: continue that run
+    max_steps_this_run: int | None = None  # stop early (a checkpoint is written) — for tests and time limits
     validation_every: int = 0  # every N steps, sample the validation prompts to OUT/validation/step-N/*.mp4 (0: off)
     validation_prompts: str = ""  # "|"-separated prompts (needs the model's text encoder and VAE)
     validation_steps: int = 25  # denoising steps of the validation videos
@@ -73,7 +73,7 @@ class FinetuneConfig:
     drift_weighting: str = "per_sample"  # per_sample (w(t) per sample) | batch_mean (batch mean of (1 − σ²)₊)
     prior_preset: str = ""  # train a MotionPrior jointly ("" = none; e.g. "release")
     prior_options: str = ""  # MotionPrior config overrides, e.g. "hidden_channels=128"
-    prior_lr: float = 5e-4
+    prior_lr: float = 5e-4  # learning rate of the jointly trained prior
     prior_lr_schedule: str = "cosine"  # constant | cosine
 
 

@@ -1,0 +1,170 @@
+"""The one typed layer between LaMo's dataclass configs and the command line.
+
+Options are made from a dataclass by :class:`transformers.HfArgumentParser` (a dependency already, kept by
+Hugging Face): a field's type annotation gives the option's type (``int | None`` → an integer, ``bool`` → a
+yes/no option, with ``--no-FIELD`` for fields that default to yes), and a field without a default is a required
+option. This module adds what LaMo's commands need on top of it:
+
+* options are spelled with dashes only (``--batch-size``), as every other ``lamo`` option is;
+* every option has help: the field's ``metadata["help"]``, else the text the command passes for it, else the
+  comment after the field in the dataclass's source, followed by its default;
+* with ``config_file=True`` the command takes ``--config FILE.yaml``: its options are then unset (``None``) unless
+  given, and :func:`config_from_args` layers field defaults < the YAML file (each key checked against its field's
+  type, naming the key) < the command line;
+* :func:`yes_no` is the one yes/no parser of the command line (transformers' ``string_to_bool``: yes/no, true/false,
+  y/n, t/f, 1/0, any case), for these options and hand-written ones alike.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import io
+import os
+import re
+import tokenize
+import typing
+from dataclasses import MISSING, fields
+from typing import Any
+
+from transformers import HfArgumentParser
+from transformers.hf_argparser import string_to_bool
+
+from ..errors import InputError, MissingInputError
+
+__all__ = ["yes_no", "YES_NO", "add_config_command", "config_from_args", "read_config_file", "flag"]
+
+#: the one yes/no parser: ``"yes"`` / ``"no"`` (and true/false, y/n, t/f, 1/0, any case) → bool, else an argparse error
+yes_no = string_to_bool
+#: metavar of yes/no options
+YES_NO = "yes|no"
+
+
+def flag(name: str) -> str:
+    """The option of a field: ``batch_size`` → ``--batch-size``."""
+    return f"--{name.replace('_', '-')}"
+
+
+def _show(value: Any) -> str:
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """``field name → the comment after it`` in the class's source (``{}`` when the source cannot be read)."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    names = {f.name for f in fields(cls)}
+    comments = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            m = re.match(r"\s*(\w+)\s*:", tok.line)
+            if m and m.group(1) in names:
+                comments.setdefault(m.group(1), tok.string.lstrip("#").strip())
+    return comments
+
+
+def _field_types(cls: type) -> dict[str, type]:
+    """``field name → its type`` with ``X | None`` read as ``X``."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in fields(cls):
+        t = hints[f.name]
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        out[f.name] = args[0] if args and type(None) in typing.get_args(t) else t
+    return out
+
+
+def _default(f) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def add_config_command(sub: argparse._SubParsersAction, name: str, cls: type, *, helps: dict[str, str] | None = None,
+                       required: tuple[str, ...] = (), config_file: bool = False,
+                       **parser_kwargs: Any) -> argparse.ArgumentParser:
+    """Add sub-command ``name`` to ``sub`` with one option per field of dataclass ``cls``; returns its parser.
+
+    ``helps``: help for fields whose definition carries none; ``required``: fields the command line must give even
+    though they have a default; ``config_file``: take ``--config FILE.yaml`` (see the module docstring).
+    """
+    helps = helps or {}
+    comments = _field_comments(cls)
+    by_name = {f.name: f for f in fields(cls)}
+    types = _field_types(cls)
+    generated = HfArgumentParser(cls, add_help=False)
+    for action in generated._actions:
+        f = by_name[action.dest]
+        action.option_strings = [o for o in action.option_strings if "_" not in o] or action.option_strings
+        if isinstance(action, argparse._StoreFalseAction):  # --no-FIELD of a field that defaults to yes
+            action.help = f"same as {flag(f.name)} no"
+            action.default = None if config_file else action.default
+            continue
+        text = action.help or helps.get(f.name) or comments.get(f.name, "")
+        if f.default is MISSING and f.default_factory is MISSING or f.name in required:
+            action.required, note = True, "required"
+        else:  # an empty default says nothing
+            note = "" if _default(f) in ("", None) else f"default: {_show(_default(f))}"
+        if config_file:  # unset: --config or the field's default fills it, and says what is missing (config_from_args)
+            action.default, action.required = None, False
+        if types[f.name] is bool:
+            action.metavar = YES_NO
+        action.help = " ".join(filter(None, (text, f"({note})" if note else ""))).replace("%", "%%") or \
+            f"{f.name.replace('_', ' ')} (no default)"
+    parents = [generated]
+    if config_file:
+        top = argparse.ArgumentParser(add_help=False)
+        top.add_argument("--config", default=None, metavar="FILE.yaml",
+                         help="YAML file of these options, keys named as the options with _ for - "
+                              "(command-line values override it; a run's config.yaml is one)")
+        parents.insert(0, top)
+    return sub.add_parser(name, parents=parents, **parser_kwargs)
+
+
+def read_config_file(path: str | os.PathLike, cls: type) -> dict[str, Any]:
+    """The options of a ``--config`` YAML file, each checked against (and converted to) the type of its field."""
+    import yaml
+
+    if not os.path.isfile(path):
+        raise MissingInputError(f"--config {path}: no such file")
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise InputError(f"--config {path} is not valid YAML: {' '.join(str(e).split())}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"--config {path} must hold a mapping of option: value, got a {type(data).__name__}")
+    types = _field_types(cls)
+    defaults = {f.name: _default(f) for f in fields(cls)}
+    unknown = sorted(str(k) for k in set(data) - set(types))
+    if unknown:
+        raise InputError(f"--config {path}: unknown keys {unknown}; known keys are {sorted(types)}")
+    out = {}
+    for key, value in data.items():
+        want = types[key]
+        if value is None and defaults[key] is None:
+            out[key] = None
+            continue
+        ok = {bool: isinstance(value, bool),
+              int: isinstance(value, int) and not isinstance(value, bool),
+              float: isinstance(value, (int, float)) and not isinstance(value, bool),
+              str: isinstance(value, str)}.get(want, True)
+        if not ok:
+            kind = {bool: "yes/no", int: "an integer", float: "a number", str: "a string"}[want]
+            raise InputError(f"--config {path}: {key} must be {kind}, got {value!r}")
+        out[key] = float(value) if want is float else value
+    return out
+
+
+def config_from_args(cls: type, args: argparse.Namespace) -> Any:
+    """The ``cls`` of parsed options: field defaults, then ``--config`` (when the command has it), then what the
+    command line gave. A run's ``config.yaml`` is such a file, so ``--config runs/x/config.yaml`` repeats a run."""
+    values = {f.name: _default(f) for f in fields(cls) if f.default is not MISSING or f.default_factory is not MISSING}
+    if getattr(args, "config", None):
+        values.update(read_config_file(args.config, cls))
+    values.update({f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None})
+    missing = [flag(f.name) for f in fields(cls) if f.name not in values]
+    if missing:
+        raise InputError(f"{', '.join(missing)} required (on the command line or in --config)")
+    return cls(**values)
