@@ -132,3 +132,31 @@ def test_bench_effect_cli_checks_its_numbers_and_presets(capsys):
         add_effect_args(p, preset)
         cfg = effect_config(p.parse_args([]))
         assert (cfg.preset, cfg.test_prompts * len(cfg.test_seeds), cfg.prior) == (preset, 2 * n_test, prior)
+
+
+def test_graded_backbones_runs_each_checkpoint_with_one_prior(tiny_backbone, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from lamo.prior import MotionPrior
+
+    spec = importlib.util.spec_from_file_location("graded", Path(__file__).parents[1] / "benchmarks" / "graded_backbones.py")
+    graded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(graded)
+    base, _ = tiny_backbone
+    torch.manual_seed(0)
+    prior = MotionPrior.from_preset("tiny", latent_channels=8, text_embed_dim=16, backbone="cogvideox-demo", tau=1)
+    prior.save_pretrained(tmp_path / "prior")
+    small = dict(world_overrides=WORLD, val_prompts=3, val_seeds=(100,), sweep=(0.1, 1.0), test_prompts=4,
+                 test_seeds=(0,), steps=2, chunk=4, gifs=1, n_resamples=99)
+    rows = graded.graded([("a", str(base)), ("b", str(base))], str(tmp_path / "prior"), tmp_path / "g", **small)
+    assert [r["checkpoint"] for r in rows] == ["a", "b"] and all(r["n"] == 4 for r in rows)
+    assert rows[0]["lambda"] in (0.1, 1.0) and rows[0]["effect"]["physics_error"]["n"] <= 4
+    assert rows[0]["baseline"] == rows[1]["baseline"]  # same backbone, prompts and noise: the same clips
+    assert rows[0]["ground_truth"]["permanence_error"]["mean"] == 0
+    res = json.loads((tmp_path / "g" / "a" / "results.json").read_text())
+    again = graded.graded([("a", str(tmp_path / "g" / "a" / "results.json"))], str(tmp_path / "prior"), tmp_path / "h")
+    assert again[0] == rows[0] and res["selection"]["source"] == "chosen in this run"
+    assert (tmp_path / "g" / "graded.png").is_file() and "| a (" in graded.table(rows)

@@ -91,6 +91,7 @@ def test_ground_truth_scores_near_perfect(clips):
     assert all(m.detection_rate == 1 for m in ms)
     assert _mean(ms, "radius_cv")[0] < 0.01
     assert all(m.n_objects == len(t.colours) for m, (t, _) in zip(ms, clips))
+    assert all(m.ghost_rate == 0 and m.background_noise == 0 for m in ms)
     summary = aggregate(ms + [None])  # None = a failed clip, skipped
     assert summary["restitution_error"]["n"] + summary["restitution_error"]["n_undefined"] == len(ms)
 
@@ -191,3 +192,18 @@ def test_clips_that_cannot_be_scored_say_why(clips):
         evaluate_clip(f[:2], TINY)
     m = evaluate_clip(f, TINY)
     assert m.detection_rate == 1 and np.isfinite(m.sharpness)
+
+
+def test_speckle_and_ghost_balls_are_caught_by_the_appearance_metrics(clips):
+    traj, frames = next((t, f) for t, f in clips if len(t.colours) == 1)
+    noisy = np.clip(frames.astype(int) + np.random.default_rng(0).integers(-12, 13, frames.shape), 0, 255).astype(np.uint8)
+    m = physics_metrics(track(noisy), TINY, noisy)
+    assert 7 < m.background_noise < 11  # the largest of 3 |uniform(−12, 12)|: 9 grey levels on average
+    assert m.ghost_rate == 0
+    ghost = frames.copy()
+    ghost[:, :, :S // 2] = frames[:, :, S // 2:]  # the right half drawn over the left: balls there appear twice
+    ghost[:, :, S // 2:] = frames[:, :, S // 2:]
+    m = physics_metrics(track(ghost), TINY, ghost)
+    twice = [(p[:, 0] > S / 2 + traj.radius[0] + 1) for p in traj.position.transpose(1, 0, 2)][0]
+    assert twice.any() and m.ghost_rate >= 0.9 * twice.mean() > 0
+    assert m.background_noise == 0  # the copies are balls, not background

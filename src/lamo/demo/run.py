@@ -244,7 +244,7 @@ def add_sharpness_error(rows: list[dict], truth: list[dict]) -> None:
 
 
 #: The absolute-value table: every compared metric and raw sharpness.
-TABLE = [*HEADLINE[1:], "sharpness", *SECONDARY]
+TABLE = [*HEADLINE[1:], "ghost_rate", "background_noise", "sharpness", *SECONDARY]
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -484,7 +484,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     else:
         sel = _select(cfg, pipe, preset, world, priors)
         sel["source"] = "chosen in this run"
-        sel["prior_sha256"] = _prior_hash(outdir / f"prior-tau{priors[sel['prior']].config.tau}")
+        sel["prior_sha256"] = _prior_hash(cfg.prior or outdir / f"prior-tau{priors[sel['prior']].config.tau}")
         (outdir / "selection.json").write_text(json.dumps(sel, indent=2))
     timings["selection_s"] = time.time() - t
     chosen, lam, eta = priors[sel["prior"]], float(sel["lambda"]), float(sel["flowmo_eta"])

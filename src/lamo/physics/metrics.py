@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from .tracker import TrackerConfig, Tracks, track
-from .world import WorldConfig
+from .world import BACKGROUND, WorldConfig
 
 __all__ = [
     "ClipError", "MetricConfig", "ContactFrames", "PhysicsMetrics", "PHYSICS_METRICS",
@@ -68,6 +68,8 @@ PHYSICS_METRICS: dict[str, tuple[str, str, str]] = {
     "radius_cv": ("ratio", "lower", "coefficient of variation of each ball's radius"),
     "detection_rate": ("fraction", "higher", "expected (frame, ball) pairs where the ball is found"),
     "sharpness": ("grey²", "higher", "variance of the Laplacian of the frames"),
+    "ghost_rate": ("fraction", "lower", "frames with a ball drawn twice or a ball not in the clip's object set"),
+    "background_noise": ("grey levels", "lower", "mean deviation from the background colour away from the balls"),
     "gravity_fit": ("px/frame²", "≈ g", "fitted vertical acceleration in free flight"),
     "restitution_fit": ("ratio", "≈ e", "estimated restitution at floor bounces"),
     "n_objects": ("count", "", "balls in the clip's modal object set"),
@@ -136,6 +138,11 @@ class PhysicsMetrics:
     * ``detection_rate`` — fraction, higher is better: found / expected (frame, ball) pairs.
     * ``sharpness`` — grey-level², higher is sharper: mean over frames of ``var(∇²I)`` (OpenCV
       Laplacian of the 0–255 grey image). Scene-dependent: compare with the ground truth's value.
+    * ``ghost_rate`` — fraction of frames, lower is better: frames where a colour is seen as several
+      blobs or a colour outside the modal object set appears (the "extra" half of ``permanence_error``).
+    * ``background_noise`` — grey levels (0–255), lower is better: over the pixels farther than one pixel
+      from any pixel the tracker gives to a ball, the mean of the largest per-channel deviation from the
+      background colour — speckle, smears and shapes of no palette colour. 0 on the world's renders.
     * ``gravity_fit`` (px/frame²) and ``restitution_fit`` are the raw estimates behind the errors.
     """
 
@@ -155,6 +162,8 @@ class PhysicsMetrics:
     n_segments: int = 0  # free-flight segments fitted
     n_bounces: int = 0  # floor bounces with a restitution estimate
     n_jump_frames: int = 0  # second differences evaluated for jumps
+    ghost_rate: float = math.nan
+    background_noise: float = math.nan  # needs the frames
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -430,7 +439,20 @@ def physics_metrics(tracks: Tracks, world: WorldConfig, frames: np.ndarray | Non
         n_segments=n_segments,
         n_bounces=len(e_hat),
         n_jump_frames=n_jump_frames,
+        ghost_rate=float((extra.any(axis=1) | split).mean()),
+        background_noise=background_noise(frames, tracks) if frames is not None else math.nan,
     )
+
+
+def background_noise(frames: np.ndarray, tracks: Tracks) -> float:
+    """Mean over the pixels of ``(T, H, W, 3)`` frames farther than one pixel from a ball pixel of
+    ``tracks`` of their largest per-channel deviation from the background colour (grey levels)."""
+    if tracks.claimed is None:
+        return math.nan
+    kernel = np.ones((3, 3), np.uint8)
+    near = np.stack([cv2.dilate(c.astype(np.uint8), kernel) > 0 for c in tracks.claimed])  # (T, H, W)
+    dev = np.abs(np.asarray(frames, np.float32) - np.asarray(BACKGROUND, np.float32)).max(-1)  # (T, H, W)
+    return float(dev[~near].mean()) if (~near).any() else 0.0
 
 
 def evaluate_clip(frames: np.ndarray, world: WorldConfig, tracker: TrackerConfig = TrackerConfig(),

@@ -57,6 +57,7 @@ class Tracks:
     area: np.ndarray  # (T, K) coverage-weighted area of the ball, px² (0 when not visible)
     n_components: np.ndarray  # (T, K) int: objects of that colour (> 1: the colour is split/duplicated)
     frame_size: tuple[int, int]  # (H, W)
+    claimed: np.ndarray | None = None  # (T, H, W) bool: pixels the colour model gives to some ball (α > edge_alpha)
 
     @property
     def num_frames(self) -> int:
@@ -135,4 +136,4 @@ def track(
             rad[t, k] = np.sqrt(s / np.pi)
             area[t, k] = s
     return Tracks(colours=colours, positions=pos, radius=rad, visible=area > 0, area=area, n_components=ncomp,
-                  frame_size=(H, W))
+                  frame_size=(H, W), claimed=(w > config.edge_alpha).any(axis=1))
