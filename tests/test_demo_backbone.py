@@ -221,3 +221,17 @@ def test_world_data_spec_simulates_the_dataset_clips(tmp_path):
             world_clips(bad, frames=16, size=32)
     with pytest.raises(InputError, match="needs 8 frames of 16"):
         world_clips("world:tiny:2", frames=8, size=16)
+
+
+def test_stop_at_keeps_the_schedule_and_a_later_run_finishes_it(tmp_path):
+    data = _dataset(tmp_path)
+    base = dict(data=str(data), preset="test", batch_size=4, save_every=5, steps=10, seed=3)
+    full = train_backbone(BackboneTrainConfig(out=str(tmp_path / "a"), export_steps="5", **base))
+    part = train_backbone(BackboneTrainConfig(out=str(tmp_path / "b"), stop_at=5, **base))
+    weights = lambda folder: load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")  # noqa: E731
+    a5, b5 = weights(tmp_path / "a" / "pipeline-step-5"), weights(part)
+    assert all(torch.equal(a5[k], b5[k]) for k in a5)
+    assert json.loads((part / "lamo_demo.json").read_text())["step"] == 5
+    rest = train_backbone(BackboneTrainConfig(out=str(tmp_path / "b"), **base))  # resumes at 5, ends at 10
+    a, b = weights(full), weights(rest)
+    assert all(torch.equal(a[k], b[k]) for k in a)

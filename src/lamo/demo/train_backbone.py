@@ -72,6 +72,7 @@ class BackboneTrainConfig:
     ae_lr: float = 1e-3
     ae_latent_noise: float = 0.2  # the decoder also learns to decode latents noised by this × their std
     export_steps: str = ""  # comma-separated steps at which the EMA pipeline is also saved (pipeline-step-N)
+    stop_at: int = 0  # stop here (0: at `steps`) and save the pipeline; the lr schedule still spans `steps`
 
 
 def _world_clip(job: tuple[str, int]) -> tuple[np.ndarray, str]:
@@ -300,9 +301,10 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
     ema_params = [pe for pe, pm in zip(ema.parameters(), modules.parameters()) if pm.requires_grad]
     history, drift_history, denoise_history = [], [], []
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-    bar = tqdm(total=cfg.steps, initial=step, desc="backbone", unit="step", dynamic_ncols=True)
+    end = min(cfg.stop_at, cfg.steps) if cfg.stop_at > 0 else cfg.steps
+    bar = tqdm(total=end, initial=step, desc="backbone", unit="step", dynamic_ncols=True)
     t0 = time.time()
-    while step < cfg.steps:
+    while step < end:
         idx = torch.randint(0, len(latents), (cfg.batch_size,), generator=gen, device=device)
         x0 = latents[idx]  # (B, F, C, h, w)
         noise = torch.randn(x0.shape, generator=gen, device=device)
@@ -342,7 +344,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
             bar.set_postfix(loss=f"{torch.stack(history[-100:]).mean().item():.4f}")
         if step in exports:
             _save_pipeline(pipe, modules, ema, out / f"pipeline-step-{step}", preset, cfg, step, {})
-        if step % cfg.save_every == 0 or step == cfg.steps:
+        if step % cfg.save_every == 0 or step == end:
             tensors = {f"model.{k}": v for k, v in modules.state_dict().items()}
             tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
             tensors.update({f"vae.{k}": v for k, v in pipe.vae.state_dict().items()})
