@@ -53,7 +53,46 @@ class _DecoderOutput:
     sample: torch.Tensor
 
 
-class PatchAutoencoder(ModelMixin, ConfigMixin):
+class _VideoAutoencoder(ModelMixin, ConfigMixin):
+    """What both demo autoencoders share: the patch-size rule, the input and latent checks, no-op savers."""
+
+    def _set_patch_config(self, patch_size: int, block_out_channels) -> int:
+        """Check ``patch_size`` (a power of two) and record ``block_out_channels`` so that
+        ``CogVideoXPipeline`` derives its spatial factor ``2 ** (len − 1) = p``; return ``log2 p``."""
+        if patch_size < 1 or patch_size & (patch_size - 1):
+            raise ValueError(f"patch_size must be a power of two, got {patch_size}")
+        expected = (1,) * (int(math.log2(patch_size)) + 1)
+        if block_out_channels is not None and len(block_out_channels) != len(expected):
+            raise ValueError(f"block_out_channels must have {len(expected)} entries for patch_size {patch_size}")
+        self.register_to_config(block_out_channels=expected)
+        return len(expected) - 1
+
+    def _check_video(self, x: torch.Tensor) -> None:
+        t, p = self.config.temporal_compression_ratio, self.config.patch_size
+        B, K, T, H, W = x.shape
+        if K != self.config.in_channels:
+            raise ValueError(f"expected {self.config.in_channels} pixel channels, got {K} (shape {tuple(x.shape)})")
+        if T % t or H % p or W % p:
+            raise ValueError(
+                f"video of {T} frames × {H}×{W} px does not tile into {t}-frame × {p}×{p}-px patches; "
+                f"use a frame count divisible by {t} and sizes divisible by {p}"
+            )
+
+    def _check_latents(self, z: torch.Tensor) -> None:
+        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
+            raise ValueError(
+                f"expected latents (B, {self.config.latent_channels}, F, h, w), got shape {tuple(z.shape)}"
+            )
+
+    # CogVideoXPipeline may call these memory savers; these small models need neither.
+    def enable_slicing(self) -> None:  # pragma: no cover - nothing to do
+        pass
+
+    def enable_tiling(self, *args, **kwargs) -> None:  # pragma: no cover - nothing to do
+        pass
+
+
+class PatchAutoencoder(_VideoAutoencoder):
     """Linear space-time patch autoencoder (PCA), drop-in for the VAE of ``CogVideoXPipeline``.
 
     Args:
@@ -76,13 +115,7 @@ class PatchAutoencoder(ModelMixin, ConfigMixin):
         block_out_channels: tuple[int, ...] | None = None,
     ):
         super().__init__()
-        if patch_size < 1 or patch_size & (patch_size - 1):
-            raise ValueError(f"patch_size must be a power of two, got {patch_size}")
-        expected = (1,) * (int(math.log2(patch_size)) + 1)
-        if block_out_channels is not None and len(block_out_channels) != len(expected):
-            raise ValueError(f"block_out_channels must have {len(expected)} entries for patch_size {patch_size}")
-        # CogVideoXPipeline derives its spatial factor as 2 ** (len(block_out_channels) − 1).
-        self.register_to_config(block_out_channels=expected)
+        self._set_patch_config(patch_size, block_out_channels)
         d = in_channels * temporal_compression_ratio * patch_size**2
         if latent_channels > d:
             raise ValueError(f"latent_channels ({latent_channels}) cannot exceed the patch dimension ({d})")
@@ -93,15 +126,9 @@ class PatchAutoencoder(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------ patches
     def _to_patches(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, T, H, W)`` → ``(B, F, h, w, D)``."""
+        self._check_video(x)
         t, p = self.config.temporal_compression_ratio, self.config.patch_size
         B, K, T, H, W = x.shape
-        if K != self.config.in_channels:
-            raise ValueError(f"expected {self.config.in_channels} pixel channels, got {K} (shape {tuple(x.shape)})")
-        if T % t or H % p or W % p:
-            raise ValueError(
-                f"video of {T} frames × {H}×{W} px does not tile into {t}-frame × {p}×{p}-px patches; "
-                f"use a frame count divisible by {t} and sizes divisible by {p}"
-            )
         x = x.reshape(B, K, T // t, t, H // p, p, W // p, p)  # (B, 3, F, t, h, p, w, p)
         x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)  # -> (B, F, h, w, 3, t, p, p)
         return x.reshape(B, T // t, H // p, W // p, -1)  # (B, F, h, w, D)
@@ -142,24 +169,14 @@ class PatchAutoencoder(ModelMixin, ConfigMixin):
 
     def decode(self, z: torch.Tensor, return_dict: bool = True):
         """Latents ``(B, C, F, h, w)`` → pixels ``(B, 3, F·t, h·p, w·p)`` in about ``[-1, 1]``."""
-        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
-            raise ValueError(
-                f"expected latents (B, {self.config.latent_channels}, F, h, w), got shape {tuple(z.shape)}"
-            )
+        self._check_latents(z)
         zc = z.to(self.components.dtype).permute(0, 2, 3, 4, 1)  # (B, C, F, h, w) -> (B, F, h, w, C)
         patches = zc / self.latent_scale @ self.components.T + self.patch_mean  # (B, F, h, w, D)
         out = self._from_patches(patches)
         return _DecoderOutput(out) if return_dict else (out,)
 
-    # CogVideoXPipeline may call these memory savers; a linear map needs neither.
-    def enable_slicing(self) -> None:  # pragma: no cover - nothing to do
-        pass
 
-    def enable_tiling(self, *args, **kwargs) -> None:  # pragma: no cover - nothing to do
-        pass
-
-
-class ConvAutoencoder(ModelMixin, ConfigMixin):
+class ConvAutoencoder(_VideoAutoencoder):
     """A learned nonlinear space-time patch autoencoder, drop-in for the VAE of ``CogVideoXPipeline``.
 
     Same latent layout as :class:`PatchAutoencoder` — each latent frame holds ``t`` video frames, so a
@@ -196,10 +213,7 @@ class ConvAutoencoder(ModelMixin, ConfigMixin):
         block_out_channels: tuple[int, ...] | None = None,
     ):
         super().__init__()
-        if patch_size < 1 or patch_size & (patch_size - 1):
-            raise ValueError(f"patch_size must be a power of two, got {patch_size}")
-        levels = int(math.log2(patch_size))
-        self.register_to_config(block_out_channels=(1,) * (levels + 1))
+        levels = self._set_patch_config(patch_size, block_out_channels)
         nn = torch.nn
         k = in_channels * temporal_compression_ratio
         enc: list[nn.Module] = [nn.Conv2d(k, hidden, 3, padding=1), nn.GELU()]
@@ -223,15 +237,9 @@ class ConvAutoencoder(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------ frame groups
     def _groups(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, T, H, W)`` → ``(B·F, 3·t, H, W)``."""
-        t, p = self.config.temporal_compression_ratio, self.config.patch_size
+        self._check_video(x)
+        t = self.config.temporal_compression_ratio
         B, K, T, H, W = x.shape
-        if K != self.config.in_channels:
-            raise ValueError(f"expected {self.config.in_channels} pixel channels, got {K} (shape {tuple(x.shape)})")
-        if T % t or H % p or W % p:
-            raise ValueError(
-                f"video of {T} frames × {H}×{W} px does not tile into {t}-frame groups of {p}×{p}-px patches; "
-                f"use a frame count divisible by {t} and sizes divisible by {p}"
-            )
         x = x.reshape(B, K, T // t, t, H, W).permute(0, 2, 1, 3, 4, 5)  # -> (B, F, 3, t, H, W)
         return x.reshape(B * (T // t), K * t, H, W)
 
@@ -289,16 +297,7 @@ class ConvAutoencoder(ModelMixin, ConfigMixin):
 
     def decode(self, z: torch.Tensor, return_dict: bool = True):
         """Latents ``(B, C, F, h, w)`` → pixels ``(B, 3, F·t, h·p, w·p)`` in ``[-1, 1]``."""
-        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
-            raise ValueError(
-                f"expected latents (B, {self.config.latent_channels}, F, h, w), got shape {tuple(z.shape)}"
-            )
+        self._check_latents(z)
         raw = z.to(self.latent_mean.dtype) / self.latent_scale + self.latent_mean.view(1, -1, 1, 1, 1)
         out = self._pixels(raw).clamp(-1, 1)
         return _DecoderOutput(out) if return_dict else (out,)
-
-    def enable_slicing(self) -> None:  # pragma: no cover - small enough
-        pass
-
-    def enable_tiling(self, *args, **kwargs) -> None:  # pragma: no cover - small enough
-        pass
