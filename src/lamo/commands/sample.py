@@ -591,7 +591,7 @@ def run_sample(args: argparse.Namespace) -> int:
         frames = pipe(**kwargs).frames[0]  # (T, H, W, 3) float in [0, 1]
         seconds = time.perf_counter() - t0
         sample_seconds += seconds
-        path = write_video(out / name[i, seed, lam], frames, fps=fps, threads=1)  # same frames, same bytes
+        path = write_video(out / name[i, seed, lam], frames, fps=fps, reproducible=True)  # same frames, same bytes
         history = pipe.motion_guidance_history
         rows[path.name] = dict(
             file=path.name, prompt_index=i, prompt=texts[i], seed=seed, motion_guidance_scale=lam,
