@@ -119,12 +119,15 @@ def load_dataset_clips(data: str | Path, frames: int, size: int, workers: int = 
     """
     if str(data).startswith("world:"):
         return world_clips(str(data), frames, size, workers)
+    from ..errors import MissingInputError
+    from ..physics.dataset import read_metadata
+
     data = Path(data)
     meta = data / "metadata.jsonl"
     if not meta.is_file():
-        raise FileNotFoundError(f"{meta} not found: make a dataset with `lamo data physics --out {data} -n 4000`")
+        raise MissingInputError(f"{meta} not found: make a dataset with `lamo data physics --out {data} -n 4000`")
     videos, captions, skipped = [], [], 0
-    lines = [json.loads(line) for line in meta.read_text().splitlines() if line.strip()]
+    lines = read_metadata(data)
     for row in tqdm(lines, desc="reading clips", unit="clip", dynamic_ncols=True):
         try:
             v = read_video(data / row["video"], max_frames=frames)
@@ -381,8 +384,9 @@ def export_checkpoint(run: str | Path, out: str | Path, checkpoint: str | Path |
     elif (run / "vocabulary.json").is_file():
         pipe = build_demo_pipeline(cfg.preset, json.loads((run / "vocabulary.json").read_text()))
     else:
-        rows = [json.loads(x) for x in (Path(cfg.data) / "metadata.jsonl").read_text().splitlines() if x.strip()]
-        pipe = build_demo_pipeline(cfg.preset, caption_vocabulary(r["caption"] for r in rows))
+        from ..physics.dataset import read_metadata
+
+        pipe = build_demo_pipeline(cfg.preset, caption_vocabulary(r["caption"] for r in read_metadata(cfg.data)))
     from safetensors.torch import load_file
 
     state = json.loads((ckpt / "trainer_state.json").read_text())
