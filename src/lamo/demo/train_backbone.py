@@ -46,7 +46,7 @@ class BackboneTrainConfig:
 
     data: str = ""
     out: str = "runs/demo-backbone"
-    preset: str = "demo"
+    preset: str = "world"  # lamo.demo.model.DEMO_PRESETS: world (the shipped backbone), demo (the first, PCA latents), test
     steps: int = 15000
     batch_size: int = 16
     lr: float = 5e-4
