@@ -138,7 +138,6 @@ def run(cfg, out: Path, results: Path, second_order: bool = True, budget_min: fl
     from lamo.demo.run import (_commit, _effect_summary, _load_pipeline, _prompts, _sample, _score,
                                add_sharpness_error, analyse, choose)
     from lamo.effect import COMPOSITE, compare
-    from lamo.report import plot_sweep_effects
     from lamo.training.prior import scheduler_noise_stds
 
     if cfg.threads:
@@ -242,11 +241,87 @@ def run(cfg, out: Path, results: Path, second_order: bool = True, budget_min: fl
         "per_clip_validation": val_rows, "per_clip": rows, "prompts": prompts, "val_prompts_text": val_prompts,
         "sampling_s": sample_s, "timings": timings,
     }
+    res["validation_contrasts"] = validation_contrasts(res)
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(res, indent=2, default=float))
-    plot_sweep_effects(results.with_suffix(".png"), {f"{k}: {recipes[k].describe()}": v for k, v in validation.items()},
-                       title=f"validation ({cfg.val_prompts} prompts × {len(cfg.val_seeds)} seeds): each recipe's "
-                             f"effect vs baseline, 95 % CI")
+    plot(res, results.with_suffix(".png"))
+    return res
+
+
+def plot(res: dict, path: Path) -> Path:
+    """The validation sweep per recipe: composite physics error (relative change) and detection rate
+    (difference) against the baseline at each λ, 95 % intervals; the chosen λ filled, the others hollow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lams = sorted({float(x) for v in res["validation"].values() for x in v})
+    n = len(res["validation"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, (metric, key, k, label) in zip(axes, [("physics_error", "rel", 100, "composite physics error, change %"),
+                                                  ("detection_rate", "diff", 1, "detection rate, difference")]):
+        for i, (name, points) in enumerate(res["validation"].items()):
+            for j, lam in enumerate(lams):
+                e = points[str(lam)][metric]
+                x, y = j + (i - (n - 1) / 2) * 0.8 / n, k * e[key]
+                chosen = lam == float(res["lambda"][name])
+                ax.errorbar([x], [y], yerr=[[y - k * e[key + "_ci"][0]], [k * e[key + "_ci"][1] - y]], fmt="o",
+                            color=f"C{i}", mfc=f"C{i}" if chosen else "white", capsize=2, ms=5,
+                            label=f"{name}: {res['recipes'][name]['describe']}" if j == 0 else None)
+        ax.axhline(0, color="#333", lw=0.8)
+        ax.set_xticks(range(len(lams)), [f"λ = {lam:g}" for lam in lams])
+        ax.set_title(label, fontsize=10)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle(f"validation ({res['val_prompts']} prompts × {len(res['val_seeds'])} seeds): each recipe vs baseline, "
+                 f"95 % CI; filled = the λ the rule chose; best: {res['best']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------------- contrasts
+def contrast_pairs(res: dict) -> list[tuple[str, str, str]]:
+    """``(recipe, control recipe, what changes)`` for the one-choice contrasts of a results file's recipes."""
+    w, best = res["winner_a_to_c"], res["best"]
+    pairs = [("B", "A", "input noise: fixed σ 0.3 vs 0.1"), ("C", "A", "input noise: diffusion-aligned vs fixed σ 0.1"),
+             ("C", "B", "input noise: diffusion-aligned vs fixed σ 0.3"), ("D", w, "lag: τ = 2 vs 1"),
+             ("E0", w, "architecture: release vs lamo"), ("E1", "E0", "release arch: + Δz_{i−1} input"),
+             (best, "A", "the best recipe vs the benchmark's τ = 1 prior")]
+    seen, out = set(), []
+    for a, b, what in pairs:
+        if a in res["recipes"] and b in res["recipes"] and a != b and (a, b) not in seen:
+            seen.add((a, b))
+            out.append((a, b, what))
+    return out
+
+
+def validation_contrasts(res: dict) -> dict:
+    """Each recipe against another at their chosen λ, paired on the validation clips (the same initial
+    noise): composite and detection with intervals (:func:`lamo.effect.compare`). Exploratory: these
+    clips also chose each λ, so only the test confirms anything."""
+    from lamo.effect import compare
+
+    cfg, lam, rows = res["config"], res["lambda"], res["per_clip_validation"]
+    out = {}
+    for a, b, what in contrast_pairs(res):
+        effects = compare(rows[f"{b} λ={lam[b]:g}"], rows[f"{a} λ={lam[a]:g}"], VAL_METRICS,
+                          n_resamples=cfg["n_resamples"], seed=cfg["seed"])
+        out[f"{a} λ={lam[a]:g} vs {b} λ={lam[b]:g}"] = {"what": what, **{m: e.to_dict() for m, e in effects.items()}}
+    return out
+
+
+def add_contrasts(path: Path) -> dict:
+    """Add :func:`validation_contrasts` to a finished results file from its per-clip rows (no sampling),
+    recording when; returns the results."""
+    from lamo.demo.run import _commit
+
+    res = json.loads(path.read_text())
+    res["validation_contrasts"] = validation_contrasts(res)
+    res.setdefault("reanalysed", []).append({"added": "validation_contrasts", "commit": _commit(),
+                                             "date": time.strftime("%Y-%m-%d")})
+    path.write_text(json.dumps(res, indent=2, default=float))
     return res
 
 
@@ -273,6 +348,15 @@ def tables(res: dict) -> str:
     out += ["", f"Best recipe (validation): {res['best']} — {res['best_why']}. Winner among A–C: "
             f"{res['winner_a_to_c']} — {res['winner_a_to_c_why']}.", "", "Validation sweep, every recipe and λ:", ""]
     out += [line.replace("| prior |", "| recipe |") for line in sweep_table(res["validation"])]
+    if res.get("validation_contrasts"):
+        out += ["", "Validation, one choice at a time: recipe vs recipe at their chosen λ, paired on the same clips "
+                "(exploratory: these clips chose λ).", "",
+                "| contrast | what changes | composite physics error | smallest detectable | detection rate (difference) |",
+                "|---|---|---|---|---|"]
+        for comp, e in res["validation_contrasts"].items():
+            c, d = e["physics_error"], e["detection_rate"]
+            out.append(f"| {comp} | {e['what']} | {_pct(c)} {MARK[c['verdict']]} | {100 * c['mde_rel']:.1f} % | "
+                       f"{_pct(d, 'diff', 1.0, '', 3)} {MARK[d['verdict']]} |")
     metrics = list(next(iter(res["effects"].values())))
     out += ["", f"Test (held-out, {res['n_test_clips']} clips per variant): relative change vs control, 95 % BCa "
             "interval; ✓ improved, ✗ worsened, · no detectable change (Holm-corrected over the 8 metrics).", ""]
@@ -298,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-min", type=float, default=0.0,
                    help="drop E when the projected run would exceed this many minutes (0: never)")
     p.add_argument("--table", default="", help="print the tables of a finished results file and exit")
+    p.add_argument("--add-contrasts", default="", help="add the validation contrasts to a finished results file "
+                   "(from its rows, no sampling), redraw its PNG, print its tables and exit")
     # small settings, for tests
     p.add_argument("--world-overrides", default="{}", help="JSON, e.g. '{\"size\": 16, \"frames\": 8}'")
     p.add_argument("--prior-clips", type=int, default=512)
@@ -308,6 +394,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--n-resamples", type=int, default=4999)
     args = p.parse_args(argv)
+    if args.add_contrasts:
+        res = add_contrasts(Path(args.add_contrasts))
+        plot(res, Path(args.add_contrasts).with_suffix(".png"))
+        print(tables(res))
+        return 0
     if args.table:
         print(tables(json.loads(Path(args.table).read_text())))
         return 0

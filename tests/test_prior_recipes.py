@@ -64,12 +64,21 @@ def test_recipes_are_trained_chosen_on_validation_and_tested(backbone, tmp_path,
     if best != "A":
         assert set(res["effects"]) == {f"{best} λ={lam[best]:g} vs baseline", f"A λ={lam['A']:g} vs baseline",
                                        f"{best} λ={lam[best]:g} vs A λ={lam['A']:g}"}
+    contrasts = {k.split(" vs ")[0].split(" ")[0] + "/" + k.split(" vs ")[1].split(" ")[0]: v["what"]
+                 for k, v in res["validation_contrasts"].items()}
+    assert {"B/A", "C/A", "C/B", f"D/{res['winner_a_to_c']}", "E1/E0"} <= set(contrasts) and "lag" in contrasts[
+        f"D/{res['winner_a_to_c']}"]
     assert res["command"].startswith("python benchmarks/prior_recipes.py --backbone") and res["timings"]["total_s"] > 0
     assert (tmp_path / "r.png").is_file()
     printed = capsys.readouterr().out
     assert "| A" in printed and "| comparison | physics_error" in printed and "smallest effect" in printed
     assert mod.main(["--table", str(tmp_path / "r.json")]) == 0
     assert capsys.readouterr().out.strip() == mod.tables(res).strip()
+    # the contrasts again from the rows of a finished file (no sampling), recorded as added afterwards
+    assert mod.main(["--add-contrasts", str(tmp_path / "r.json")]) == 0
+    again = json.loads((tmp_path / "r.json").read_text())
+    assert again["reanalysed"][-1]["added"] == "validation_contrasts"
+    assert json.dumps(again["validation_contrasts"]) == json.dumps(res["validation_contrasts"])
 
 
 def test_a_tight_budget_drops_the_second_order_recipes(backbone, tmp_path):
