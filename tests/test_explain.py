@@ -43,7 +43,7 @@ def test_heatmaps_concentrate_on_the_moving_ball():
     ae = PatchAutoencoder(latent_channels=32).fit(
         torch.from_numpy(np.stack([c.frames for c in clips])).float().div(127.5).sub(1).permute(0, 4, 1, 2, 3))
     z = _latents(ae, clips)
-    prior = MotionPrior.from_preset("tiny", latent_channels=32, text_embed_dim=8)
+    prior = MotionPrior.from_preset("tiny", latent_channels=32, text_embed_dim=8, tau=2)  # the drift map's lag
     cond = torch.zeros(len(clips), 8)
     assert fit_prior(prior, z[:80], cond[:80], steps=100, batch=16, lr=3e-3)["val_cosine"] > 0.6
     held_out = range(84, 96)  # clips the prior did not train on

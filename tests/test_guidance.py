@@ -10,7 +10,7 @@ LEVELS = {"epsilon": dict(alpha_bar=torch.tensor([0.7, 0.4])), "v_prediction": d
 
 def random_prior(dtype=torch.float64, seed=0):
     torch.manual_seed(seed)
-    p = MotionPrior.from_preset("tiny", latent_channels=3, text_embed_dim=8)
+    p = MotionPrior.from_preset("tiny", latent_channels=3, text_embed_dim=8, tau=2)  # these tests are written for τ = 2
     for prm in p.parameters():
         torch.nn.init.normal_(prm, std=0.2)
     return p.to(dtype)
@@ -128,7 +128,7 @@ def test_bad_inputs_are_explained():
 
 def test_zero_init_prior_guides_toward_static_clips():
     """With an untrained (zero-field) prior, L_guide is Σ‖x̂0_i − x̂0_{i+τ}‖²: guidance damps change."""
-    prior = MotionPrior.from_preset("tiny", latent_channels=3, text_embed_dim=8)
+    prior = MotionPrior.from_preset("tiny", latent_channels=3, text_embed_dim=8, tau=2)
     g = MotionPriorGuidance(prior, scale=0.1)
     o, x = torch.randn(1, 5, 3, 4, 4), torch.zeros(1, 5, 3, 4, 4)
     res = g(o, x, step_index=9, num_steps=10, prediction_type="flow", sigma=1.0)

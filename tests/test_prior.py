@@ -30,13 +30,14 @@ def test_default_size_is_about_10m_parameters():
     p = MotionPrior()
     assert 8.0 < p.num_parameters_m() < 12.0
     assert p.config.latent_channels == 16 and p.config.text_embed_dim == 4096
+    assert p.config.tau == 1  # adjacent latent frames: what the physics-world evidence chose (benchmarks/README.md)
 
 
 def test_zero_init_predicts_zero_motion():
     p = tiny_prior()
     z = torch.randn(2, 5, 4, 6, 6)
     out = p.predict_motion(z, torch.randn(2, 8))
-    assert out.shape == (2, 3, 4, 6, 6)
+    assert out.shape == (2, 5 - p.config.tau, 4, 6, 6)  # one prediction per pair (i, i + τ)
     assert out.abs().max().item() == 0.0
     assert p(z[:, 0], None).abs().max().item() == 0.0
 

@@ -45,15 +45,14 @@ def _explain(args: argparse.Namespace) -> int:
     adapter = get_adapter(pipe)
     with torch.no_grad():
         z = adapter.encode_video(pipe.vae, frames, sample=False)[0]  # (F, C, h, w)
-    tau = 2
+    prior = MotionPrior.from_pretrained(args.prior) if args.prior else None
+    tau = prior.config.tau if prior is not None else 2  # both maps over the same (i, i + τ) pairs
     maps, labels = [drift_heatmap(z, tau)], ["drift"]
-    if args.prior:
-        prior = MotionPrior.from_pretrained(args.prior)
+    if prior is not None:
         pipe.check_motion_prior(prior)
         cond = None
         if args.prompt and pipe.text_encoder is not None:
             cond = adapter.pool_prompt(adapter.encode_prompt(pipe, [args.prompt]))
-        tau = prior.config.tau
         maps.append(field_heatmap(prior, z, cond, tau))
         labels.append("field")
     overlays = [render_overlay(frames, m, tau) for m in maps]
