@@ -53,14 +53,14 @@ def graded(backbones: list[tuple[str, str]], prior: str, out: str | Path, **conf
 
 def row_of(label: str, res: dict) -> dict:
     s, lam = res["summary"], res["lambda"]
-    mpg = next(k for k in res["effects"] if k.startswith("MPG λ=") and k.endswith("vs baseline"))
-    eff = res["effects"][mpg]
+    key = next(k for k in res["effects"] if k.startswith("MPG λ=") and k.endswith("vs baseline"))
+    mpg, eff = key.split(" vs ")[0], res["effects"][key]
     return {
         "checkpoint": label, "step": res["backbone"].get("step"), "lambda": lam, "n": res["n_test_clips"],
         "prior": res["selection"].get("prior"), "commit": res.get("commit"), "command": res.get("command"),
         "baseline": {m: s["baseline"][m] for m in APPEARANCE + PHYSICS if m in s["baseline"]},
         "ground_truth": {m: s["ground truth"][m] for m in APPEARANCE + PHYSICS if m in s["ground truth"]},
-        "mpg": {m: s[mpg.split(" vs ")[0]][m] for m in APPEARANCE + PHYSICS if m in s[mpg.split(" vs ")[0]]},
+        "mpg": {m: s[mpg][m] for m in APPEARANCE + PHYSICS if m in s[mpg]},
         "effect": {m: eff[m] for m in EFFECTS},
     }
 

@@ -29,7 +29,6 @@ sweep per recipe, and prints the markdown tables of ``benchmarks/README.md``::
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import os
@@ -83,52 +82,15 @@ def later_recipes(winner: Recipe, second_order: bool) -> list[Recipe]:
 
 
 # ------------------------------------------------------------------------------------- priors
-def encode_world(pipe, preset: dict, world, n: int, seed: int = 2):
-    """``n`` clips of world seed ``seed`` → ``(N, F, C, h, w)`` latents and ``(N, D)`` pooled prompts, by the
-    backbone's own VAE and text encoder (videos and captions only), as the effect benchmark trains its priors."""
-    import numpy as np
-    import torch
-
-    from lamo.adapters import get_adapter
-    from lamo.demo.run import _prompts
-
-    adapter = get_adapter(pipe)
-    clips = _prompts(world, seed=seed, n=n)
-    with torch.no_grad():
-        latents = torch.cat([adapter.encode_video(pipe.vae, np.stack([c.frames for c in clips[i:i + 64]]), sample=False)
-                             for i in range(0, len(clips), 64)])
-        cond = adapter.pool_prompt(adapter.encode_prompt(pipe, [c.caption for c in clips],
-                                                         max_sequence_length=preset["max_text_len"]))
-    return latents, cond
-
-
 def train_recipe(recipe: Recipe, cfg, latents, cond, noise_levels, folder: Path):
-    """A ``cfg.prior_preset`` prior with the recipe's options, trained by :func:`lamo.demo.run.fit_prior`
-    (its settings from ``cfg``) and saved in ``folder`` → ``(prior, stats)``."""
-    import torch
+    """A ``cfg.prior_preset`` prior with the recipe's options, trained and saved by
+    :func:`lamo.demo.run.train_prior` (its settings from ``cfg``) → ``(prior, stats)``."""
+    from lamo.demo.run import train_prior
 
-    from lamo.demo.run import fit_prior
-    from lamo.prior import MotionPrior
-
-    torch.manual_seed(cfg.seed)
-    prior = MotionPrior.from_preset(cfg.prior_preset, latent_channels=latents.shape[2], text_embed_dim=cond.shape[1],
-                                    backbone="cogvideox-demo", **recipe.options)
-    if prior.config.noise_aug == "diffusion":  # fit_prior has no noise table argument: bind it to this prior's loss
-        prior.training_loss = functools.partial(prior.training_loss, aug_noise_levels=noise_levels)
-    t = time.time()
-    try:
-        stats = fit_prior(prior, latents, cond, cfg.prior_steps, cfg.prior_batch, cfg.prior_lr, cfg.seed)
-    finally:
-        prior.__dict__.pop("training_loss", None)
-    stats.update(recipe=recipe.name, options=recipe.options, preset=cfg.prior_preset, clips=len(latents),
-                 steps=cfg.prior_steps, batch=cfg.prior_batch, lr=cfg.prior_lr, seed=cfg.seed, seconds=time.time() - t,
-                 parameters_m=prior.num_parameters_m())
-    prior.save_pretrained(folder)
-    (folder / "training_stats.json").write_text(json.dumps(stats, indent=2))
-    return prior, stats
+    return train_prior(cfg, latents, cond, folder, recipe.options, {"recipe": recipe.name, "options": recipe.options},
+                       aug_noise_levels=noise_levels)
 
 
-# ------------------------------------------------------------------------------------- the run
 def run(cfg, out: Path, results: Path, second_order: bool = True, budget_min: float = 0.0, command: str = "") -> dict:
     """Train, validate, choose, test; write ``results`` (JSON) and its PNG; return the results."""
     import numpy as np
@@ -136,7 +98,7 @@ def run(cfg, out: Path, results: Path, second_order: bool = True, budget_min: fl
 
     from lamo import __version__
     from lamo.demo.run import (_commit, _effect_summary, _load_pipeline, _prompts, _sample, _score,
-                               add_sharpness_error, analyse, choose)
+                               add_sharpness_error, analyse, choose, encode_world_clips)
     from lamo.effect import COMPOSITE, compare
     from lamo.training.prior import scheduler_noise_stds
 
@@ -147,7 +109,7 @@ def run(cfg, out: Path, results: Path, second_order: bool = True, budget_min: fl
     out.mkdir(parents=True, exist_ok=True)
     pipe, meta, preset, world = _load_pipeline(cfg)
     t = time.time()
-    latents, cond = encode_world(pipe, preset, world, cfg.prior_clips)
+    latents, cond = encode_world_clips(pipe, preset, world, cfg.prior_clips)
     levels = scheduler_noise_stds(cfg.backbone)  # √(1 − ᾱ_t) of the backbone's training timesteps
     timings["encode_s"] = time.time() - t
 

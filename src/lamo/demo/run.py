@@ -52,7 +52,7 @@ from ..physics.world import get_world_config
 from ..prior import MotionPrior
 from ..report import fmt_mean_std, plot_forest, plot_sweep_effects, side_by_side, write_html
 
-__all__ = ["DemoConfig", "PRESETS", "run_demo", "fit_prior", "DEFAULT_BACKBONE", "DEFAULT_PRIOR", "HEADLINE",
+__all__ = ["DemoConfig", "PRESETS", "run_demo", "fit_prior", "train_prior", "encode_world_clips", "DEFAULT_BACKBONE", "DEFAULT_PRIOR", "HEADLINE",
            "SECONDARY", "choose", "analyse", "reanalyse", "add_sharpness_error"]
 
 log = logging.getLogger(__name__)
@@ -129,10 +129,12 @@ PRESETS: dict[str, dict] = {
 
 # ------------------------------------------------------------------------------------- prior
 def fit_prior(prior: MotionPrior, latents: torch.Tensor, cond: torch.Tensor, steps: int, batch: int,
-              lr: float, seed: int = 0, val_fraction: float = 0.1) -> dict:
+              lr: float, seed: int = 0, val_fraction: float = 0.1,
+              aug_noise_levels: torch.Tensor | None = None) -> dict:
     """Train ``prior`` in memory on ``(N, F, C, H, W)`` latents with ``(N, D)`` pooled conditions.
 
-    Adam with gradient clipping at 1 (DESIGN.md §7: without it a run stalled). Returns the validation
+    Adam with gradient clipping at 1 (DESIGN.md §7: without it a run stalled). ``aug_noise_levels``: the
+    backbone's √(1 − ᾱ_t) table, needed by a prior with ``noise_aug="diffusion"``. Returns the validation
     loss and cosine (to the true τ-lag change) before and after.
     """
     g = torch.Generator().manual_seed(seed)
@@ -145,7 +147,7 @@ def fit_prior(prior: MotionPrior, latents: torch.Tensor, cond: torch.Tensor, ste
     def validate() -> tuple[float, float]:
         prior.eval()
         with torch.no_grad():
-            out = prior.training_loss(latents[val], cond[val])
+            out = prior.training_loss(latents[val], cond[val], aug_noise_levels=aug_noise_levels)
         prior.train()
         return float(out.per_sample.mean()), float(out.cosine.mean())
 
@@ -153,7 +155,7 @@ def fit_prior(prior: MotionPrior, latents: torch.Tensor, cond: torch.Tensor, ste
     bar = tqdm(range(steps), desc="motion prior", unit="step", dynamic_ncols=True)
     for step in bar:
         idx = train[torch.randint(0, len(train), (batch,), generator=g)]
-        loss = prior.training_loss(latents[idx], cond[idx], generator=g).per_sample.mean()
+        loss = prior.training_loss(latents[idx], cond[idx], generator=g, aug_noise_levels=aug_noise_levels).per_sample.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(prior.parameters(), 1.0)
@@ -315,28 +317,44 @@ def _load_pipeline(cfg: DemoConfig):
     return pipe, meta, preset, world
 
 
-def _train_priors(cfg: DemoConfig, pipe, preset: dict, world, outdir: Path) -> tuple[dict, dict]:
-    """One prior per lag in ``cfg.prior_taus`` on ``cfg.prior_clips`` fresh clips → ``{label: prior}``,
-    ``{label: stats}``; each saved under ``OUT/prior-tau{τ}`` with its stats."""
+def encode_world_clips(pipe, preset: dict, world, n: int, seed: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` clips of world seed ``seed`` → ``(N, F, C, h, w)`` latents and ``(N, D)`` pooled prompts, by the
+    backbone's own VAE and text encoder (videos and captions only: what a motion prior learns from)."""
     adapter = get_adapter(pipe)
-    clips = _prompts(world, seed=2, n=cfg.prior_clips)
+    clips = _prompts(world, seed=seed, n=n)
     with torch.no_grad():
         latents = torch.cat([adapter.encode_video(pipe.vae, np.stack([c.frames for c in clips[i:i + 64]]), sample=False)
                              for i in range(0, len(clips), 64)])  # (N, F, C, h, w)
         cond = adapter.pool_prompt(adapter.encode_prompt(pipe, [c.caption for c in clips],
                                                          max_sequence_length=preset["max_text_len"]))  # (N, D)
+    return latents, cond
+
+
+def train_prior(cfg: DemoConfig, latents: torch.Tensor, cond: torch.Tensor, folder: Path, options: dict,
+                extra: dict | None = None, aug_noise_levels: torch.Tensor | None = None) -> tuple[MotionPrior, dict]:
+    """A ``cfg.prior_preset`` prior with ``options`` on top, trained by :func:`fit_prior` with ``cfg``'s
+    steps, batch, learning rate and seed, saved in ``folder`` with ``training_stats.json`` (``extra`` added
+    to the stats) → ``(prior, stats)``."""
+    torch.manual_seed(cfg.seed)
+    prior = MotionPrior.from_preset(cfg.prior_preset, latent_channels=latents.shape[2], text_embed_dim=cond.shape[1],
+                                    backbone="cogvideox-demo", **options)
+    t = time.time()
+    st = fit_prior(prior, latents, cond, cfg.prior_steps, cfg.prior_batch, cfg.prior_lr, cfg.seed,
+                   aug_noise_levels=aug_noise_levels)
+    st.update(**(extra or {}), preset=cfg.prior_preset, clips=len(latents), steps=cfg.prior_steps, batch=cfg.prior_batch,
+              lr=cfg.prior_lr, seed=cfg.seed, seconds=time.time() - t, parameters_m=prior.num_parameters_m())
+    prior.save_pretrained(folder)
+    (Path(folder) / "training_stats.json").write_text(json.dumps(st, indent=2))
+    return prior, st
+
+
+def _train_priors(cfg: DemoConfig, pipe, preset: dict, world, outdir: Path) -> tuple[dict, dict]:
+    """One prior per lag in ``cfg.prior_taus`` on ``cfg.prior_clips`` fresh clips → ``{label: prior}``,
+    ``{label: stats}``; each saved under ``OUT/prior-tau{τ}`` with its stats."""
+    latents, cond = encode_world_clips(pipe, preset, world, cfg.prior_clips)
     priors, stats = {}, {}
     for tau in cfg.prior_taus:
-        torch.manual_seed(cfg.seed)
-        prior = MotionPrior.from_preset(cfg.prior_preset, latent_channels=latents.shape[2], text_embed_dim=cond.shape[1],
-                                        backbone="cogvideox-demo", tau=tau)
-        t = time.time()
-        st = fit_prior(prior, latents, cond, cfg.prior_steps, cfg.prior_batch, cfg.prior_lr, cfg.seed)
-        st.update(tau=tau, preset=cfg.prior_preset, clips=cfg.prior_clips, steps=cfg.prior_steps, batch=cfg.prior_batch,
-                  lr=cfg.prior_lr, seconds=time.time() - t)
-        folder = outdir / f"prior-tau{tau}"
-        prior.save_pretrained(folder)
-        (folder / "training_stats.json").write_text(json.dumps(st, indent=2))
+        prior, st = train_prior(cfg, latents, cond, outdir / f"prior-tau{tau}", {"tau": tau}, {"tau": tau})
         log.info("motion prior τ=%d: validation cosine %.3f (before training %.3f)", tau, st["val_cosine"],
                  st["val_cosine_before"])
         priors[f"τ={tau}"], stats[f"τ={tau}"] = prior, st

@@ -275,8 +275,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
             ae_stats = train_conv_autoencoder(pipe.vae, videos, cfg, device, out / "autoencoder_loss.jsonl")
             log.info("autoencoder: %s", ae_stats)
         else:
-            pipe.vae.fit(_pixels(videos[:2048]))
-            pipe.vae.to(device)
+            pipe.vae.fit(_pixels(videos[:2048]))  # fills the buffers on the device
     pipe.vae.requires_grad_(False)
 
     tok = pipe.tokenizer(list(captions) + [""], padding="max_length", max_length=preset.max_text_len,
