@@ -29,6 +29,15 @@ call's graph freed before the next (``∂L/∂x̂0`` is accumulated, then pulled
 same gradient, no recomputation, bounded memory. A guided step makes no host sync unless
 ``check_finite="step"``. ``mode="latent"`` is the paper's "direct latent edit" ablation: ``x_t ← x_t − λ·∇_{x_t} L``
 with the output left as it is.
+
+**Two variants** (off by default; benchmarks/README.md, "Guidance choices", ablates them):
+
+* ``stop_gradient=True`` ("one-sided"): ``r_i = sg(x̂0_i + f_φ(x̂0_i, c)) − x̂0_{i+τ}`` — the
+  prediction is a fixed target that pulls the later frame, the prior's input is not moved (frames
+  only ever read as inputs, e.g. frame 0 for τ = 1, get no gradient). The loss value is unchanged.
+* ``schedule="noise"``: the step's λ follows the noise level, ``λ_t = λ·√(1 − ᾱ_t)`` (``λ·σ_t`` for
+  flow models), per sample — strong early in the window, fading as the sample gets clean.
+  ``"constant"`` (the default) is ``λ_t = λ``.
 """
 from __future__ import annotations
 
@@ -39,14 +48,16 @@ import torch
 
 from .motion import check_finite, check_latents
 from .parametrization import NoiseLevel, check_prediction_type, predict_x0
+from .parametrization import per_sample as broadcast_level
 from .prior import MotionPrior
 
 __all__ = ["MotionPriorGuidance", "GuidanceOutput", "guidance_loss", "GUIDANCE_MODES", "FINITE_CHECKS",
-           "GUIDANCE_REDUCTIONS", "WINDOW_ROUNDINGS", "RELEASE_GUIDANCE"]
+           "GUIDANCE_REDUCTIONS", "GUIDANCE_SCHEDULES", "WINDOW_ROUNDINGS", "RELEASE_GUIDANCE"]
 
 GUIDANCE_MODES = ("output", "latent")
 GUIDANCE_REDUCTIONS = ("sum", "element_mean")
 WINDOW_ROUNDINGS = ("ceil", "floor")
+GUIDANCE_SCHEDULES = ("constant", "noise")
 
 # The authors' sampling-time guidance (DESIGN.md §8) as MotionPriorGuidance arguments; with the
 # release's predictor (τ = 1, from the prior) and S = 50 steps it is their update exactly.
@@ -54,19 +65,27 @@ RELEASE_GUIDANCE = dict(scale=15.0, window=0.8, reduction="element_mean", window
 
 
 def guidance_loss(
-    prior: MotionPrior, x0: torch.Tensor, cond: torch.Tensor | None, tau: int, reduction: str = "sum"
+    prior: MotionPrior, x0: torch.Tensor, cond: torch.Tensor | None, tau: int, reduction: str = "sum",
+    stop_gradient: bool = False,
 ) -> torch.Tensor:
     """Per-sample ``L_b`` of ``r_i = x̂0_i + f_φ(x̂0_i, c) − x̂0_{i+τ}`` → ``(B,)``.
 
     ``reduction="sum"`` (LaMo): ``L_b = mean_i Σ_{c,h,w} r_i²``; ``"element_mean"`` (the release):
-    ``L_b = mean_{i,c,h,w} r_i²``. ``x0`` is ``(B, F, C, H, W)``; ``cond`` is ``(B, text_embed_dim)``
-    or ``None``. All τ-pairs go through the prior in one batched call.
+    ``L_b = mean_{i,c,h,w} r_i²``. ``stop_gradient``: the prediction ``x̂0_i + f_φ(x̂0_i, c)`` is a
+    constant (same value, gradient only through ``x̂0_{i+τ}``). ``x0`` is ``(B, F, C, H, W)``; ``cond``
+    is ``(B, text_embed_dim)`` or ``None``. All τ-pairs go through the prior in one batched call.
     """
     if reduction not in GUIDANCE_REDUCTIONS:
         raise ValueError(f"unknown guidance reduction {reduction!r}; expected one of {GUIDANCE_REDUCTIONS}")
     dtype = torch.promote_types(x0.dtype, torch.float32)  # reduce in ≥ fp32
-    field = prior.predict_motion(x0, cond, tau).to(dtype)  # (B, F−τ, C, H, W)
-    residual = x0[:, :-tau].to(dtype) + field - x0[:, tau:].to(dtype)  # (B, F−τ, C, H, W)
+    if stop_gradient:
+        with torch.no_grad():  # a constant target: the prior's graph is not even built
+            field = prior.predict_motion(x0, cond, tau).to(dtype)  # (B, F−τ, C, H, W)
+            prediction = x0[:, :-tau].to(dtype) + field  # (B, F−τ, C, H, W)
+        residual = prediction - x0[:, tau:].to(dtype)  # (B, F−τ, C, H, W)
+    else:
+        field = prior.predict_motion(x0, cond, tau).to(dtype)  # (B, F−τ, C, H, W)
+        residual = x0[:, :-tau].to(dtype) + field - x0[:, tau:].to(dtype)  # (B, F−τ, C, H, W)
     if reduction == "element_mean":
         return residual.pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
     return residual.pow(2).sum(dim=(2, 3, 4)).mean(1)  # (B,)
@@ -111,6 +130,10 @@ class MotionPriorGuidance:
             latent size) or ``"element_mean"`` (the release: ``L_guide = mean_{b,i,c,h,w} r²``).
         window_rounding: ``"ceil"`` (first guided step ``⌈(1 − ρ)·S⌉``) or ``"floor"``
             (``⌊(1 − ρ)·S⌋``, the release's "from step ⌊0.2·S⌋ on").
+        stop_gradient: ``True``: one-sided residual ``r_i = sg(x̂0_i + f_φ(x̂0_i, c)) − x̂0_{i+τ}`` — only
+            the later frame of each pair is pulled; ``False`` (the default): both sides move.
+        schedule: ``"constant"`` (the default: ``λ_t = λ``) or ``"noise"`` (``λ_t = λ·√(1 − ᾱ_t)``, or
+            ``λ·σ_t`` for flow models, per sample: the correction fades as the sample gets clean).
         check_finite: ``"step"`` (or ``True``) raises a clear error at once when the loss or gradient
             holds NaN/inf — one host sync per guided step; ``"deferred"`` makes no sync and returns
             the verdict as a device tensor in :attr:`GuidanceOutput.finite` (the pipelines check all
@@ -135,6 +158,8 @@ class MotionPriorGuidance:
         activation_budget_gib: float | None = 2.0,
         reduction: str = "sum",
         window_rounding: str = "ceil",
+        stop_gradient: bool = False,
+        schedule: str = "constant",
     ):
         if not isinstance(prior, MotionPrior):
             raise TypeError(f"prior must be a lamo.MotionPrior, got {type(prior).__name__}")
@@ -148,6 +173,10 @@ class MotionPriorGuidance:
             raise ValueError(f"unknown guidance reduction {reduction!r}; expected one of {GUIDANCE_REDUCTIONS}")
         if window_rounding not in WINDOW_ROUNDINGS:
             raise ValueError(f"unknown window_rounding {window_rounding!r}; expected one of {WINDOW_ROUNDINGS}")
+        if not isinstance(stop_gradient, bool):
+            raise ValueError(f"stop_gradient must be True or False, got {stop_gradient!r}")
+        if schedule not in GUIDANCE_SCHEDULES:
+            raise ValueError(f"unknown guidance schedule {schedule!r}; expected one of {GUIDANCE_SCHEDULES}")
         tau = prior.config.tau if tau is None else tau
         if not isinstance(tau, int) or isinstance(tau, bool) or tau < 1:
             raise ValueError(f"guidance tau must be a positive integer number of latent frames, got {tau!r}")
@@ -163,6 +192,8 @@ class MotionPriorGuidance:
         self.mode = mode
         self.reduction = reduction
         self.window_rounding = window_rounding
+        self.stop_gradient = stop_gradient
+        self.schedule = schedule
         self.check_finite = check_finite
         self.activation_budget_gib = activation_budget_gib
 
@@ -175,6 +206,25 @@ class MotionPriorGuidance:
     def objective(self, per_sample: torch.Tensor) -> torch.Tensor:
         """``L_guide`` from the per-sample ``L_b``: their sum (``"sum"``) or mean (``"element_mean"``)."""
         return per_sample.mean() if self.reduction == "element_mean" else per_sample.sum()
+
+    def step_scale(
+        self,
+        prediction_type: str,
+        like: torch.Tensor,
+        *,
+        alpha_bar: NoiseLevel | None = None,
+        sigma: NoiseLevel | None = None,
+    ) -> float | torch.Tensor:
+        """This step's ``λ_t``: the float λ (``"constant"``), or ``λ·√(1 − ᾱ_t)`` / ``λ·σ_t`` (``"noise"``)
+        as a tensor broadcastable against ``like`` (``()`` or ``(B, 1, …, 1)``, ``like``'s dtype)."""
+        if self.schedule == "constant":
+            return self.scale
+        flow = check_prediction_type(prediction_type) == "flow"
+        level = sigma if flow else alpha_bar
+        if level is None:
+            raise ValueError(f"schedule='noise' needs the step's noise level `{'sigma' if flow else 'alpha_bar'}`")
+        level = broadcast_level(level, like)  # () or (B, 1, …, 1)
+        return self.scale * (level if flow else (1 - level).clamp_min(0).sqrt())
 
     def is_active(self, step_index: int, num_steps: int) -> bool:
         """Whether step ``step_index`` (0-based) of ``num_steps`` is guided."""
@@ -213,7 +263,7 @@ class MotionPriorGuidance:
             P = F - self.tau
             chunk = self.pairs_per_call(B, P, H, W)
             if chunk >= P:  # every pair in one batched call
-                per_sample = guidance_loss(self.prior, x0, cond, self.tau, self.reduction)
+                per_sample = guidance_loss(self.prior, x0, cond, self.tau, self.reduction, self.stop_gradient)
                 (grad,) = torch.autograd.grad(self.objective(per_sample), target)
                 return per_sample.detach(), grad
             leaf = x0.detach().requires_grad_()
@@ -223,7 +273,7 @@ class MotionPriorGuidance:
                 stop = min(P, start + chunk)
                 # pairs start … stop−1 use frames start … stop−1+τ; weight so the chunks sum to the mean
                 part = guidance_loss(self.prior, leaf[:, start:stop + self.tau], cond, self.tau,
-                                     self.reduction) * ((stop - start) / P)
+                                     self.reduction, self.stop_gradient) * ((stop - start) / P)
                 (g,) = torch.autograd.grad(self.objective(part), leaf)  # frees this call's graph
                 grad_x0 = g if grad_x0 is None else grad_x0 + g
                 per_sample = per_sample + part.detach()
@@ -242,7 +292,7 @@ class MotionPriorGuidance:
     ) -> torch.Tensor:
         """Per-sample ``L_b`` (``(B,)``) of ``x̂0(model_output)`` — differentiable in both tensors."""
         x0 = predict_x0(model_output, sample, prediction_type, alpha_bar=alpha_bar, sigma=sigma)
-        return guidance_loss(self.prior, x0, cond, self.tau, self.reduction)
+        return guidance_loss(self.prior, x0, cond, self.tau, self.reduction, self.stop_gradient)
 
     def __call__(
         self,
@@ -282,8 +332,9 @@ class MotionPriorGuidance:
             check_finite(torch.stack([per_sample.sum(), grad.abs().sum()]), "motion prior guidance (loss and gradient)")
         elif self.check_finite == "deferred":
             finite = torch.isfinite(per_sample).all() & torch.isfinite(grad).all()  # stays on the device
+        scale = self.step_scale(prediction_type, grad, alpha_bar=alpha_bar, sigma=sigma)  # λ_t
         if self.mode == "latent":
-            new_sample = (sample.to(grad.dtype) - self.scale * grad).to(sample.dtype)
+            new_sample = (sample.to(grad.dtype) - scale * grad).to(sample.dtype)
             return GuidanceOutput(model_output, new_sample, per_sample, True, finite)
-        new_output = (model_output.to(grad.dtype) - self.scale * grad).to(model_output.dtype)
+        new_output = (model_output.to(grad.dtype) - scale * grad).to(model_output.dtype)
         return GuidanceOutput(new_output, sample, per_sample, True, finite)

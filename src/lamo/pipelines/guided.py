@@ -42,7 +42,7 @@ from typing import Any, Iterator
 import torch
 
 from ..adapters.base import BackboneAdapter
-from ..guidance import GUIDANCE_MODES, GUIDANCE_REDUCTIONS, WINDOW_ROUNDINGS, MotionPriorGuidance
+from ..guidance import GUIDANCE_MODES, GUIDANCE_REDUCTIONS, GUIDANCE_SCHEDULES, WINDOW_ROUNDINGS, MotionPriorGuidance
 from ..prior import MotionPrior
 
 __all__ = ["GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
@@ -366,6 +366,8 @@ class MotionGuidedPipelineMixin:
         motion_guidance_activation_gib: float | None = 2.0,
         motion_guidance_reduction: str = "sum",
         motion_guidance_window_rounding: str = "ceil",
+        motion_guidance_stop_gradient: bool = False,
+        motion_guidance_schedule: str = "constant",
         **kwargs: Any,
     ) -> Any:
         """The parent pipeline's call (same arguments, same output) with Motion Prior Guidance.
@@ -388,6 +390,11 @@ class MotionGuidedPipelineMixin:
                 ``"element_mean"`` (the authors' release: one mean over every element of the batch).
             motion_guidance_window_rounding: ``"ceil"`` (first guided step ``⌈(1 − ρ)·S⌉``) or
                 ``"floor"`` (``⌊(1 − ρ)·S⌋``, the release's "from step ⌊0.2·S⌋ on").
+            motion_guidance_stop_gradient: ``True``: the one-sided residual
+                ``sg(x̂0_i + f_φ(x̂0_i)) − x̂0_{i+τ}`` (the prior's prediction is a fixed target; only the later
+                frame of each pair is pulled); ``False`` (the default): both sides move.
+            motion_guidance_schedule: ``"constant"`` (the default: λ at every guided step) or ``"noise"``
+                (``λ·√(1 − ᾱ_t)``, ``λ·σ_t`` for flow models: the correction fades as the sample gets clean).
 
         ``pipe(prompt, **RELEASE_SAMPLING_KWARGS)`` with a release prior (:func:`lamo.convert.load_release`)
         is the authors' sampling setting.
@@ -409,6 +416,12 @@ class MotionGuidedPipelineMixin:
         if motion_guidance_window_rounding not in WINDOW_ROUNDINGS:
             raise ValueError(f"unknown motion_guidance_window_rounding {motion_guidance_window_rounding!r}; expected "
                              f"one of {WINDOW_ROUNDINGS}")
+        if not isinstance(motion_guidance_stop_gradient, bool):
+            raise ValueError(f"motion_guidance_stop_gradient must be True or False, got "
+                             f"{motion_guidance_stop_gradient!r}")
+        if motion_guidance_schedule not in GUIDANCE_SCHEDULES:
+            raise ValueError(f"unknown motion_guidance_schedule {motion_guidance_schedule!r}; expected one of "
+                             f"{GUIDANCE_SCHEDULES}")
         if motion_prior is not None:
             self.check_motion_prior(motion_prior)
         prior = motion_prior if motion_prior is not None else self.motion_prior
@@ -428,7 +441,9 @@ class MotionGuidedPipelineMixin:
                                        mode=motion_guidance_mode, check_finite="deferred",
                                        activation_budget_gib=motion_guidance_activation_gib,
                                        reduction=motion_guidance_reduction,
-                                       window_rounding=motion_guidance_window_rounding)
+                                       window_rounding=motion_guidance_window_rounding,
+                                       stop_gradient=motion_guidance_stop_gradient,
+                                       schedule=motion_guidance_schedule)
         with GuidedSchedulerStep(self, self.adapter, guidance, record=motion_guidance_record,
                                  history=self._motion_guidance_history):
             return super().__call__(*args, **kwargs)
