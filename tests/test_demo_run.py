@@ -160,3 +160,30 @@ def test_graded_backbones_runs_each_checkpoint_with_one_prior(tiny_backbone, tmp
     again = graded.graded([("a", str(tmp_path / "g" / "a" / "results.json"))], str(tmp_path / "prior"), tmp_path / "h")
     assert again[0] == rows[0] and res["selection"]["source"] == "chosen in this run"
     assert (tmp_path / "g" / "graded.png").is_file() and "| a (" in graded.table(rows)
+
+
+def test_sampler_settings_scores_each_setting_on_validation_clips(tiny_backbone, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("sampler_settings",
+                                                  Path(__file__).parents[1] / "benchmarks" / "sampler_settings.py")
+    ss = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ss)
+    assert ss.parse_setting("25x1.5") == (25, 1.5)
+    with pytest.raises(SystemExit, match="STEPSxCFG"):
+        ss.parse_setting("25")
+    with pytest.raises(SystemExit, match="≥ 1"):
+        ss.parse_setting("25x0.5")
+    base, _ = tiny_backbone
+    res = ss.run(str(base), [(2, 4.0), (2, 1.0), (3, 4.0)], n_prompts=3, seeds=(100,), world_overrides=WORLD, chunk=4)
+    names = [s["name"] for s in res["settings"]]
+    assert names == ["2 steps, CFG 4", "2 steps, CFG 1", "3 steps, CFG 4"] and res["reference"] == names[0]
+    assert all(len(s["rows"]) == 3 and s["summary"]["detection_rate"]["n"] <= 3 for s in res["settings"])
+    ref = res["settings"][0]["vs_reference"]["permanence_error"]
+    defined = res["settings"][0]["summary"]["permanence_error"]["n"]
+    assert ref["diff"] == 0 if defined >= 2 else ref["verdict"] == "too few clips"  # itself: the same clips
+    assert res["settings"][1]["rows"] != res["settings"][0]["rows"]  # another guidance scale, other clips
+    assert res["chosen"] in names and res["chosen"] == ss.choose(res)
+    ss.plot(res, tmp_path / "s.png")
+    assert (tmp_path / "s.png").is_file() and "**(chosen)**" in ss.table(res)
