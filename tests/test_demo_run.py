@@ -76,6 +76,10 @@ def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(
     wrong = replace(demo, out=str(tmp_path / "wrong"), prior=str(out / f"prior-tau{other[-1]}"))
     with pytest.raises(ValueError, match="made for another prior"):
         run_demo(cfg=wrong)
+    # ... and for other sampler settings than the ones λ was chosen under
+    with pytest.raises(ValueError, match="other sampler settings"):
+        run_demo(cfg=replace(demo, out=str(tmp_path / "cfg"), cfg_scale=demo.cfg_scale + 1))
+    assert not (tmp_path / "cfg" / "results.json").exists()
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not an earlier LaMo report"):
@@ -124,6 +128,8 @@ def test_aa_on_the_shipped_backbone_finds_no_change():
 def test_bench_effect_cli_checks_its_numbers_and_presets(capsys):
     assert main(["bench", "effect", "--test-prompts", "0", "--out", "unused"]) == 2
     assert "--test-prompts must be at least 1" in capsys.readouterr().err
+    assert main(["bench", "effect", "--cfg-scale", "0.5", "--out", "unused"]) == 2
+    assert "--cfg-scale must be a number ≥ 1" in capsys.readouterr().err
     from lamo.commands.demo import add_effect_args, effect_config
     import argparse
 
@@ -132,6 +138,7 @@ def test_bench_effect_cli_checks_its_numbers_and_presets(capsys):
         add_effect_args(p, preset)
         cfg = effect_config(p.parse_args([]))
         assert (cfg.preset, cfg.test_prompts * len(cfg.test_seeds), cfg.prior) == (preset, 2 * n_test, prior)
+        assert cfg.cfg_scale == DemoConfig().cfg_scale and effect_config(p.parse_args(["--cfg-scale", "1.5"])).cfg_scale == 1.5
 
 
 def test_graded_backbones_runs_each_checkpoint_with_one_prior(tiny_backbone, tmp_path):

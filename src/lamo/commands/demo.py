@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 
 from ._args import YES_NO, add_config_command, config_from_args, yes_no
 
@@ -62,6 +63,8 @@ def add_effect_args(p: argparse.ArgumentParser, preset: str) -> None:
     p.add_argument("--prior-taus", type=int, nargs="+", default=list(d.prior_taus), help="lags of the priors trained here")
     p.add_argument("--prior-steps", type=int, default=d.prior_steps, help="motion prior training steps")
     p.add_argument("--steps", type=int, default=d.steps, help="sampling steps")
+    p.add_argument("--cfg-scale", type=float, default=d.cfg_scale,
+                   help="classifier-free guidance scale (chosen on validation prompts: benchmarks/sampler_settings.py)")
     p.add_argument("--val-prompts", type=int, default=d.val_prompts, help="validation prompts (when choosing knobs here)")
     p.add_argument("--val-seeds", type=int, nargs="+", default=list(d.val_seeds), help="validation seeds")
     p.add_argument("--test-prompts", type=int, default=d.test_prompts, help="held-out test prompts")
@@ -84,10 +87,13 @@ def effect_config(args: argparse.Namespace):
                         ("--val-prompts", args.val_prompts)):
         if value < 1:
             raise InputError(f"{flag} must be at least 1, got {value}")
+    if not (math.isfinite(args.cfg_scale) and args.cfg_scale >= 1):
+        raise InputError(f"--cfg-scale must be a number ≥ 1 (1: no classifier-free guidance), got {args.cfg_scale}")
     return DemoConfig(**{**PRESETS[args.effect_preset], "preset": args.effect_preset, "out": args.out,
                          "backbone": args.backbone, "finetunes": {PLAIN_FT: args.finetune_plain, MDL: args.finetune_mdl},
                          "prior": args.prior, "selection": args.selection, "prior_taus": tuple(args.prior_taus),
-                         "prior_steps": args.prior_steps, "steps": args.steps, "val_prompts": args.val_prompts,
+                         "prior_steps": args.prior_steps, "steps": args.steps, "cfg_scale": args.cfg_scale,
+                         "val_prompts": args.val_prompts,
                          "val_seeds": tuple(args.val_seeds), "test_prompts": args.test_prompts,
                          "test_seeds": tuple(args.seeds), "sweep": tuple(args.sweep),
                          "flowmo_sweep": tuple(args.flowmo_sweep), "ablations": args.ablations, "threads": args.threads})

@@ -497,6 +497,12 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         if sel.get("prior_sha256") != _prior_hash(cfg.prior):
             raise InputError(f"{cfg.selection} was made for another prior than {cfg.prior} (its weights differ); "
                              "pass that prior, or --selection '' to choose λ on validation prompts here")
+        made = {k: sel[k] for k in ("steps", "cfg_scale", "window") if k in sel}
+        here = {"steps": cfg.steps, "cfg_scale": cfg.cfg_scale, "window": cfg.window}
+        if any(float(v) != float(here[k]) for k, v in made.items()):
+            raise InputError(f"{cfg.selection} chose λ under other sampler settings ({made}) than this run's "
+                             f"({ {k: here[k] for k in made} }); pass the same --steps / --cfg-scale, or "
+                             "--selection '' to choose λ on validation prompts under these")
         sel["source"] = str(cfg.selection)
         sel["prior"] = label
     else:
