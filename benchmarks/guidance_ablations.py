@@ -28,7 +28,8 @@ a results file with every clip's row, a PNG of the validation sweep per variant,
 tables of ``benchmarks/README.md``::
 
     OMP_NUM_THREADS=1 python benchmarks/guidance_ablations.py --backbone src/lamo/assets/demo-backbone \\
-        --out runs/guidance-ablations --results benchmarks/results/guidance_ablations_cpu.json --threads 1
+        --out runs/guidance-ablations --results benchmarks/results/guidance_ablations_cpu.json --threads 1 \\
+        --budget-min 45
 
 ``--table FILE`` prints the tables of a finished results file again.
 """
@@ -125,7 +126,9 @@ class Cells:
         self.reused: list[str] = []
 
     def path(self, label: str) -> Path:
-        return self.folder / (re.sub(r"[^A-Za-z0-9.=_-]+", "_", label) + ".json")
+        for a, b in (("λ", "lam"), ("ρ", "rho"), ("∝", "-prop-")):
+            label = label.replace(a, b)
+        return self.folder / (re.sub(r"[^A-Za-z0-9.=_-]+", "_", label) + ".json")  # validation_lam-prop-noise_lam=1
 
     def get(self, label: str, key: dict) -> dict | None:
         p = self.path(label)
