@@ -50,13 +50,14 @@ def main() -> None:
     out = [f"Run: `{res.get('command', '?')}` at commit {res.get('commit', '?')}, {res['date']}, {res['machine']}, "
            f"torch {res['torch']}; {res['n_test_clips']} test clips per variant; "
            f"{res['timings']['total_s'] / 60:.1f} min end to end.", "",
-           f"Knobs ({sel['source']}): prior {sel['prior']}, λ = {res['lambda']:g} ({sel.get('lambda_why', '')}); "
+           f"Knobs ({sel['source']}): prior {sel['prior']}, λ = {res['lambda']:g}, window ρ = {res.get('window', 0.8):g} "
+           f"({sel.get('lambda_why', '')}); "
            f"peer η = {res['flowmo_eta']:g} ({sel.get('flowmo_why', '')}).", "",
            "Test (held-out prompts): relative change vs control, 95 % bootstrap interval; ✓ improved, ✗ worsened, "
            "· no detectable change (Holm-corrected paired permutation test).", ""]
     out += effect_table(res["effects"], metrics)
     if sel.get("validation"):
-        out += ["", f"Validation ({sel['val_prompts']} prompts × {len(sel['val_seeds'])} seeds): the λ sweep that chose the knobs.", ""]
+        out += ["", f"Validation ({sel['val_prompts']} prompts × {len(sel['val_seeds'])} seeds): the λ (and ρ) sweep that chose the knobs.", ""]
         out += sweep_table(sel["validation"])
     if sel.get("validation_flowmo"):
         out += ["", "Validation: the peer's step size.", ""]

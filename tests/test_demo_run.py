@@ -130,6 +130,8 @@ def test_bench_effect_cli_checks_its_numbers_and_presets(capsys):
     assert "--test-prompts must be at least 1" in capsys.readouterr().err
     assert main(["bench", "effect", "--cfg-scale", "0.5", "--out", "unused"]) == 2
     assert "--cfg-scale must be a number ≥ 1" in capsys.readouterr().err
+    assert main(["bench", "effect", "--windows", "0.8", "1.5", "--out", "unused"]) == 2
+    assert "--windows are guidance windows" in capsys.readouterr().err
     from lamo.commands.demo import add_effect_args, effect_config
     import argparse
 
@@ -194,3 +196,32 @@ def test_sampler_settings_scores_each_setting_on_validation_clips(tiny_backbone,
     assert res["chosen"] in names and res["chosen"] == ss.choose(res)
     ss.plot(res, tmp_path / "s.png")
     assert (tmp_path / "s.png").is_file() and "**(chosen)**" in ss.table(res)
+
+
+def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the_test(tiny_backbone, tmp_path,
+                                                                                       monkeypatch):
+    import lamo.demo.run as run
+
+    base, _ = tiny_backbone
+    windows_used = []
+    real = run._sample
+
+    def spy(*args, window=None, **kwargs):
+        windows_used.append((args[6], window))  # (λ, ρ) of every sampling call
+        return real(*args, window=window, **kwargs)
+
+    monkeypatch.setattr(run, "_sample", spy)
+    cfg = DemoConfig(out=str(tmp_path / "w"), backbone=str(base), finetunes={}, world_overrides=WORLD, prior="",
+                     selection="", prior_taus=(1,), prior_clips=16, prior_preset="tiny", prior_steps=3, prior_batch=4,
+                     val_prompts=3, val_seeds=(100,), sweep=(0.1, 1.0), windows=(0.8, 0.5), flowmo_sweep=(),
+                     test_prompts=3, test_seeds=(0,), steps=3, chunk=4, gifs=1, n_resamples=99)
+    assert run_demo(cfg=cfg) == 0
+    res = json.loads((tmp_path / "w" / "results.json").read_text())
+    sel = res["selection"]
+    assert set(sel["validation"]) == {"τ=1 ρ=0.8", "τ=1 ρ=0.5"} and sel["windows"] == [0.8, 0.5]
+    assert sel["window"] in (0.8, 0.5) and res["window"] == sel["window"] and sel["window_per_prior"] == {"τ=1": sel["window"]}
+    # validation: the baseline, then every (ρ, λ) pair once; the test: the baseline and MPG at the chosen pair
+    assert sorted(windows_used[1:5]) == sorted([(0.1, 0.8), (1.0, 0.8), (0.1, 0.5), (1.0, 0.5)])
+    assert windows_used[-1] == (res["lambda"], sel["window"])
+    mpg = [k for k in res["per_clip"] if k.startswith("MPG")]
+    assert mpg == [f"MPG λ={res['lambda']:g}" + ("" if sel["window"] == 0.8 else f" ρ={sel['window']:g}")]

@@ -70,6 +70,8 @@ def add_effect_args(p: argparse.ArgumentParser, preset: str) -> None:
     p.add_argument("--test-prompts", type=int, default=d.test_prompts, help="held-out test prompts")
     p.add_argument("--seeds", type=int, nargs="+", default=list(d.test_seeds), help="test seeds")
     p.add_argument("--sweep", type=float, nargs="+", default=list(d.sweep), help="λ values tried on validation prompts")
+    p.add_argument("--windows", type=float, nargs="+", default=list(d.windows) or [d.window],
+                   help="guidance windows ρ tried with each λ on validation prompts")
     p.add_argument("--flowmo-sweep", type=float, nargs="+", default=list(d.flowmo_sweep),
                    help="peer step sizes tried on validation prompts")
     p.add_argument("--ablations", type=yes_no, default=d.ablations, metavar=YES_NO,
@@ -87,6 +89,8 @@ def effect_config(args: argparse.Namespace):
                         ("--val-prompts", args.val_prompts)):
         if value < 1:
             raise InputError(f"{flag} must be at least 1, got {value}")
+    if not all(math.isfinite(w) and 0 < w <= 1 for w in args.windows):
+        raise InputError(f"--windows are guidance windows ρ in (0, 1], got {args.windows}")
     if not (math.isfinite(args.cfg_scale) and args.cfg_scale >= 1):
         raise InputError(f"--cfg-scale must be a number ≥ 1 (1: no classifier-free guidance), got {args.cfg_scale}")
     return DemoConfig(**{**PRESETS[args.effect_preset], "preset": args.effect_preset, "out": args.out,
@@ -95,7 +99,7 @@ def effect_config(args: argparse.Namespace):
                          "prior_steps": args.prior_steps, "steps": args.steps, "cfg_scale": args.cfg_scale,
                          "val_prompts": args.val_prompts,
                          "val_seeds": tuple(args.val_seeds), "test_prompts": args.test_prompts,
-                         "test_seeds": tuple(args.seeds), "sweep": tuple(args.sweep),
+                         "test_seeds": tuple(args.seeds), "sweep": tuple(args.sweep), "windows": tuple(args.windows),
                          "flowmo_sweep": tuple(args.flowmo_sweep), "ablations": args.ablations, "threads": args.threads})
 
 

@@ -112,7 +112,8 @@ class DemoConfig:
     ablations: bool = False  # direct latent edit; MPG with each other prior
     steps: int = 25
     cfg_scale: float = 4.0
-    window: float = 0.8
+    window: float = 0.8  # ρ when no selection says otherwise
+    windows: tuple[float, ...] = ()  # the ρ values swept with λ on validation prompts; () sweeps `window` only
     seed: int = 0
     threads: int = 0
     chunk: int = 64  # clips per pipeline call
@@ -183,17 +184,18 @@ class Variant:
     lam: float = 0.0
     mode: str = "output"
     flowmo: float = 0.0
+    window: float | None = None  # ρ; None: the run's
 
 
 def _sample(pipe, prompts: list[str], seeds: tuple[int, ...], cfg: DemoConfig, preset: dict,
             prior: MotionPrior | None, lam: float, mode: str = "output", flowmo: float = 0.0,
-            desc: str = "") -> tuple[np.ndarray, np.ndarray | None]:
+            desc: str = "", window: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Every (seed, prompt) pair, in chunks of ``cfg.chunk`` → ``(len(seeds), len(prompts), T, H, W, 3)``
     uint8 frames, and the ``(S·P,)`` ``L_guide`` of ``x̂0`` at the last step (``None`` without a prior).
 
     The initial noise of pair ``(s, i)`` comes from its own generator (seed ``1000·s + i``), so it is
     the same in every variant and chunk. ``flowmo > 0`` samples under the FlowMo peer (step size
-    ``flowmo``, ``cfg.flowmo_variant``)."""
+    ``flowmo``, ``cfg.flowmo_variant``). ``window``: the guidance window ρ (``None``: ``cfg.window``)."""
     pairs = [(s, i) for s in seeds for i in range(len(prompts))]
     frames, guide = [], []
     bar = tqdm(total=len(pairs), desc=desc or "sampling", unit="clip", dynamic_ncols=True, leave=False)
@@ -206,7 +208,7 @@ def _sample(pipe, prompts: list[str], seeds: tuple[int, ...], cfg: DemoConfig, p
             out = pipe(prompt=[prompts[i] for _, i in chunk], generator=gens, num_frames=preset["num_frames"],
                        height=preset["size"], width=preset["size"], num_inference_steps=cfg.steps,
                        guidance_scale=cfg.cfg_scale, max_sequence_length=preset["max_text_len"], output_type="np",
-                       motion_prior=prior, motion_guidance_scale=lam, motion_guidance_window=cfg.window,
+                       motion_prior=prior, motion_guidance_scale=lam, motion_guidance_window=cfg.window if window is None else window,
                        motion_guidance_mode=mode, motion_guidance_record=prior is not None)
         history = pipe.motion_guidance_history if prior is not None else []
         if history:
@@ -372,20 +374,28 @@ def _select(cfg: DemoConfig, pipe, preset, world, priors: dict) -> dict:
     val_prompts = [c.caption for c in _prompts(world, seed=4, n=cfg.val_prompts)]
     first = next(iter(priors.values()))
 
-    def rows_of(prior, lam, flowmo=0.0, desc=""):
-        frames, _ = _sample(pipe, val_prompts, cfg.val_seeds, cfg, preset, prior, lam, flowmo=flowmo, desc=desc)
+    def rows_of(prior, lam, flowmo=0.0, desc="", window=None):
+        frames, _ = _sample(pipe, val_prompts, cfg.val_seeds, cfg, preset, prior, lam, flowmo=flowmo, desc=desc,
+                            window=window)
         return _score(frames, world, val_prompts, cfg.val_seeds)
 
     metrics = [COMPOSITE, "detection_rate"]
+    windows = tuple(cfg.windows) or (cfg.window,)
     base = rows_of(first, 0.0, desc="validation: baseline")
-    per_prior, lam_of, validation = {}, {}, {}
+    per_prior, lam_of, win_of, validation = {}, {}, {}, {}
     for label, prior in priors.items():
-        effects = {lam: compare(base, rows_of(prior, lam, desc=f"validation: {label} λ={lam:g}"), metrics,
-                                n_resamples=cfg.n_resamples, seed=cfg.seed) for lam in cfg.sweep}
-        validation[label] = {str(lam): _effect_summary(e) for lam, e in effects.items()}
-        lam, why = choose(effects, cfg.detection_tolerance)
-        lam_of[label] = (min(cfg.sweep), why + "; the smallest λ is used") if lam is None else (lam, why)
-        per_prior[label] = effects[lam_of[label][0]]
+        effects = {}  # (λ, ρ) → effects; λ and ρ are chosen together
+        for w in windows:
+            series = label if len(windows) == 1 else f"{label} ρ={w:g}"
+            for lam in cfg.sweep:
+                effects[lam, w] = compare(base, rows_of(prior, lam, desc=f"validation: {series} λ={lam:g}", window=w),
+                                          metrics, n_resamples=cfg.n_resamples, seed=cfg.seed)
+            validation[series] = {str(lam): _effect_summary(effects[lam, w]) for lam in cfg.sweep}
+        knob, why = choose(effects, cfg.detection_tolerance)
+        if knob is None:
+            knob, why = (min(cfg.sweep), windows[0]), why + "; the smallest λ is used"
+        lam_of[label], win_of[label] = (knob[0], why), knob[1]
+        per_prior[label] = effects[knob]
     label, why = choose(per_prior, math.inf)
     label = label or next(iter(priors))
     eta_effects = {eta: compare(base, rows_of(None, 0.0, flowmo=eta, desc=f"validation: peer η={eta:g}"), metrics,
@@ -394,11 +404,12 @@ def _select(cfg: DemoConfig, pipe, preset, world, priors: dict) -> dict:
     return {
         "prior": label, "prior_why": why, "lambda": lam_of[label][0], "lambda_why": lam_of[label][1],
         "lambda_per_prior": {k: v[0] for k, v in lam_of.items()},
+        "window": win_of[label], "window_per_prior": win_of, "windows": list(windows),
         "flowmo_eta": eta if eta is not None else (min(cfg.flowmo_sweep) if cfg.flowmo_sweep else 0.0),
         "flowmo_why": eta_why, "flowmo_variant": cfg.flowmo_variant, "flowmo_fraction": cfg.flowmo_fraction,
         "validation": validation, "validation_flowmo": {str(k): _effect_summary(v) for k, v in eta_effects.items()},
         "val_prompts": cfg.val_prompts, "val_seeds": list(cfg.val_seeds), "steps": cfg.steps, "cfg_scale": cfg.cfg_scale,
-        "window": cfg.window, "detection_tolerance": cfg.detection_tolerance,
+        "detection_tolerance": cfg.detection_tolerance,
     }
 
 
@@ -497,8 +508,8 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         if sel.get("prior_sha256") != _prior_hash(cfg.prior):
             raise InputError(f"{cfg.selection} was made for another prior than {cfg.prior} (its weights differ); "
                              "pass that prior, or --selection '' to choose λ on validation prompts here")
-        made = {k: sel[k] for k in ("steps", "cfg_scale", "window") if k in sel}
-        here = {"steps": cfg.steps, "cfg_scale": cfg.cfg_scale, "window": cfg.window}
+        made = {k: sel[k] for k in ("steps", "cfg_scale") if k in sel}
+        here = {"steps": cfg.steps, "cfg_scale": cfg.cfg_scale}
         if any(float(v) != float(here[k]) for k, v in made.items()):
             raise InputError(f"{cfg.selection} chose λ under other sampler settings ({made}) than this run's "
                              f"({ {k: here[k] for k in made} }); pass the same --steps / --cfg-scale, or "
@@ -512,20 +523,24 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         (outdir / "selection.json").write_text(json.dumps(sel, indent=2))
     timings["selection_s"] = time.time() - t
     chosen, lam, eta = priors[sel["prior"]], float(sel["lambda"]), float(sel["flowmo_eta"])
+    rho = float(sel.get("window", cfg.window))  # a knob of the selection, like λ
 
     # 4. test prompts × seeds under each variant (same initial noise per pair)
     t = time.time()
     test = _prompts(world, seed=3, n=cfg.test_prompts)
     prompts = [c.caption for c in test]
-    mpg, mdl_mpg = f"MPG λ={lam:g}", f"MDL + MPG λ={lam:g}"
+    knobs = f"λ={lam:g}" + (f" ρ={rho:g}" if rho != cfg.window else "")
+    mpg, mdl_mpg = f"MPG {knobs}", f"MDL + MPG {knobs}"
     peer = f"FlowMo peer ({sel.get('flowmo_variant', cfg.flowmo_variant)}) η={eta:g}"
-    variants: dict[str, Variant] = {"baseline": Variant(), mpg: Variant(lam=lam)}
+    variants: dict[str, Variant] = {"baseline": Variant(), mpg: Variant(lam=lam, window=rho)}
     comparisons = [(mpg, "baseline")]
     if cfg.ablations:
         for other, lam_o in sel.get("lambda_per_prior", {}).items():
             if other != sel["prior"] and other in priors:
-                variants[f"MPG {other} prior λ={lam_o:g}"] = Variant(prior=other, lam=float(lam_o))
-        variants[f"direct latent edit λ={lam:g}"] = Variant(lam=lam, mode="latent")
+                w_o = float(sel.get("window_per_prior", {}).get(other, rho))
+                variants[f"MPG {other} prior λ={lam_o:g}" + (f" ρ={w_o:g}" if w_o != rho else "")] = Variant(
+                    prior=other, lam=float(lam_o), window=w_o)
+        variants[f"direct latent edit λ={lam:g}"] = Variant(lam=lam, mode="latent", window=rho)
         comparisons += [(n, "baseline") for n in list(variants)[2:]]
     if cfg.flowmo_sweep or cfg.selection:
         variants[peer] = Variant(flowmo=eta)
@@ -533,7 +548,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     tuned = {k: Path(v) for k, v in cfg.finetunes.items() if (Path(v) / "config.json").is_file()}
     if PLAIN_FT in tuned and MDL in tuned:
         variants.update({PLAIN_FT: Variant(transformer=PLAIN_FT), MDL: Variant(transformer=MDL),
-                         mdl_mpg: Variant(transformer=MDL, lam=lam)})
+                         mdl_mpg: Variant(transformer=MDL, lam=lam, window=rho)})
         comparisons += [(MDL, PLAIN_FT), (mdl_mpg, "baseline")]
     else:
         log.warning("fine-tuned transformers not found (%s): the MDL variants are skipped", ", ".join(cfg.finetunes.values()))
@@ -544,7 +559,8 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
                             CogVideoXTransformer3DModel.from_pretrained(tuned[v.transformer], torch_dtype=torch.float32))
         prior = chosen if v.prior is None else priors[v.prior]
         t_v = time.time()
-        frames[name], guide = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, v.lam, v.mode, v.flowmo, desc=name)
+        frames[name], guide = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, v.lam, v.mode, v.flowmo, desc=name,
+                                      window=v.window)
         sample_s[name] = time.time() - t_v
         rows[name] = _score(frames[name], world, prompts, cfg.test_seeds)
         if v.prior is None:  # L_guide under the chosen prior, comparable across these variants
@@ -586,7 +602,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
         "date": time.strftime("%Y-%m-%d"), "backbone": meta, "prior": prior_stats, "selection": sel,
-        "lambda": lam, "flowmo_eta": eta, "n_test_clips": n_test, "sampling_s": sample_s, "summary": summary,
+        "lambda": lam, "window": rho, "flowmo_eta": eta, "n_test_clips": n_test, "sampling_s": sample_s, "summary": summary,
         "effects": {k: {m: e.to_dict() for m, e in v.items()} for k, v in effects.items()},
         "secondary": {k: {m: e.to_dict() for m, e in v.items()} for k, v in secondary.items()},
         "headline": head.sentence(), "per_clip": rows, "prompts": prompts, "timings": timings,
@@ -600,12 +616,12 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         {"title": "What ran", "text": [
             f"Backbone: the shipped toy CogVideoX ({meta.get('step', meta['train'].get('steps'))} training steps). "
             f"Motion prior{'s' if len(priors) > 1 else ''} ({prior_line}); used: {sel['prior']}.",
-            f"Knobs ({sel['source']}): λ = {lam:g} ({sel.get('lambda_why', '')}); peer step size η = {eta:g} "
+            f"Knobs ({sel['source']}): λ = {lam:g}, window ρ = {rho:g} ({sel.get('lambda_why', '')}); peer step size η = {eta:g} "
             f"({sel.get('flowmo_why', '')}) — chosen on {sel.get('val_prompts')} validation prompts × "
             f"{len(sel.get('val_seeds', []))} seeds, never on the test prompts.",
             f"Test: {cfg.test_prompts} held-out prompts × {len(cfg.test_seeds)} seeds = {n_test} clips per variant, "
             f"the same initial noise per (prompt, seed) in every variant; {cfg.steps} sampling steps, CFG "
-            f"{cfg.cfg_scale}, window ρ = {cfg.window}.",
+            f"{cfg.cfg_scale}.",
             "MDL: the backbone's transformer fine-tuned with the Motion Drift Loss, compared with the same fine-tune "
             "without it (same data, steps and seed), so extra training is not mistaken for MDL."
             if MDL in variants else "MDL variants skipped: no fine-tuned transformers were found."]},
