@@ -56,7 +56,8 @@ def row_of(label: str, res: dict) -> dict:
     key = next(k for k in res["effects"] if k.startswith("MPG λ=") and k.endswith("vs baseline"))
     mpg, eff = key.split(" vs ")[0], res["effects"][key]
     return {
-        "checkpoint": label, "step": res["backbone"].get("step"), "lambda": lam, "n": res["n_test_clips"],
+        "checkpoint": label, "step": res["backbone"].get("step"), "lambda": lam, "window": res.get("window", 0.8),
+        "cfg_scale": res["config"].get("cfg_scale"), "n": res["n_test_clips"],
         "prior": res["selection"].get("prior"), "commit": res.get("commit"), "command": res.get("command"),
         "baseline": {m: s["baseline"][m] for m in APPEARANCE + PHYSICS if m in s["baseline"]},
         "ground_truth": {m: s["ground truth"][m] for m in APPEARANCE + PHYSICS if m in s["ground truth"]},
@@ -71,7 +72,7 @@ def fmt(x: float, digits: int = 3) -> str:
 
 def table(rows: list[dict]) -> str:
     cols = APPEARANCE + ["ballistic_residual", "jump_rate"]
-    lines = ["| checkpoint (step) | " + " | ".join(cols) + " | λ (validation) | MPG: composite physics error | "
+    lines = ["| checkpoint (step) | " + " | ".join(cols) + " | λ, ρ (validation) | MPG: composite physics error | "
              "MPG: detection | MPG: permanence |", "|---" * (len(cols) + 5) + "|"]
     gt = rows[-1]["ground_truth"]
     lines.append("| ground truth | " + " | ".join(fmt(gt[m]["mean"]) for m in cols) + " | | | | |")
@@ -83,7 +84,7 @@ def table(rows: list[dict]) -> str:
             lo, hi = e["rel_ci"]
             mark = {"improved": "✓", "worsened": "✗"}.get(e["verdict"], "·")
             eff.append(f"{100 * e['rel']:+.1f} % [{100 * lo:+.1f}, {100 * hi:+.1f}] {mark}")
-        lines.append(f"| {r['checkpoint']} ({r['step']}) | " + " | ".join(cells) + f" | {r['lambda']:g} | "
+        lines.append(f"| {r['checkpoint']} ({r['step']}) | " + " | ".join(cells) + f" | {r['lambda']:g}, {r.get('window', 0.8):g} | "
                      + " | ".join(eff) + " |")
     return "\n".join(lines)
 
@@ -126,6 +127,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--val-prompts", type=int, default=32)
     p.add_argument("--sweep", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0])
+    p.add_argument("--windows", type=float, nargs="+", default=[0.8], help="guidance windows ρ swept with λ")
+    p.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default: the benchmark's)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--table", default="", help="print the table of a finished graded.json and exit")
     args = p.parse_args()
@@ -138,7 +141,8 @@ def main() -> None:
     if not all(label and source for label, source in backbones):
         p.error(f"--backbone takes LABEL=PATH, got {args.backbone}")
     rows = graded(backbones, args.prior, args.out, test_prompts=args.test_prompts, test_seeds=tuple(args.seeds),
-                  val_prompts=args.val_prompts, sweep=tuple(args.sweep), threads=args.threads)
+                  val_prompts=args.val_prompts, sweep=tuple(args.sweep), windows=tuple(args.windows), threads=args.threads,
+                  **({} if args.cfg_scale is None else {"cfg_scale": args.cfg_scale}))
     print(table(rows))
 
 
