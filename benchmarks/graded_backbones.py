@@ -51,12 +51,21 @@ def graded(backbones: list[tuple[str, str]], prior: str, out: str | Path, **conf
     return rows
 
 
+def steps_in_all(backbone: dict) -> int | None:
+    """A backbone's training steps, counting those of the pipeline it was fine-tuned from (``init_from``)."""
+    step, init = backbone.get("step"), backbone.get("train", {}).get("init_from")
+    meta = Path(init) / "lamo_demo.json" if init else None
+    if step is not None and meta is not None and meta.is_file():
+        step += json.loads(meta.read_text()).get("step") or 0
+    return step
+
+
 def row_of(label: str, res: dict) -> dict:
     s, lam = res["summary"], res["lambda"]
     key = next(k for k in res["effects"] if k.startswith("MPG λ=") and k.endswith("vs baseline"))
     mpg, eff = key.split(" vs ")[0], res["effects"][key]
     return {
-        "checkpoint": label, "step": res["backbone"].get("step"), "lambda": lam, "window": res.get("window", 0.8),
+        "checkpoint": label, "step": steps_in_all(res["backbone"]), "lambda": lam, "window": res.get("window", 0.8),
         "cfg_scale": res["config"].get("cfg_scale"), "n": res["n_test_clips"],
         "prior": res["selection"].get("prior"), "commit": res.get("commit"), "command": res.get("command"),
         "baseline": {m: s["baseline"][m] for m in APPEARANCE + PHYSICS if m in s["baseline"]},
