@@ -40,6 +40,37 @@ def sweep_table(validation: dict) -> list[str]:
     return lines
 
 
+def pct(e: dict, key: str = "rel", k: float = 100.0, unit: str = " %", digits: int = 1) -> str:
+    """``value [lo, hi]`` of one effect's ``key`` (``rel`` or ``diff``) and its interval, scaled by ``k``."""
+    lo, hi = e[f"{key}_ci"]
+    return f"{k * e[key]:+.{digits}f}{unit} [{k * lo:+.{digits}f}, {k * hi:+.{digits}f}]"
+
+
+def contrast_lines(contrasts: dict, intro: str) -> list[str]:
+    """The validation contrasts table (each ``{"what", "physics_error", "detection_rate"}``), after ``intro``."""
+    out = ["", intro, "", "| contrast | what changes | composite physics error | smallest detectable | "
+           "detection rate (difference) |", "|---|---|---|---|---|"]
+    for comp, e in contrasts.items():
+        c, d = e["physics_error"], e["detection_rate"]
+        out.append(f"| {comp} | {e['what']} | {pct(c)} {MARK[c['verdict']]} | {100 * c['mde_rel']:.1f} % | "
+                   f"{pct(d, 'diff', 1.0, '', 3)} {MARK[d['verdict']]} |")
+    return out
+
+
+def test_lines(res: dict) -> list[str]:
+    """The held-out test's effect table and each comparison's composite with its smallest detectable effect."""
+    metrics = list(next(iter(res["effects"].values())))
+    out = ["", f"Test (held-out, {res['n_test_clips']} clips per variant): relative change vs control, 95 % BCa "
+           "interval; ✓ improved, ✗ worsened, · no detectable change (Holm-corrected over the 8 metrics).", ""]
+    out += effect_table(res["effects"], metrics)
+    out += ["", "Composite physics error per test comparison, with the smallest effect the run could have detected:"]
+    for comp, per in res["effects"].items():
+        e = per["physics_error"]
+        out.append(f"* {comp}: {100 * e['rel']:+.1f} % {MARK[e['verdict']]} (smallest detectable "
+                   f"{100 * e['mde_rel']:.1f} %, p_holm {e['p_holm']:.3g})")
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("results", help="results.json of `lamo bench effect` or `lamo demo`")

@@ -50,7 +50,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # effect_table.py, beside this file
 
-from effect_table import MARK, effect_table, sweep_table  # noqa: E402
+from effect_table import MARK, contrast_lines, pct, sweep_table, test_lines  # noqa: E402
 
 VAL_METRICS = ["physics_error", "detection_rate"]
 LADDER = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # where an edge λ's next point comes from
@@ -424,11 +424,6 @@ def validation_contrasts(res: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------- tables
-def _pct(e: dict, key: str = "rel", k: float = 100.0, unit: str = " %", digits: int = 1) -> str:
-    lo, hi = e[key + "_ci"]
-    return f"{k * e[key]:+.{digits}f}{unit} [{k * lo:+.{digits}f}, {k * hi:+.{digits}f}]"
-
-
 def tables(res: dict) -> str:
     """The markdown tables of a results file: variants on validation, the full sweep, the contrasts, the test."""
     reused = f"; {len(res['cells_reused'])} cells reused from an interrupted run" if res.get("cells_reused") else ""
@@ -445,30 +440,16 @@ def tables(res: dict) -> str:
         p = res["prior"][v["prior"]]
         tag = " (best)" if k == res["best"] else (" (challenger)" if k == res["challenger"] else "")
         out.append(f"| {k}{tag} | {v['what']} | {v['prior']} ({p['parameters_m']:.3f} M, {p['val_cosine']:.3f}) | "
-                   f"{res['lambda'][k]:g} | {_pct(e['physics_error'])} | {_pct(e['detection_rate'], 'diff', 1.0, '', 3)} |")
+                   f"{res['lambda'][k]:g} | {pct(e['physics_error'])} | {pct(e['detection_rate'], 'diff', 1.0, '', 3)} |")
     ext = ", ".join(f"{k} λ={v:g}" for k, v in res["extended"].items()) or "none"
     out += ["", f"Best on validation: {res['best']} — {res['best_why']}. Best challenger: {res['challenger']} — "
             f"{res['challenger_why']}. Points added past a sweep's edge: {ext}.", "",
             "Validation sweep, every variant and λ:", ""]
     out += [line.replace("| prior |", "| variant |") for line in sweep_table(res["validation"])]
     if res.get("validation_contrasts"):
-        out += ["", "Validation, one choice at a time: each variant vs the default at their chosen λ, paired on the "
-                "same clips (exploratory: these clips chose λ).", "",
-                "| contrast | what changes | composite physics error | smallest detectable | detection rate (difference) |",
-                "|---|---|---|---|---|"]
-        for comp, e in res["validation_contrasts"].items():
-            c, d = e["physics_error"], e["detection_rate"]
-            out.append(f"| {comp} | {e['what']} | {_pct(c)} {MARK[c['verdict']]} | {100 * c['mde_rel']:.1f} % | "
-                       f"{_pct(d, 'diff', 1.0, '', 3)} {MARK[d['verdict']]} |")
-    metrics = list(next(iter(res["effects"].values())))
-    out += ["", f"Test (held-out, {res['n_test_clips']} clips per variant): relative change vs control, 95 % BCa "
-            "interval; ✓ improved, ✗ worsened, · no detectable change (Holm-corrected over the 8 metrics).", ""]
-    out += effect_table(res["effects"], metrics)
-    out += ["", "Composite physics error per test comparison, with the smallest effect the run could have detected:"]
-    for comp, per in res["effects"].items():
-        e = per["physics_error"]
-        out.append(f"* {comp}: {100 * e['rel']:+.1f} % {MARK[e['verdict']]} (smallest detectable "
-                   f"{100 * e['mde_rel']:.1f} %, p_holm {e['p_holm']:.3g})")
+        out += contrast_lines(res["validation_contrasts"], "Validation, one choice at a time: each variant vs the default at their chosen λ, paired on the "
+                "same clips (exploratory: these clips chose λ).")
+    out += test_lines(res)
     out += ["", f"Decision: {res['decision']}."]
     return "\n".join(out)
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # effect_table.py, beside this file
 
-from effect_table import MARK, effect_table, sweep_table  # noqa: E402
+from effect_table import MARK, contrast_lines, pct, sweep_table, test_lines  # noqa: E402
 
 VAL_METRICS = ["physics_error", "detection_rate"]
 
@@ -288,11 +288,6 @@ def add_contrasts(path: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------- tables
-def _pct(e: dict, key: str = "rel", k: float = 100.0, unit: str = " %", digits: int = 1) -> str:
-    lo, hi = e[key + "_ci"]
-    return f"{k * e[key]:+.{digits}f}{unit} [{k * lo:+.{digits}f}, {k * hi:+.{digits}f}]"
-
-
 def tables(res: dict) -> str:
     """The markdown tables of a results file: recipes on validation, the full sweep, the test."""
     out = [f"Run: `{res['command']}` at commit {res['commit']}, {res['date']}, {res['machine']}, torch {res['torch']}; "
@@ -305,29 +300,15 @@ def tables(res: dict) -> str:
     for k, r in res["recipes"].items():
         e = res["validation"][k][str(float(res["lambda"][k]))]
         out.append(f"| {k}{' (best)' if k == res['best'] else ''} | {r['describe']} | {res['prior'][k]['val_cosine']:.3f} | "
-                   f"{res['lambda'][k]:g} | {_pct(e['physics_error'])} | "
-                   f"{_pct(e['detection_rate'], 'diff', 1.0, '', 3)} |")
+                   f"{res['lambda'][k]:g} | {pct(e['physics_error'])} | "
+                   f"{pct(e['detection_rate'], 'diff', 1.0, '', 3)} |")
     out += ["", f"Best recipe (validation): {res['best']} — {res['best_why']}. Winner among A–C: "
             f"{res['winner_a_to_c']} — {res['winner_a_to_c_why']}.", "", "Validation sweep, every recipe and λ:", ""]
     out += [line.replace("| prior |", "| recipe |") for line in sweep_table(res["validation"])]
     if res.get("validation_contrasts"):
-        out += ["", "Validation, one choice at a time: recipe vs recipe at their chosen λ, paired on the same clips "
-                "(exploratory: these clips chose λ).", "",
-                "| contrast | what changes | composite physics error | smallest detectable | detection rate (difference) |",
-                "|---|---|---|---|---|"]
-        for comp, e in res["validation_contrasts"].items():
-            c, d = e["physics_error"], e["detection_rate"]
-            out.append(f"| {comp} | {e['what']} | {_pct(c)} {MARK[c['verdict']]} | {100 * c['mde_rel']:.1f} % | "
-                       f"{_pct(d, 'diff', 1.0, '', 3)} {MARK[d['verdict']]} |")
-    metrics = list(next(iter(res["effects"].values())))
-    out += ["", f"Test (held-out, {res['n_test_clips']} clips per variant): relative change vs control, 95 % BCa "
-            "interval; ✓ improved, ✗ worsened, · no detectable change (Holm-corrected over the 8 metrics).", ""]
-    out += effect_table(res["effects"], metrics)
-    out += ["", "Composite physics error per test comparison, with the smallest effect the run could have detected:"]
-    for comp, per in res["effects"].items():
-        e = per["physics_error"]
-        out.append(f"* {comp}: {100 * e['rel']:+.1f} % {MARK[e['verdict']]} (smallest detectable "
-                   f"{100 * e['mde_rel']:.1f} %, p_holm {e['p_holm']:.3g})")
+        out += contrast_lines(res["validation_contrasts"], "Validation, one choice at a time: recipe vs recipe at their chosen λ, paired on the same clips "
+                "(exploratory: these clips chose λ).")
+    out += test_lines(res)
     return "\n".join(out)
 
 
