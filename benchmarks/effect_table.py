@@ -71,6 +71,44 @@ def test_lines(res: dict) -> list[str]:
     return out
 
 
+def plot_lambda_sweeps(res: dict, path, describe: dict, noun: str, figsize=(12, 3.9)):
+    """The validation sweep per candidate (``res["validation"]``: name → λ → effects): composite physics error
+    (relative change) and detection rate (difference) against the baseline at each λ, 95 % intervals; the λ
+    the rule chose (``res["lambda"][name]``) filled, the others hollow. ``describe``: name → legend text."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lams = sorted({float(x) for v in res["validation"].values() for x in v})
+    n = len(res["validation"])
+    fig, axes = plt.subplots(1, 2, figsize=figsize)
+    for ax, (metric, key, k, label) in zip(axes, [("physics_error", "rel", 100, "composite physics error, change %"),
+                                                  ("detection_rate", "diff", 1, "detection rate, difference")]):
+        for i, (name, points) in enumerate(res["validation"].items()):
+            first = True
+            for j, lam in enumerate(lams):
+                if str(lam) not in points:
+                    continue
+                e = points[str(lam)][metric]
+                x, y = j + (i - (n - 1) / 2) * 0.8 / n, k * e[key]
+                chosen = lam == float(res["lambda"][name])
+                ax.errorbar([x], [y], yerr=[[y - k * e[key + "_ci"][0]], [k * e[key + "_ci"][1] - y]], fmt="o",
+                            color=f"C{i}", mfc=f"C{i}" if chosen else "white", capsize=2, ms=5,
+                            label=f"{name}: {describe[name]}" if first else None)
+                first = False
+        ax.axhline(0, color="#333", lw=0.8)
+        ax.set_xticks(range(len(lams)), [f"λ = {lam:g}" for lam in lams])
+        ax.set_title(label, fontsize=10)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle(f"validation ({res['val_prompts']} prompts × {len(res['val_seeds'])} seeds): each {noun} vs baseline, "
+                 f"95 % CI; filled = the λ the rule chose; best: {res['best']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("results", help="results.json of `lamo bench effect` or `lamo demo`")

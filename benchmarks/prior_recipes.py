@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # effect_table.py, beside this file
 
-from effect_table import MARK, contrast_lines, pct, sweep_table, test_lines  # noqa: E402
+from effect_table import contrast_lines, pct, plot_lambda_sweeps, sweep_table, test_lines  # noqa: E402
 
 VAL_METRICS = ["physics_error", "detection_rate"]
 
@@ -211,36 +211,8 @@ def run(cfg, out: Path, results: Path, second_order: bool = True, budget_min: fl
 
 
 def plot(res: dict, path: Path) -> Path:
-    """The validation sweep per recipe: composite physics error (relative change) and detection rate
-    (difference) against the baseline at each λ, 95 % intervals; the chosen λ filled, the others hollow."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lams = sorted({float(x) for v in res["validation"].values() for x in v})
-    n = len(res["validation"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, (metric, key, k, label) in zip(axes, [("physics_error", "rel", 100, "composite physics error, change %"),
-                                                  ("detection_rate", "diff", 1, "detection rate, difference")]):
-        for i, (name, points) in enumerate(res["validation"].items()):
-            for j, lam in enumerate(lams):
-                e = points[str(lam)][metric]
-                x, y = j + (i - (n - 1) / 2) * 0.8 / n, k * e[key]
-                chosen = lam == float(res["lambda"][name])
-                ax.errorbar([x], [y], yerr=[[y - k * e[key + "_ci"][0]], [k * e[key + "_ci"][1] - y]], fmt="o",
-                            color=f"C{i}", mfc=f"C{i}" if chosen else "white", capsize=2, ms=5,
-                            label=f"{name}: {res['recipes'][name]['describe']}" if j == 0 else None)
-        ax.axhline(0, color="#333", lw=0.8)
-        ax.set_xticks(range(len(lams)), [f"λ = {lam:g}" for lam in lams])
-        ax.set_title(label, fontsize=10)
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-    fig.suptitle(f"validation ({res['val_prompts']} prompts × {len(res['val_seeds'])} seeds): each recipe vs baseline, "
-                 f"95 % CI; filled = the λ the rule chose; best: {res['best']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    """The validation sweep per recipe (:func:`effect_table.plot_lambda_sweeps`)."""
+    return plot_lambda_sweeps(res, path, {k: v["describe"] for k, v in res["recipes"].items()}, "recipe", figsize=(11, 3.8))
 
 
 # ------------------------------------------------------------------------------------- contrasts
