@@ -4,7 +4,8 @@
 
 prints what the run measured — the test effects (relative change, 95 % interval, verdict) per
 comparison and metric, the validation sweep that chose the knobs, and the run's provenance — so the
-tables in ``benchmarks/README.md`` and the README are copied from the file, never typed.
+tables in ``benchmarks/README.md`` and the README are copied from the file, never typed. The ablation
+scripts beside it (``prior_recipes.py``, ``guidance_ablations.py``) share its tables, plot and size options.
 """
 from __future__ import annotations
 
@@ -107,6 +108,26 @@ def plot_lambda_sweeps(res: dict, path, describe: dict, noun: str, figsize=(12, 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def add_size_args(p) -> None:
+    """The effect benchmark's sizes as options of an ablation script (smaller ones for tests)."""
+    p.add_argument("--world-overrides", default="{}", help="JSON, e.g. '{\"size\": 16, \"frames\": 8}'")
+    p.add_argument("--prior-clips", type=int, default=512)
+    p.add_argument("--prior-steps", type=int, default=500)
+    p.add_argument("--prior-batch", type=int, default=32)
+    p.add_argument("--val-prompts", type=int, default=32)
+    p.add_argument("--test-prompts", type=int, default=128)
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--n-resamples", type=int, default=4999)
+
+
+def size_config(args) -> dict:
+    """:class:`lamo.demo.run.DemoConfig` fields of :func:`add_size_args`' options (and the benchmark's seeds)."""
+    return dict(world_overrides=json.loads(args.world_overrides), prior_clips=args.prior_clips,
+                prior_steps=args.prior_steps, prior_batch=args.prior_batch, val_prompts=args.val_prompts,
+                test_prompts=args.test_prompts, steps=args.steps, n_resamples=args.n_resamples,
+                val_seeds=(100, 101), test_seeds=(0, 1))
 
 
 def main() -> None:

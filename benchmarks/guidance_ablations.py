@@ -40,7 +40,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import sys
@@ -50,7 +49,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # effect_table.py, beside this file
 
-from effect_table import contrast_lines, pct, plot_lambda_sweeps, sweep_table, test_lines  # noqa: E402
+from effect_table import (add_size_args, contrast_lines, pct, plot_lambda_sweeps, size_config,  # noqa: E402
+                          sweep_table, test_lines)
 
 VAL_METRICS = ["physics_error", "detection_rate"]
 LADDER = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # where an edge λ's next point comes from
@@ -152,13 +152,12 @@ class Cells:
 def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[Variant], budget_min: float = 0.0,
         extend: bool = True, command: str = "") -> dict:
     """Validate, choose, test; write ``results`` (JSON) and its PNG; return the results."""
-    import numpy as np
     import torch
     from tqdm.auto import tqdm
 
-    from lamo import __version__
-    from lamo.demo.run import (_commit, _effect_summary, _load_pipeline, _prior_hash, _prompts, _sample, _score,
-                               add_sharpness_error, analyse, choose, encode_world_clips, train_prior)
+    from lamo.demo.run import (_effect_summary, _load_pipeline, _prior_hash, _sample, _score, add_ground_truth,
+                               analyse, choose, encode_world_clips, provenance, held_out_clips, train_prior,
+                               validation_prompts)
     from lamo.effect import COMPOSITE, compare
     from lamo.prior import MotionPrior
 
@@ -201,9 +200,9 @@ def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[V
         priors[size], prior_stats[size], prior_sha[size] = prior, stats, _prior_hash(folder)
         return prior
 
-    val_prompts = [c.caption for c in _prompts(world, seed=4, n=cfg.val_prompts)]
-    test_clips = _prompts(world, seed=3, n=cfg.test_prompts)
-    test_prompts = [c.caption for c in test_clips]
+    val_prompts = validation_prompts(world, cfg.val_prompts)
+    test = held_out_clips(world, cfg.test_prompts)
+    test_prompts = [c.caption for c in test]
     common = dict(backbone=str(Path(cfg.backbone).resolve()), steps=cfg.steps, cfg_scale=cfg.cfg_scale,
                   chunk=cfg.chunk)
     bar = tqdm(total=1 + sum(len(v.sweep) for v in variants), desc="cells", unit="cell", dynamic_ncols=True)
@@ -285,9 +284,7 @@ def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[V
     for k, name in label.items():
         rows[name] = cell(f"test: {name}", by_name[k], lam_of[k][0], test_prompts, cfg.test_seeds)
     bar.close()
-    rows["ground truth"] = _score(np.stack([c.frames for c in test_clips])[None], world, test_prompts, (0,))
-    for r in rows.values():
-        add_sharpness_error(r, rows["ground truth"])
+    add_ground_truth(rows, test, world)
     comparisons = [(label[DEFAULT], "baseline")]
     if challenger:
         comparisons = [(label[challenger], label[DEFAULT]), (label[challenger], "baseline"), *comparisons]
@@ -299,9 +296,7 @@ def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[V
 
     res = {
         "what": "guidance-choice ablation on the physics world (benchmarks/guidance_ablations.py)",
-        "command": command, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "commit": _commit(), "lamo_version": __version__, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
+        **provenance(command), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "config": asdict(cfg), "backbone": meta, "shipped_prior": str(prior_path or ""), "dropped": dropped,
         "variants": {v.name: {"what": v.what, "describe": v.describe(), **asdict(v)} for v in variants
                      if v.name in at_lam},
@@ -440,15 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="drop a variant whose prior must be trained when the projected run would exceed this many "
                         "minutes (0: never)")
     p.add_argument("--table", default="", help="print the tables of a finished results file and exit")
-    # small settings, for tests
-    p.add_argument("--world-overrides", default="{}", help="JSON, e.g. '{\"size\": 16, \"frames\": 8}'")
-    p.add_argument("--prior-clips", type=int, default=512)
-    p.add_argument("--prior-steps", type=int, default=500)
-    p.add_argument("--prior-batch", type=int, default=32)
-    p.add_argument("--val-prompts", type=int, default=32)
-    p.add_argument("--test-prompts", type=int, default=128)
-    p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--n-resamples", type=int, default=4999)
+    add_size_args(p)  # small settings, for tests
     args = p.parse_args(argv)
     if args.table:
         print(tables(json.loads(Path(args.table).read_text())))
@@ -457,11 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         chosen = [replace(v, sweep=tuple(args.sweep)) for v in chosen]
     cfg = DemoConfig(preset="guidance-ablations", prior="", selection="", finetunes={}, flowmo_sweep=(),
-                     threads=args.threads, world_overrides=json.loads(args.world_overrides),
-                     prior_clips=args.prior_clips, prior_steps=args.prior_steps, prior_batch=args.prior_batch,
-                     val_prompts=args.val_prompts, test_prompts=args.test_prompts,
-                     sweep=tuple(sorted({lam for v in chosen for lam in v.sweep})), steps=args.steps,
-                     n_resamples=args.n_resamples, val_seeds=(100, 101), test_seeds=(0, 1))
+                     threads=args.threads, sweep=tuple(sorted({lam for v in chosen for lam in v.sweep})),
+                     **size_config(args))
     if args.backbone:
         cfg = replace(cfg, backbone=args.backbone)
     res = run(cfg, Path(args.out), Path(args.results), Path(args.prior) if args.prior else None, chosen, budget_min=args.budget_min,

@@ -32,7 +32,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -40,7 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # effect_table.py, beside this file
 
-from effect_table import contrast_lines, pct, plot_lambda_sweeps, sweep_table, test_lines  # noqa: E402
+from effect_table import (add_size_args, contrast_lines, pct, plot_lambda_sweeps, size_config,  # noqa: E402
+                          sweep_table, test_lines)
 
 VAL_METRICS = ["physics_error", "detection_rate"]
 
@@ -96,9 +96,8 @@ def run(cfg, out: Path, results: Path, second_order: bool = True, budget_min: fl
     import numpy as np
     import torch
 
-    from lamo import __version__
-    from lamo.demo.run import (_commit, _effect_summary, _load_pipeline, _prompts, _sample, _score,
-                               add_sharpness_error, analyse, choose, encode_world_clips)
+    from lamo.demo.run import (_effect_summary, _load_pipeline, _sample, _score, add_ground_truth, analyse, choose,
+                               encode_world_clips, provenance, held_out_clips, validation_prompts)
     from lamo.effect import COMPOSITE, compare
     from lamo.training.prior import scheduler_noise_stds
 
@@ -113,7 +112,7 @@ def run(cfg, out: Path, results: Path, second_order: bool = True, budget_min: fl
     levels = scheduler_noise_stds(cfg.backbone)  # √(1 − ᾱ_t) of the backbone's training timesteps
     timings["encode_s"] = time.time() - t
 
-    val_prompts = [c.caption for c in _prompts(world, seed=4, n=cfg.val_prompts)]
+    val_prompts = validation_prompts(world, cfg.val_prompts)
     sample_s: dict[str, float] = {}
 
     def sample(prompts, seeds, prior, lam, label):
@@ -171,15 +170,13 @@ def run(cfg, out: Path, results: Path, second_order: bool = True, budget_min: fl
 
     # the test, read once: best recipe and recipe A at their λ, and the baseline, on the same initial noise
     t = time.time()
-    test = _prompts(world, seed=3, n=cfg.test_prompts)
+    test = held_out_clips(world, cfg.test_prompts)
     prompts = [c.caption for c in test]
     names = {"A": f"A λ={lam_of['A'][0]:g}", best: f"{best} λ={lam_of[best][0]:g}"}
     rows = {"baseline": sample(prompts, cfg.test_seeds, None, 0.0, "test: baseline")}
     for k, name in names.items():
         rows[name] = sample(prompts, cfg.test_seeds, priors[k], lam_of[k][0], f"test: {name}")
-    rows["ground truth"] = _score(np.stack([c.frames for c in test])[None], world, prompts, (0,))
-    for r in rows.values():
-        add_sharpness_error(r, rows["ground truth"])
+    add_ground_truth(rows, test, world)
     comparisons = [(names[best], "baseline")] + ([(names["A"], "baseline"), (names[best], names["A"])] if best != "A" else [])
     timings["test_s"] = time.time() - t
     t = time.time()
@@ -189,9 +186,7 @@ def run(cfg, out: Path, results: Path, second_order: bool = True, budget_min: fl
 
     res = {
         "what": "motion-prior recipe ablation on the physics world (benchmarks/prior_recipes.py)",
-        "command": command, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "commit": _commit(), "lamo_version": __version__, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
+        **provenance(command), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "config": asdict(cfg), "backbone": meta, "dropped": dropped,
         "recipes": {k: {"what": r.what, "describe": r.describe(), "options": r.options} for k, r in recipes.items()},
         "prior": stats, "validation": validation,
@@ -299,15 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", default="", help="print the tables of a finished results file and exit")
     p.add_argument("--add-contrasts", default="", help="add the validation contrasts to a finished results file "
                    "(from its rows, no sampling), redraw its PNG, print its tables and exit")
-    # small settings, for tests
-    p.add_argument("--world-overrides", default="{}", help="JSON, e.g. '{\"size\": 16, \"frames\": 8}'")
-    p.add_argument("--prior-clips", type=int, default=512)
-    p.add_argument("--prior-steps", type=int, default=500)
-    p.add_argument("--prior-batch", type=int, default=32)
-    p.add_argument("--val-prompts", type=int, default=32)
-    p.add_argument("--test-prompts", type=int, default=128)
-    p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--n-resamples", type=int, default=4999)
+    add_size_args(p)  # small settings, for tests
     args = p.parse_args(argv)
     if args.add_contrasts:
         res = add_contrasts(Path(args.add_contrasts))
@@ -318,10 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         print(tables(json.loads(Path(args.table).read_text())))
         return 0
     cfg = DemoConfig(preset="prior-recipes", prior="", selection="", finetunes={}, flowmo_sweep=(), threads=args.threads,
-                     world_overrides=json.loads(args.world_overrides), prior_clips=args.prior_clips,
-                     prior_steps=args.prior_steps, prior_batch=args.prior_batch, val_prompts=args.val_prompts,
-                     test_prompts=args.test_prompts, sweep=tuple(args.sweep), steps=args.steps,
-                     n_resamples=args.n_resamples, val_seeds=(100, 101), test_seeds=(0, 1))
+                     sweep=tuple(args.sweep), **size_config(args))
     if args.backbone:
         cfg = replace(cfg, backbone=args.backbone)
     res = run(cfg, Path(args.out), Path(args.results), second_order=not args.no_second_order, budget_min=args.budget_min,

@@ -53,14 +53,14 @@ def run(backbone: str, settings: list[tuple[int, float]], n_prompts: int = 32, s
     :class:`lamo.demo.run.DemoConfig` fields (e.g. ``world_overrides`` or ``chunk``)."""
     import torch
 
-    from lamo.demo.run import DemoConfig, _load_pipeline, _prompts, _sample, _score
+    from lamo.demo.run import VAL_WORLD_SEED, DemoConfig, _load_pipeline, _sample, _score, validation_prompts
     from lamo.effect import compare
     from lamo.physics.metrics import aggregate
 
     if threads:
         torch.set_num_threads(threads)
     pipe, meta, preset, world = _load_pipeline(DemoConfig(backbone=backbone, **config))
-    prompts = [c.caption for c in _prompts(world, seed=4, n=n_prompts)]
+    prompts = validation_prompts(world, n_prompts)
     rows, seconds = {}, {}
     for steps, scale in settings:
         t = time.time()
@@ -70,7 +70,7 @@ def run(backbone: str, settings: list[tuple[int, float]], n_prompts: int = 32, s
         seconds[label(steps, scale)] = time.time() - t
         print(f"{label(steps, scale)}: {seconds[label(steps, scale)]:.0f} s", file=sys.stderr, flush=True)
     ref = label(*settings[0])
-    out = {"backbone": backbone, "backbone_step": meta.get("step"), "reference": ref, "val_world_seed": 4,
+    out = {"backbone": backbone, "backbone_step": meta.get("step"), "reference": ref, "val_world_seed": VAL_WORLD_SEED,
            "val_prompts": n_prompts, "val_seeds": list(seeds), "host": platform.node(), "threads": threads,
            "settings": []}
     for (steps, scale) in settings:

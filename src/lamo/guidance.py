@@ -41,6 +41,7 @@ with the output left as it is.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -78,14 +79,10 @@ def guidance_loss(
     if reduction not in GUIDANCE_REDUCTIONS:
         raise ValueError(f"unknown guidance reduction {reduction!r}; expected one of {GUIDANCE_REDUCTIONS}")
     dtype = torch.promote_types(x0.dtype, torch.float32)  # reduce in ≥ fp32
-    if stop_gradient:
-        with torch.no_grad():  # a constant target: the prior's graph is not even built
-            field = prior.predict_motion(x0, cond, tau).to(dtype)  # (B, F−τ, C, H, W)
-            prediction = x0[:, :-tau].to(dtype) + field  # (B, F−τ, C, H, W)
-        residual = prediction - x0[:, tau:].to(dtype)  # (B, F−τ, C, H, W)
-    else:
-        field = prior.predict_motion(x0, cond, tau).to(dtype)  # (B, F−τ, C, H, W)
-        residual = x0[:, :-tau].to(dtype) + field - x0[:, tau:].to(dtype)  # (B, F−τ, C, H, W)
+    # stop_gradient: a constant target, the prior's graph is not even built
+    with torch.no_grad() if stop_gradient else contextlib.nullcontext():
+        prediction = x0[:, :-tau].to(dtype) + prior.predict_motion(x0, cond, tau).to(dtype)  # (B, F−τ, C, H, W)
+    residual = prediction - x0[:, tau:].to(dtype)  # (B, F−τ, C, H, W)
     if reduction == "element_mean":
         return residual.pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
     return residual.pow(2).sum(dim=(2, 3, 4)).mean(1)  # (B,)

@@ -53,7 +53,8 @@ from ..prior import MotionPrior
 from ..report import fmt_mean_std, plot_forest, plot_sweep_effects, side_by_side, write_html
 
 __all__ = ["DemoConfig", "PRESETS", "run_demo", "fit_prior", "train_prior", "encode_world_clips", "DEFAULT_BACKBONE", "DEFAULT_PRIOR", "HEADLINE",
-           "SECONDARY", "choose", "analyse", "reanalyse", "add_sharpness_error"]
+           "SECONDARY", "choose", "analyse", "reanalyse", "add_sharpness_error", "add_ground_truth", "provenance",
+           "validation_prompts", "held_out_clips", "VAL_WORLD_SEED", "TEST_WORLD_SEED"]
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,35 @@ def fit_prior(prior: MotionPrior, latents: torch.Tensor, cond: torch.Tensor, ste
 def _prompts(world, seed: int, n: int) -> list:
     """``n`` clips of the world (their captions are the prompts, their renders the ground truth)."""
     return [make_clip(world, clip_seed(seed, i)) for i in range(n)]
+
+
+#: World seeds of the prompts that choose knobs (validation) and of the held-out ones that judge them (test).
+VAL_WORLD_SEED, TEST_WORLD_SEED = 4, 3
+
+
+def validation_prompts(world, n: int) -> list[str]:
+    """The first ``n`` validation prompts: every knob is chosen on these, never on the test's."""
+    return [c.caption for c in _prompts(world, seed=VAL_WORLD_SEED, n=n)]
+
+
+def held_out_clips(world, n: int) -> list:
+    """The first ``n`` held-out test clips (captions and ground-truth renders)."""
+    return _prompts(world, seed=TEST_WORLD_SEED, n=n)
+
+
+def add_ground_truth(rows: dict[str, list[dict]], clips: list, world) -> None:
+    """Score ``clips``' ground-truth renders as ``rows["ground truth"]`` and give every row of ``rows`` its
+    ``sharpness_error`` against them (:func:`add_sharpness_error`)."""
+    rows["ground truth"] = _score(np.stack([c.frames for c in clips])[None], world, [c.caption for c in clips], (0,))
+    for r in rows.values():
+        add_sharpness_error(r, rows["ground truth"])
+
+
+def provenance(command: str | None = None) -> dict:
+    """Where a results file came from: command (default: this process's), commit, versions, date, machine."""
+    return {"command": " ".join(sys.argv) if command is None else command, "commit": _commit(),
+            "lamo_version": __version__, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip()}
 
 
 @dataclass(frozen=True)
@@ -372,7 +402,7 @@ def _effect_summary(effects: dict) -> dict:
 
 def _select(cfg: DemoConfig, pipe, preset, world, priors: dict) -> dict:
     """Choose the prior, λ and the peer's step size on validation prompts × seeds (never the test's)."""
-    val_prompts = [c.caption for c in _prompts(world, seed=4, n=cfg.val_prompts)]
+    val_prompts = validation_prompts(world, cfg.val_prompts)
     first = next(iter(priors.values()))
 
     def rows_of(prior, lam, flowmo=0.0, desc="", window=None):
@@ -528,7 +558,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
 
     # 4. test prompts × seeds under each variant (same initial noise per pair)
     t = time.time()
-    test = _prompts(world, seed=3, n=cfg.test_prompts)
+    test = held_out_clips(world, cfg.test_prompts)
     prompts = [c.caption for c in test]
     knobs = f"λ={lam:g}" + (f" ρ={rho:g}" if rho != cfg.window else "")
     mpg, mdl_mpg = f"MPG {knobs}", f"MDL + MPG {knobs}"
@@ -568,9 +598,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
             for r, g in zip(rows[name], guide):
                 r["guide_loss"] = float(g)
     pipe.transformer = base_transformer
-    rows["ground truth"] = _score(np.stack([c.frames for c in test])[None], world, prompts, (0,))
-    for r in rows.values():
-        add_sharpness_error(r, rows["ground truth"])
+    add_ground_truth(rows, test, world)
     timings["test_s"] = time.time() - t
 
     # 5. paired statistics
@@ -599,10 +627,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     timings["total_s"] = time.time() - t_start
     head = effects[f"{mpg} vs baseline"][COMPOSITE]
     results = {
-        "config": asdict(cfg), "lamo_version": __version__, "commit": _commit(), "command": " ".join(sys.argv),
-        "torch": torch.__version__,
-        "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
-        "date": time.strftime("%Y-%m-%d"), "backbone": meta, "prior": prior_stats, "selection": sel,
+        "config": asdict(cfg), **provenance(), "backbone": meta, "prior": prior_stats, "selection": sel,
         "lambda": lam, "window": rho, "flowmo_eta": eta, "n_test_clips": n_test, "sampling_s": sample_s, "summary": summary,
         "effects": {k: {m: e.to_dict() for m, e in v.items()} for k, v in effects.items()},
         "secondary": {k: {m: e.to_dict() for m, e in v.items()} for k, v in secondary.items()},
