@@ -214,6 +214,7 @@ def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the
     cfg = DemoConfig(out=str(tmp_path / "w"), backbone=str(base), finetunes={}, world_overrides=WORLD, prior="",
                      selection="", prior_taus=(1,), prior_clips=16, prior_preset="tiny", prior_steps=3, prior_batch=4,
                      val_prompts=3, val_seeds=(100,), sweep=(0.1, 1.0), windows=(0.8, 0.5), flowmo_sweep=(),
+                     window=0.9,  # the fallback ρ, swept by no one: the test must use the chosen one
                      test_prompts=3, test_seeds=(0,), steps=3, chunk=4, gifs=1, n_resamples=99)
     assert run_demo(cfg=cfg) == 0
     res = json.loads((tmp_path / "w" / "results.json").read_text())
@@ -224,4 +225,4 @@ def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the
     assert sorted(windows_used[1:5]) == sorted([(0.1, 0.8), (1.0, 0.8), (0.1, 0.5), (1.0, 0.5)])
     assert windows_used[-1] == (res["lambda"], sel["window"])
     mpg = [k for k in res["per_clip"] if k.startswith("MPG")]
-    assert mpg == [f"MPG λ={res['lambda']:g}" + ("" if sel["window"] == 0.8 else f" ρ={sel['window']:g}")]
+    assert mpg == [f"MPG λ={res['lambda']:g} ρ={sel['window']:g}"]  # ρ ≠ the run's fallback: named
