@@ -5,13 +5,17 @@
 prints what the run measured — the test effects (relative change, 95 % interval, verdict) per
 comparison and metric, the validation sweep that chose the knobs, and the run's provenance — so the
 tables in ``benchmarks/README.md`` and the README are copied from the file, never typed. The ablation
-scripts beside it (``prior_recipes.py``, ``guidance_ablations.py``) share its tables, plot and size options.
+scripts beside it (``prior_recipes.py``, ``guidance_ablations.py``, ``drift_ablations.py``) share its tables, plot,
+size options and cell cache.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import re
+from pathlib import Path
 
 MARK = {"improved": "✓", "worsened": "✗", "no detectable change": "·", "too few clips": "?"}
 
@@ -108,6 +112,43 @@ def plot_lambda_sweeps(res: dict, path, describe: dict, noun: str, figsize=(12, 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _digest(obj) -> str:
+    """A short, stable hash of a JSON-able description (what made a cached cell)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Cells:
+    """Finished cells on disk (``OUT/cells/<label>.json``): the rows and seconds of one variant at one λ on
+    one prompt set, with a key of everything that made them; a cell whose key differs is made again."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.reused: list[str] = []
+
+    def path(self, label: str) -> Path:
+        for a, b in (("λ", "lam"), ("ρ", "rho"), ("∝", "-prop-")):
+            label = label.replace(a, b)
+        return self.folder / (re.sub(r"[^A-Za-z0-9.=_-]+", "_", label) + ".json")  # validation_lam-prop-noise_lam=1
+
+    def get(self, label: str, key: dict) -> dict | None:
+        p = self.path(label)
+        if not p.is_file():
+            return None
+        cell = json.loads(p.read_text())
+        if cell.get("key") != key:
+            return None
+        self.reused.append(label)
+        return cell
+
+    def put(self, label: str, key: dict, rows: list[dict], seconds: float) -> dict:
+        cell = {"label": label, "key": key, "rows": rows, "seconds": seconds}
+        tmp = self.path(label).with_suffix(".tmp")
+        tmp.write_text(json.dumps(cell, default=float))
+        tmp.replace(self.path(label))  # whole or absent, also when killed mid-write
+        return cell
 
 
 def add_size_args(p) -> None:

@@ -36,11 +36,9 @@ tables of ``benchmarks/README.md``::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
-import re
 import shlex
 import sys
 import time
@@ -49,8 +47,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # effect_table.py, beside this file
 
-from effect_table import (add_size_args, contrast_lines, pct, plot_lambda_sweeps, size_config,  # noqa: E402
-                          sweep_table, test_lines)
+from effect_table import (Cells, _digest, add_size_args, contrast_lines, pct, plot_lambda_sweeps,  # noqa: E402
+                          size_config, sweep_table, test_lines)
 
 VAL_METRICS = ["physics_error", "detection_rate"]
 LADDER = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # where an edge λ's next point comes from
@@ -110,42 +108,6 @@ class WithGuidance:
 
     def __getattr__(self, name):
         return getattr(self._pipe, name)
-
-
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-class Cells:
-    """Finished cells on disk (``OUT/cells/<label>.json``): the rows and seconds of one variant at one λ on
-    one prompt set, with a key of everything that made them; a cell whose key differs is made again."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.reused: list[str] = []
-
-    def path(self, label: str) -> Path:
-        for a, b in (("λ", "lam"), ("ρ", "rho"), ("∝", "-prop-")):
-            label = label.replace(a, b)
-        return self.folder / (re.sub(r"[^A-Za-z0-9.=_-]+", "_", label) + ".json")  # validation_lam-prop-noise_lam=1
-
-    def get(self, label: str, key: dict) -> dict | None:
-        p = self.path(label)
-        if not p.is_file():
-            return None
-        cell = json.loads(p.read_text())
-        if cell.get("key") != key:
-            return None
-        self.reused.append(label)
-        return cell
-
-    def put(self, label: str, key: dict, rows: list[dict], seconds: float) -> dict:
-        cell = {"label": label, "key": key, "rows": rows, "seconds": seconds}
-        tmp = self.path(label).with_suffix(".tmp")
-        tmp.write_text(json.dumps(cell, default=float))
-        tmp.replace(self.path(label))  # whole or absent, also when killed mid-write
-        return cell
 
 
 # ------------------------------------------------------------------------------------- the run

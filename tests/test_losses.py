@@ -102,12 +102,13 @@ def test_signal_weight():
 
 # ---------------------------------------------------------------- normalisations by the batch's drift energy
 def _reference_batch_modes(p64, t64, tau, mode):
-    """The two batch normalisations written out in float64, independently of lamo.losses: ``(B,)``."""
-    mu_hat = (p64[:, tau:] - p64[:, :-tau]).mean((-2, -1))  # (B, F−τ, C)
-    mu_star = (t64[:, tau:] - t64[:, :-tau]).mean((-2, -1))  # (B, F−τ, C)
+    """The batch normalisations written out in float64, independently of lamo.losses: ``(B,)``."""
+    reduce = (lambda d: d.flatten(2)) if mode == "dense_batch_normalized" else (lambda d: d.mean((-2, -1)))
+    mu_hat = reduce(p64[:, tau:] - p64[:, :-tau])  # (B, F−τ, C) macro drift, or (B, F−τ, C·H·W) dense
+    mu_star = reduce(t64[:, tau:] - t64[:, :-tau])
     err = ((mu_hat - mu_star) ** 2).sum(-1)  # (B, F−τ)
     energy = (mu_star ** 2).sum(-1)  # (B, F−τ)
-    if mode == "batch_normalized":
+    if mode in ("batch_normalized", "dense_batch_normalized"):
         return (err / (energy.mean() + 1e-6)).mean(1)
     return (err / (torch.maximum(energy, 0.1 * energy.mean()) + 1e-6)).mean(1)
 
@@ -137,7 +138,7 @@ def test_floor_normalized_hand_value_and_equal_to_the_method_above_the_floor():
     assert got[0].item() == paper[0].item()  # no pair of sample 0 is below the floor
 
 
-@pytest.mark.parametrize("mode", ["batch_normalized", "floor_normalized"])
+@pytest.mark.parametrize("mode", ["batch_normalized", "floor_normalized", "dense_batch_normalized"])
 @pytest.mark.parametrize("tau", [1, 2])
 def test_batch_modes_match_a_float64_reference_and_are_scale_invariant(mode, tau):
     g = torch.Generator().manual_seed(tau)
@@ -163,6 +164,10 @@ def test_batch_normalized_is_bounded_where_the_method_explodes():
     batch = lamo.motion_drift_loss(pred, target, mode="batch_normalized", reduction="none")
     assert paper[0] / paper.sum() > 0.99  # one sample is the whole loss
     assert batch[0] / batch.sum() < 0.5
+    # the same for the dense loss: per pair it explodes on the near-static clip, over the batch it does not
+    dense = lamo.motion_drift_loss(pred, target, mode="dense", reduction="none")
+    dense_batch = lamo.motion_drift_loss(pred, target, mode="dense_batch_normalized", reduction="none")
+    assert dense[0] / dense.sum() > 0.99 and dense_batch[0] / dense_batch.sum() < 0.5
 
 
 def test_every_mode_is_zero_for_a_perfect_prediction_and_unknown_modes_are_named():

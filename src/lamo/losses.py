@@ -19,6 +19,8 @@ per-sample value depends on the rest of the batch through one shared, gradient-f
   weighs what its error is, not ``1/‖μ*_i‖²`` times it.
 * ``"floor_normalized"`` — per pair as the method, with the denominator floored at
   ``FLOOR_FRACTION · mean_{b,i} ‖μ*_{b,i}‖²`` (only the near-static pairs change).
+* ``"dense_batch_normalized"`` — the dense loss (per-location lag delta) over the batch's mean
+  ``‖Δ_τ z*‖²``: the dense ablation without its per-pair blow-up on near-static pairs.
 
 Why (measured on the demo world's latents, issue 15): per-pair ``‖μ*_i‖²`` spans five decades (median
 0.056, 1 % of pairs below 4e-4, some exactly 0), so ``1/(‖μ*_i‖² + 1e-6)`` puts ~98 % of the method's
@@ -40,7 +42,7 @@ __all__ = ["DRIFT_MODES", "BATCH_DRIFT_MODES", "ALL_DRIFT_MODES", "DriftLossOutp
 #: The method (per-pair normalisation, DESIGN.md §1.3) and the paper's ablations (§1.6).
 DRIFT_MODES = ("normalized", "raw", "dense")
 #: Normalisations by the batch's drift energy (see the module docstring).
-BATCH_DRIFT_MODES = ("batch_normalized", "floor_normalized")
+BATCH_DRIFT_MODES = ("batch_normalized", "floor_normalized", "dense_batch_normalized")
 ALL_DRIFT_MODES = DRIFT_MODES + BATCH_DRIFT_MODES
 LAMBDA_DRIFT = 0.4
 EPS = 1e-6
@@ -91,7 +93,7 @@ def drift_loss_terms(
     dtype = torch.promote_types(x0_pred.dtype, torch.float32)
     target = x0_target.detach().to(dtype)
     pred = x0_pred.to(dtype)
-    if mode == "dense":
+    if mode in ("dense", "dense_batch_normalized"):
         mu_hat = lag_delta(pred, tau).flatten(2)  # (B, F−τ, C·H·W)
         mu_star = lag_delta(target, tau).flatten(2)  # (B, F−τ, C·H·W)
     else:
@@ -101,7 +103,7 @@ def drift_loss_terms(
     energy = mu_star.pow(2).sum(-1)  # (B, F−τ) ‖μ*_i‖², no gradient
     if mode == "raw":
         per_pair = err / mu_hat.shape[-1]
-    elif mode == "batch_normalized":
+    elif mode in ("batch_normalized", "dense_batch_normalized"):
         per_pair = err / (energy.mean() + EPS)
     elif mode == "floor_normalized":
         per_pair = err / (energy.clamp_min(FLOOR_FRACTION * energy.mean()) + EPS)

@@ -1,0 +1,90 @@
+"""benchmarks/drift_ablations.py end to end on a tiny backbone: fine-tunes trained here, the gradient share,
+the choice on validation, the test read once, the cache, and the shipped-recipe check."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "drift_ablations.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("drift_ablations", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclass looks its module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from lamo.demo.train_backbone import BackboneTrainConfig, train_backbone
+    from lamo.physics.dataset import write_dataset
+    from lamo.physics.world import get_world_config
+
+    tmp = tmp_path_factory.mktemp("drift")
+    world = {"size": 16, "frames": 8, "radius": (1.5, 2.0), "gravity": 0.4}
+    write_dataset(tmp / "data", 24, get_world_config("tiny", **world), seed=1, progress=False)
+    backbone = train_backbone(BackboneTrainConfig(data=str(tmp / "data"), out=str(tmp / "run"), preset="test",
+                                                  steps=4, batch_size=4, save_every=4))
+    return tmp, world, backbone
+
+
+def test_drift_ablation_trains_diagnoses_chooses_tests_and_resumes(tiny, capsys):
+    tmp, world, backbone = tiny
+    mod = _module()
+    args = ["--backbone", str(backbone), "--out", str(tmp / "out"), "--results", str(tmp / "r.json"),
+            "--ft-data", str(tmp / "data"), "--ft-steps", "2", "--ft-batch-size", "4", "--diagnose", "2",
+            "--variants", "dense-batch-τ1", "--world-overrides", json.dumps(world), "--val-prompts", "3",
+            "--test-prompts", "4", "--steps", "3", "--n-resamples", "199"]
+    assert mod.main(args) == 0
+    res = json.loads((tmp / "r.json").read_text())
+    assert list(res["variants"]) == ["plain", "batch", "dense-batch-τ1"]
+    # every fine-tune trained here from the backbone with its own drift loss, same recipe otherwise
+    for name, v in res["variants"].items():
+        meta = json.loads((tmp / "out" / f"ft-{name}" / "pipeline" / "lamo_demo.json").read_text())
+        assert meta["step"] == 2 and meta["train"]["init_from"] == str(backbone) and meta["train"]["seed"] == 5
+        assert (meta["train"]["drift_weight"], meta["train"]["drift_mode"], meta["train"]["drift_tau"]) == \
+            (v["weight"], v["mode"], v["tau"])
+        assert Path(v["folder"]).name == "transformer-bf16"
+    assert len({v["sha256"] for v in res["variants"].values()}) == 3  # the drift loss changed the weights
+    # the gradient share of each drift term, measured (finite, positive), not of the plain one
+    assert set(res["gradient_share"]) == {"batch", "dense-batch-τ1"}
+    assert all(0 < g["ratio_median"] < float("inf") and -1 <= g["cos_median"] <= 1 for g in res["gradient_share"].values())
+    # validation: each drift variant vs plain on the same clips; the choice among them
+    assert set(res["validation"]) == {"batch", "dense-batch-τ1"} and res["best"] in (None, "batch", "dense-batch-τ1")
+    assert all(len(r) == 6 for r in res["per_clip_validation"].values())
+    # the test, read once: baseline, plain, the chosen variant and today's MDL, paired
+    assert {"baseline", "plain", "batch", "ground truth"} <= set(res["per_clip"])
+    assert "batch vs plain" in res["effects"] and "plain vs baseline" in res["effects"]
+    assert res["decision"].startswith(("no drift loss", "today's MDL", "adopt"))
+    assert (tmp / "r.png").is_file()
+    printed = capsys.readouterr().out
+    assert "| dense-batch-τ1" in printed and "Decision:" in printed and "smallest detectable" in printed
+    # resume: the fine-tunes are not trained again and every cell comes from the cache
+    assert mod.main(args) == 0
+    again = json.loads((tmp / "r.json").read_text())
+    assert again["timings"]["train_s"] < res["timings"]["train_s"]
+    assert len(again["cells_reused"]) == 3 + len(again["per_clip"]) - 1
+    assert again["per_clip"] == res["per_clip"] and again["per_clip_validation"] == res["per_clip_validation"]
+    capsys.readouterr()
+    assert mod.main(["--table", str(tmp / "r.json")]) == 0
+    assert capsys.readouterr().out.strip() == mod.tables(again).strip()
+
+
+def test_shipped_fine_tunes_must_match_the_recipe(tiny):
+    """--shipped checks the shipped fine-tunes' recorded options: they were made from the shipped backbone,
+    not from this tiny one, so the run refuses them and says what differs."""
+    tmp, world, backbone = tiny
+    mod = _module()
+    args = ["--backbone", str(backbone), "--out", str(tmp / "out2"), "--results", str(tmp / "r2.json"), "--shipped",
+            "--ft-data", str(tmp / "data"), "--ft-steps", "2", "--ft-batch-size", "4", "--variants", "batch"]
+    with pytest.raises(ValueError, match="the shipped demo-finetune-plain was not trained with plain's recipe"):
+        mod.main(args)
+    # the recipe check itself: the shipped plain fine-tune is the README's FT on the shipped backbone
+    from lamo.demo.run import DEFAULT_BACKBONE
+
+    folder = mod.fine_tune(mod.VARIANTS[0], "src/lamo/assets/demo-backbone", tmp / "out3", mod.FT, 1, True)
+    assert folder.name == "demo-finetune-plain" and Path(DEFAULT_BACKBONE).is_dir()
