@@ -14,7 +14,9 @@ in bfloat16) with only the drift loss changed:
 * **dense-batch**: the dense loss normalised by the batch's mean ``‖Δ_τ z*‖²`` (``dense_batch_normalized``),
   τ = 2, λ_drift = 20; **dense-batch-τ1**: the same at τ = 1 (adjacent latent frames, the lag that makes
   guidance work here), λ_drift = 15. Both λ put the drift term's gradient at about today's share of the
-  denoising gradient (measured by ``--diagnose`` at the backbone: median ≈ 1×).
+  denoising gradient (measured by ``--diagnose`` at the backbone: median ≈ 1×). Then each lag's λ ×3
+  (dense-batch-λ60, dense-batch-τ1-λ45) and one point past the edge validation chose in each lag's sweep
+  (dense-batch-λ6.7, dense-batch-τ1-λ135), as the guidance ablation extends its λ sweeps.
 
 Why the dense forms: on these latents the macro drift (the spatial mean of ``Δ_τ z``) is a tiny fraction of
 the motion energy — the balls are small and the mean cancels — so matching it barely touches the motion (see
@@ -30,7 +32,7 @@ Validation (32 prompts of world seed 4 × seeds 100, 101): every fine-tune again
 initial noise; the rule of the benchmark (:func:`lamo.demo.run.choose`: lowest composite physics error with
 the detection rate within 0.01 of plain's) picks the best drift variant. Test (128 held-out prompts of world
 seed 3 × seeds 0, 1), read once after that: the chosen variant and today's MDL (batch) against plain, and
-every fine-tune against the backbone itself. The chosen variant replaces today's MDL only if it won
+those and plain against the backbone itself. The chosen variant replaces today's MDL only if it won
 validation *and* the test shows a detectable improvement over plain with no detectable loss of detection.
 
 Fine-tunes are trained here when missing (resumable: ``lamo demo train-backbone`` checkpoints) into
@@ -86,10 +88,15 @@ VARIANTS = [
     Variant("dense-batch", "per-location Δ_τ z ÷ the batch's energy, gradient share ≈ today's", 20.0,
             "dense_batch_normalized"),
     Variant("dense-batch-τ1", "the same at τ = 1, gradient share ≈ today's", 15.0, "dense_batch_normalized", 1),
+    Variant("dense-batch-λ60", "dense-batch at 3× λ_drift", 60.0, "dense_batch_normalized"),
+    Variant("dense-batch-τ1-λ45", "dense-batch-τ1 at 3× λ_drift", 45.0, "dense_batch_normalized", 1),
+    # one more point past each sweep's edge, as the guidance ablation does (λ ×3 or ÷3)
+    Variant("dense-batch-λ6.7", "dense-batch at ⅓ λ_drift", 6.7, "dense_batch_normalized"),
+    Variant("dense-batch-τ1-λ135", "dense-batch-τ1 at 9× λ_drift", 135.0, "dense_batch_normalized", 1),
 ]
 #: What runs without ``--variants``: the paper's two per-pair forms are known to explode on near-static pairs
 #: (gradient share up to 10⁴× the denoising term's, see the module docstring) and are not trained again.
-DEFAULT_RUN = [PLAIN, TODAY, "dense-batch", "dense-batch-τ1"]
+DEFAULT_RUN = [v.name for v in VARIANTS if v.name not in ("paper", "dense")]
 #: The shipped fine-tunes, and the variant each one is.
 SHIPPED = {PLAIN: "demo-finetune-plain", TODAY: "demo-finetune-mdl"}
 #: The fine-tuning options every variant shares (the README's FT; ``init_from`` is the backbone).
@@ -213,8 +220,9 @@ def _load(data: str, n: int, preset: dict):
 
 # ------------------------------------------------------------------------------------- the run
 def run(cfg, out: Path, results: Path, variants: list[Variant], ft: dict, shipped: bool, diagnose: int,
-        command: str = "") -> dict:
-    """Train what is missing, diagnose, validate, choose, test; write ``results`` and its PNG."""
+        command: str = "", validation_only: bool = False) -> dict:
+    """Train what is missing, diagnose, validate, choose, test (unless ``validation_only``: the test clips are
+    not sampled, so more variants can still be added); write ``results`` and its PNG."""
     import torch
     from diffusers import CogVideoXTransformer3DModel
     from tqdm.auto import tqdm
@@ -271,13 +279,15 @@ def run(cfg, out: Path, results: Path, variants: list[Variant], ft: dict, shippe
     # the test, read once: plain, the chosen variant, today's MDL and the backbone, same initial noise
     t = time.time()
     names = [PLAIN] + [k for k in dict.fromkeys([best, TODAY]) if k and k in folders]
-    bar.total += len(names) + 1
-    rows = {"baseline": cell("test: baseline", None, test_prompts, cfg.test_seeds)}
-    rows.update({k: cell(f"test: {k}", k, test_prompts, cfg.test_seeds) for k in names})
+    rows, test_effects, secondary = {}, {}, {}
+    if not validation_only:
+        bar.total += len(names) + 1
+        rows = {"baseline": cell("test: baseline", None, test_prompts, cfg.test_seeds)}
+        rows.update({k: cell(f"test: {k}", k, test_prompts, cfg.test_seeds) for k in names})
+        add_ground_truth(rows, test, world)
+        comparisons = [(k, PLAIN) for k in names if k != PLAIN] + [(k, "baseline") for k in names]
+        test_effects, secondary = analyse(rows, comparisons, cfg.n_resamples, cfg.seed)
     bar.close()
-    add_ground_truth(rows, test, world)
-    comparisons = [(k, PLAIN) for k in names if k != PLAIN] + [(k, "baseline") for k in names]
-    test_effects, secondary = analyse(rows, comparisons, cfg.n_resamples, cfg.seed)
     timings["test_s"] = time.time() - t
     timings["total_s"] = time.time() - t0
 
@@ -291,7 +301,7 @@ def run(cfg, out: Path, results: Path, variants: list[Variant], ft: dict, shippe
         "validation": {k: _effect_summary(e) for k, e in effects.items()},
         "validation_full": {k: {m: x.to_dict() for m, x in e.items()} for k, e in effects.items()},
         "best": best, "best_why": best_why, "val_prompts": cfg.val_prompts, "val_seeds": list(cfg.val_seeds),
-        "n_test_clips": len(rows["baseline"]),
+        "n_test_clips": len(rows.get("baseline", [])), "validation_only": validation_only,
         "effects": {k: {m: e.to_dict() for m, e in v.items()} for k, v in test_effects.items()},
         "secondary": {k: {m: e.to_dict() for m, e in v.items()} for k, v in secondary.items()},
         "per_clip_validation": val_rows, "per_clip": rows, "prompts": test_prompts, "val_prompts_text": val_prompts,
@@ -316,6 +326,8 @@ def decide(res: dict) -> str:
     """Whether the validated variant replaces today's MDL: it must beat plain detectably on the test with
     no detectable loss of detection."""
     best = res["best"]
+    if res.get("validation_only"):
+        return f"not decided: validation only (chosen there: {best}); the test clips were not sampled"
     if not best:
         return "today's MDL stays: no drift variant kept detection within the tolerance on validation"
     e = res["effects"][f"{best} vs {PLAIN}"]
@@ -390,7 +402,10 @@ def tables(res: dict) -> str:
         mark = " (chosen)" if k == res["best"] else ""
         out.append(f"| {k}{mark} | {res['variants'][k]['describe']} | {pct(c)} {MARK[c['verdict']]} | "
                    f"{pct(d, 'diff', 1.0, '', 3)} {MARK[d['verdict']]} |")
-    out += ["", f"Chosen: {res['best']} ({res['best_why']}).", "",
+    out += ["", f"Chosen: {res['best']} ({res['best_why']}).", ""]
+    if not res["effects"]:
+        return "\n".join(out + [f"Decision: {res['decision']}."])
+    out += [
             f"Test (held-out, {res['n_test_clips']} clips per variant): relative change vs control, 95 % BCa interval; "
             "✓ improved, ✗ worsened, · no detectable change (Holm-corrected).", ""]
     metrics = list(next(iter(res["effects"].values())))
@@ -420,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ft-steps", type=int, default=FT["steps"])
     p.add_argument("--ft-batch-size", type=int, default=FT["batch_size"])
     p.add_argument("--train-only", default="", help="train this variant's fine-tune and exit")
+    p.add_argument("--validation-only", action="store_true",
+                   help="stop after validation (the test clips are not sampled: variants can still be added)")
     p.add_argument("--table", default="", help="print the tables of a finished results file and exit")
     add_size_args(p)  # small settings, for tests
     args = p.parse_args(argv)
@@ -439,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = DemoConfig(preset="drift-ablations", backbone=args.backbone, prior="", selection="", finetunes={},
                      flowmo_sweep=(), threads=args.threads, **size_config(args))
     res = run(cfg, Path(args.out), Path(args.results), chosen, ft, args.shipped, args.diagnose,
-              command=shlex.join(["python", "benchmarks/drift_ablations.py", *(sys.argv[1:] if argv is None else argv)]))
+              command=shlex.join(["python", "benchmarks/drift_ablations.py", *(sys.argv[1:] if argv is None else argv)]),
+              validation_only=args.validation_only)
     print(tables(res))
     return 0
 

@@ -39,8 +39,15 @@ def test_drift_ablation_trains_diagnoses_chooses_tests_and_resumes(tiny, capsys)
             "--ft-data", str(tmp / "data"), "--ft-steps", "2", "--ft-batch-size", "4", "--diagnose", "2",
             "--variants", "dense-batch-τ1", "--world-overrides", json.dumps(world), "--val-prompts", "3",
             "--test-prompts", "4", "--steps", "3", "--n-resamples", "199"]
+    # validation only: no test clip is sampled, nothing is decided
+    assert mod.main(args + ["--validation-only"]) == 0
+    early = json.loads((tmp / "r.json").read_text())
+    assert early["per_clip"] == {} and early["effects"] == {} and early["decision"].startswith("not decided")
+    assert not any(p.name.startswith("test") for p in (tmp / "out" / "cells").iterdir())
+    assert "Decision: not decided" in capsys.readouterr().out
     assert mod.main(args) == 0
     res = json.loads((tmp / "r.json").read_text())
+    assert res["per_clip_validation"] == early["per_clip_validation"] and len(res["cells_reused"]) == 3
     assert list(res["variants"]) == ["plain", "batch", "dense-batch-τ1"]
     # every fine-tune trained here from the backbone with its own drift loss, same recipe otherwise
     for name, v in res["variants"].items():
