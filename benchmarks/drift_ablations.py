@@ -49,12 +49,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # effect_table.py, beside this file
@@ -229,7 +228,7 @@ def run(cfg, out: Path, results: Path, variants: list[Variant], ft: dict, shippe
 
     from lamo.demo.run import (_effect_summary, _load_pipeline, _sample, _score, _sha256, add_ground_truth, analyse,
                                choose, held_out_clips, provenance, validation_prompts)
-    from lamo.effect import COMPOSITE, compare
+    from lamo.effect import compare
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

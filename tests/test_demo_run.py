@@ -12,7 +12,7 @@ from lamo.demo.train_backbone import BackboneTrainConfig, train_backbone
 from lamo.physics.dataset import write_dataset
 from lamo.physics.world import get_world_config
 
-WORLD = {"size": 16, "frames": 8, "radius": (1.5, 2.0), "gravity": 0.4}
+from bench_scripts import TINY_WORLD as WORLD, load_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -145,16 +145,11 @@ def test_bench_effect_cli_checks_its_numbers_and_presets(capsys):
 
 
 def test_graded_backbones_runs_each_checkpoint_with_one_prior(tiny_backbone, tmp_path):
-    import importlib.util
-    from pathlib import Path
-
     import torch
 
     from lamo.prior import MotionPrior
 
-    spec = importlib.util.spec_from_file_location("graded", Path(__file__).parents[1] / "benchmarks" / "graded_backbones.py")
-    graded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(graded)
+    graded = load_benchmark("graded_backbones")
     base, _ = tiny_backbone
     torch.manual_seed(0)
     prior = MotionPrior.from_preset("tiny", latent_channels=8, text_embed_dim=16, backbone="cogvideox-demo", tau=1)
@@ -173,13 +168,7 @@ def test_graded_backbones_runs_each_checkpoint_with_one_prior(tiny_backbone, tmp
 
 
 def test_sampler_settings_scores_each_setting_on_validation_clips(tiny_backbone, tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("sampler_settings",
-                                                  Path(__file__).parents[1] / "benchmarks" / "sampler_settings.py")
-    ss = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ss)
+    ss = load_benchmark("sampler_settings")
     assert ss.parse_setting("25x1.5") == (25, 1.5)
     with pytest.raises(SystemExit, match="STEPSxCFG"):
         ss.parse_setting("25")

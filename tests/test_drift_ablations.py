@@ -1,35 +1,21 @@
 """benchmarks/drift_ablations.py end to end on a tiny backbone: fine-tunes trained here, the gradient share,
 the choice on validation, the test read once, the cache, and the shipped-recipe check."""
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "drift_ablations.py"
+from bench_scripts import TINY_WORLD, load_benchmark, tiny_world_backbone
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("drift_ablations", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclass looks its module up
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("drift_ablations")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from lamo.demo.train_backbone import BackboneTrainConfig, train_backbone
-    from lamo.physics.dataset import write_dataset
-    from lamo.physics.world import get_world_config
-
     tmp = tmp_path_factory.mktemp("drift")
-    world = {"size": 16, "frames": 8, "radius": (1.5, 2.0), "gravity": 0.4}
-    write_dataset(tmp / "data", 24, get_world_config("tiny", **world), seed=1, progress=False)
-    backbone = train_backbone(BackboneTrainConfig(data=str(tmp / "data"), out=str(tmp / "run"), preset="test",
-                                                  steps=4, batch_size=4, save_every=4))
-    return tmp, world, backbone
+    return tmp, TINY_WORLD, tiny_world_backbone(tmp)
 
 
 def test_drift_ablation_trains_diagnoses_chooses_tests_and_resumes(tiny, capsys):

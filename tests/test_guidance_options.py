@@ -197,24 +197,12 @@ def test_ablation_script_chooses_on_validation_tests_once_and_resumes(tmp_path, 
     """benchmarks/guidance_ablations.py end to end on a tiny backbone trained here for a few steps (16 px,
     8 frames): each variant's λ on validation, the test read once, every cell cached; a second run with the
     same --out samples nothing and writes the same rows."""
-    import importlib.util
     import json
-    import sys
-    from pathlib import Path
 
-    from lamo.demo.train_backbone import BackboneTrainConfig, train_backbone
-    from lamo.physics.dataset import write_dataset
-    from lamo.physics.world import get_world_config
+    from bench_scripts import TINY_WORLD as world, load_benchmark, tiny_world_backbone
 
-    world = {"size": 16, "frames": 8, "radius": (1.5, 2.0), "gravity": 0.4}
-    write_dataset(tmp_path / "data", 24, get_world_config("tiny", **world), seed=1, progress=False)
-    backbone = train_backbone(BackboneTrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), preset="test",
-                                                  steps=4, batch_size=4, save_every=4))
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "guidance_ablations.py"
-    spec = importlib.util.spec_from_file_location("guidance_ablations", script)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclass looks its module up
-    spec.loader.exec_module(mod)
+    backbone = tiny_world_backbone(tmp_path)
+    mod = load_benchmark("guidance_ablations")
     args = ["--backbone", str(backbone), "--prior", "", "--out", str(tmp_path / "out"), "--results",
             str(tmp_path / "r.json"), "--world-overrides", json.dumps(world), "--prior-clips", "16", "--prior-steps", "3",
             "--prior-batch", "4", "--val-prompts", "3", "--test-prompts", "4", "--steps", "3", "--n-resamples", "199",

@@ -1,33 +1,18 @@
 """benchmarks/prior_recipes.py end to end on a tiny backbone trained here for a few steps (16 px, 8 frames)."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-from lamo.demo.train_backbone import BackboneTrainConfig, train_backbone
-from lamo.physics.dataset import write_dataset
-from lamo.physics.world import get_world_config
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "prior_recipes.py"
-WORLD = {"size": 16, "frames": 8, "radius": (1.5, 2.0), "gravity": 0.4}
+from bench_scripts import TINY_WORLD as WORLD, load_benchmark, tiny_world_backbone
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("prior_recipes", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclass looks its module up
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("prior_recipes")
 
 
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recipes")
-    write_dataset(root / "data", 24, get_world_config("tiny", **WORLD), seed=1, progress=False)
-    return train_backbone(BackboneTrainConfig(data=str(root / "data"), out=str(root / "run"), preset="test", steps=4,
-                                              batch_size=4, save_every=4))
+    return tiny_world_backbone(tmp_path_factory.mktemp("recipes"))
 
 
 def _args(backbone, tmp_path, *more):
