@@ -7,13 +7,13 @@ Every variant is one fine-tune of the backbone, made exactly as the shipped fine
 in bfloat16) with only the drift loss changed:
 
 * **plain**: no drift loss (λ_drift = 0), the control;
-* **batch**: macro drift normalised by the batch's drift energy, λ_drift = 0.4 (today's shipped MDL);
+* **batch**: macro drift normalised by the batch's drift energy, λ_drift = 0.4 (the MDL shipped before this ablation);
 * **paper**: macro drift normalised per pair (the paper's form, DESIGN.md §1.3), λ_drift = 0.4;
 * **dense**: the per-location lag delta ``Δ_τ z`` instead of the macro drift, normalised per pair (the paper's
   "dense motion loss" ablation), λ_drift = 0.4;
 * **dense-batch**: the dense loss normalised by the batch's mean ``‖Δ_τ z*‖²`` (``dense_batch_normalized``),
   τ = 2, λ_drift = 20; **dense-batch-τ1**: the same at τ = 1 (adjacent latent frames, the lag that makes
-  guidance work here), λ_drift = 15. Both λ put the drift term's gradient at about today's share of the
+  guidance work here), λ_drift = 15. Both λ put the drift term's gradient at about batch's share of the
   denoising gradient (measured by ``--diagnose`` at the backbone: median ≈ 1×). Then each lag's λ ×3
   (dense-batch-λ60, dense-batch-τ1-λ45) and one point past the edge validation chose in each lag's sweep
   (dense-batch-λ6.7, dense-batch-τ1-λ135), as the guidance ablation extends its λ sweeps.
@@ -31,13 +31,14 @@ gradients, which says how hard each λ pulls and whether it pulls along the deno
 Validation (32 prompts of world seed 4 × seeds 100, 101): every fine-tune against plain, paired on the same
 initial noise; the rule of the benchmark (:func:`lamo.demo.run.choose`: lowest composite physics error with
 the detection rate within 0.01 of plain's) picks the best drift variant. Test (128 held-out prompts of world
-seed 3 × seeds 0, 1), read once after that: the chosen variant and today's MDL (batch) against plain, and
-those and plain against the backbone itself. The chosen variant replaces today's MDL only if it won
+seed 3 × seeds 0, 1), read once after that: the chosen variant and the earlier MDL (batch) against plain, and
+those and plain against the backbone itself. The chosen variant replaces the earlier MDL only if it won
 validation *and* the test shows a detectable improvement over plain with no detectable loss of detection.
 
 Fine-tunes are trained here when missing (resumable: ``lamo demo train-backbone`` checkpoints) into
-``--out/ft-<name>``; ``--shipped`` uses the shipped plain and MDL fine-tunes for plain and batch after checking
-their recorded training options are these. Cells are cached in ``--out/cells`` as in the guidance ablation::
+``--out/ft-<name>``; ``--shipped`` uses the shipped plain and MDL fine-tunes for plain and dense-batch-τ1-λ45 (the
+MDL this ablation chose) after checking their recorded training options are these; batch, the MDL shipped before,
+is then trained here (its weights are in the repository's history). Cells are cached in ``--out/cells`` as in the guidance ablation::
 
     OMP_NUM_THREADS=1 python benchmarks/drift_ablations.py --shipped --diagnose 8 --out runs/drift-ablations \\
         --results benchmarks/results/drift_ablations_cpu.json --threads 1
@@ -62,7 +63,7 @@ from effect_table import (MARK, Cells, _digest, add_size_args, effect_table, pct
                           size_config)
 
 VAL_METRICS = ["physics_error", "detection_rate"]
-PLAIN, TODAY = "plain", "batch"
+PLAIN, EARLIER, ADOPTED = "plain", "batch", "dense-batch-τ1-λ45"
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,12 @@ class Variant:
 
 VARIANTS = [
     Variant(PLAIN, "no drift loss (the control)"),
-    Variant(TODAY, "macro drift ÷ the batch's drift energy (today's shipped MDL)", 0.4, "batch_normalized"),
+    Variant(EARLIER, "macro drift ÷ the batch's drift energy (the earlier shipped MDL)", 0.4, "batch_normalized"),
     Variant("paper", "macro drift ÷ each pair's drift energy (the paper's form)", 0.4, "normalized"),
     Variant("dense", "per-location Δ_τ z ÷ each pair's energy (the paper's dense ablation)", 0.4, "dense"),
-    Variant("dense-batch", "per-location Δ_τ z ÷ the batch's energy, gradient share ≈ today's", 20.0,
+    Variant("dense-batch", "per-location Δ_τ z ÷ the batch's energy, gradient share ≈ batch's", 20.0,
             "dense_batch_normalized"),
-    Variant("dense-batch-τ1", "the same at τ = 1, gradient share ≈ today's", 15.0, "dense_batch_normalized", 1),
+    Variant("dense-batch-τ1", "the same at τ = 1, gradient share ≈ batch's", 15.0, "dense_batch_normalized", 1),
     Variant("dense-batch-λ60", "dense-batch at 3× λ_drift", 60.0, "dense_batch_normalized"),
     Variant("dense-batch-τ1-λ45", "dense-batch-τ1 at 3× λ_drift", 45.0, "dense_batch_normalized", 1),
     # one more point past each sweep's edge, as the guidance ablation does (λ ×3 or ÷3)
@@ -96,8 +97,8 @@ VARIANTS = [
 #: What runs without ``--variants``: the paper's two per-pair forms are known to explode on near-static pairs
 #: (gradient share up to 10⁴× the denoising term's, see the module docstring) and are not trained again.
 DEFAULT_RUN = [v.name for v in VARIANTS if v.name not in ("paper", "dense")]
-#: The shipped fine-tunes, and the variant each one is.
-SHIPPED = {PLAIN: "demo-finetune-plain", TODAY: "demo-finetune-mdl"}
+#: The shipped fine-tunes, and the variant each one is (the MDL: what this ablation chose on 2026-11-28).
+SHIPPED = {PLAIN: "demo-finetune-plain", ADOPTED: "demo-finetune-mdl"}
 #: The fine-tuning options every variant shares (the README's FT; ``init_from`` is the backbone).
 FT = dict(preset="world", data="world:tiny:8000:1", steps=800, batch_size=16, lr=1e-4, warmup=80, save_every=400,
           seed=5, train_text_encoder=False)
@@ -275,9 +276,9 @@ def run(cfg, out: Path, results: Path, variants: list[Variant], ft: dict, shippe
     timings["validation_s"] = time.time() - t
     tqdm.write(f"[{time.time() - t0:6.0f} s] validation: best drift variant {best} ({best_why})")
 
-    # the test, read once: plain, the chosen variant, today's MDL and the backbone, same initial noise
+    # the test, read once: plain, the chosen variant, the earlier MDL and the backbone, same initial noise
     t = time.time()
-    names = [PLAIN] + [k for k in dict.fromkeys([best, TODAY]) if k and k in folders]
+    names = [PLAIN] + [k for k in dict.fromkeys([best, EARLIER]) if k and k in folders]
     rows, test_effects, secondary = {}, {}, {}
     if not validation_only:
         bar.total += len(names) + 1
@@ -322,21 +323,21 @@ def _train_loss(folder: Path) -> list[dict]:
 
 
 def decide(res: dict) -> str:
-    """Whether the validated variant replaces today's MDL: it must beat plain detectably on the test with
+    """Whether the validated variant replaces the earlier MDL: it must beat plain detectably on the test with
     no detectable loss of detection."""
     best = res["best"]
     if res.get("validation_only"):
         return f"not decided: validation only (chosen there: {best}); the test clips were not sampled"
     if not best:
-        return "today's MDL stays: no drift variant kept detection within the tolerance on validation"
+        return "the earlier MDL stays: no drift variant kept detection within the tolerance on validation"
     e = res["effects"][f"{best} vs {PLAIN}"]
     c, d = e["physics_error"], e["detection_rate"]
     test = (f"on the test {best} vs plain is {pct(c)} composite, {c['verdict']} (smallest detectable "
             f"{100 * c['mde_rel']:.1f} %), detection {pct(d, 'diff', 1.0, '', 3)} {d['verdict']}")
     if c["verdict"] != "improved" or d["verdict"] == "worsened":
         return f"no drift loss beats the plain fine-tune: {best} won validation but {test}"
-    if best == TODAY:
-        return f"today's MDL stays and works: {test}"
+    if best == EARLIER:
+        return f"the earlier MDL stays and works: {test}"
     return f"adopt {best}: it won validation and {test}"
 
 
@@ -451,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--train-only: unknown variant {args.train_only!r}; choose from {', '.join(by_name)}")
         print(fine_tune(by_name[args.train_only], args.backbone, Path(args.out), ft, args.threads, False))
         return 0
-    chosen = [v for v in VARIANTS if v.name in (PLAIN, TODAY) or v.name in args.variants]
+    chosen = [v for v in VARIANTS if v.name in (PLAIN, EARLIER) or v.name in args.variants]
     cfg = DemoConfig(preset="drift-ablations", backbone=args.backbone, prior="", selection="", finetunes={},
                      flowmo_sweep=(), threads=args.threads, **size_config(args))
     res = run(cfg, Path(args.out), Path(args.results), chosen, ft, args.shipped, args.diagnose,

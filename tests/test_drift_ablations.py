@@ -49,17 +49,19 @@ def test_drift_ablation_trains_diagnoses_chooses_tests_and_resumes(tiny, capsys)
     # validation: each drift variant vs plain on the same clips; the choice among them
     assert set(res["validation"]) == {"batch", "dense-batch-τ1"} and res["best"] in (None, "batch", "dense-batch-τ1")
     assert all(len(r) == 6 for r in res["per_clip_validation"].values())
-    # the test, read once: baseline, plain, the chosen variant and today's MDL, paired
+    # the test, read once: baseline, plain, the chosen variant and the earlier MDL, paired
     assert {"baseline", "plain", "batch", "ground truth"} <= set(res["per_clip"])
     assert "batch vs plain" in res["effects"] and "plain vs baseline" in res["effects"]
-    assert res["decision"].startswith(("no drift loss", "today's MDL", "adopt"))
+    assert res["decision"].startswith(("no drift loss", "the earlier MDL", "adopt"))
     assert (tmp / "r.png").is_file()
     printed = capsys.readouterr().out
     assert "| dense-batch-τ1" in printed and "Decision:" in printed and "smallest detectable" in printed
     # resume: the fine-tunes are not trained again and every cell comes from the cache
+    weights = sorted((tmp / "out").glob("ft-*/pipeline/transformer/*.safetensors"))
+    stamps = [p.stat().st_mtime_ns for p in weights]
     assert mod.main(args) == 0
     again = json.loads((tmp / "r.json").read_text())
-    assert again["timings"]["train_s"] < res["timings"]["train_s"]
+    assert len(weights) == 3 and [p.stat().st_mtime_ns for p in weights] == stamps  # nothing trained again
     assert len(again["cells_reused"]) == 3 + len(again["per_clip"]) - 1
     assert again["per_clip"] == res["per_clip"] and again["per_clip_validation"] == res["per_clip_validation"]
     capsys.readouterr()
@@ -76,8 +78,15 @@ def test_shipped_fine_tunes_must_match_the_recipe(tiny):
             "--ft-data", str(tmp / "data"), "--ft-steps", "2", "--ft-batch-size", "4", "--variants", "batch"]
     with pytest.raises(ValueError, match="the shipped demo-finetune-plain was not trained with plain's recipe"):
         mod.main(args)
-    # the recipe check itself: the shipped plain fine-tune is the README's FT on the shipped backbone
+    # the recipe check itself: the shipped fine-tunes are the README's FT on the shipped backbone, plain without a
+    # drift loss and the MDL with the variant the ablation adopted (given as absolute or relative path)
     from lamo.demo.run import DEFAULT_BACKBONE
 
-    folder = mod.fine_tune(mod.VARIANTS[0], "src/lamo/assets/demo-backbone", tmp / "out3", mod.FT, 1, True)
-    assert folder.name == "demo-finetune-plain" and Path(DEFAULT_BACKBONE).is_dir()
+    by_name = {v.name: v for v in mod.VARIANTS}
+    for name, folder, backbone_path in (("plain", "demo-finetune-plain", "src/lamo/assets/demo-backbone"),
+                                        (mod.ADOPTED, "demo-finetune-mdl", str(DEFAULT_BACKBONE))):
+        assert mod.fine_tune(by_name[name], backbone_path, tmp / "out3", mod.FT, 1, True).name == folder
+    # a variant whose recipe the shipped MDL is not would be refused, naming what differs
+    mod.SHIPPED["dense-batch-τ1"] = "demo-finetune-mdl"
+    with pytest.raises(ValueError, match="drift_weight"):
+        mod.fine_tune(by_name["dense-batch-τ1"], str(DEFAULT_BACKBONE), tmp / "out3", mod.FT, 1, True)
