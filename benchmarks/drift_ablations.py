@@ -381,19 +381,24 @@ def plot(res: dict, path: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------- tables
+def gradient_lines(res: dict) -> list[str]:
+    """The gradient-share table of a results file."""
+    out = ["Gradient share at the backbone (median over batches of the fine-tuning data, random timesteps):", "",
+           "| variant | drift loss | ‖∇ λ·w·L_drift‖ / ‖∇ L_denoise‖ (median, 90th pct) | cosine to ∇ L_denoise |",
+           "|---|---|---|---|"]
+    for k, g in res["gradient_share"].items():
+        out.append(f"| {k} | {res['variants'][k]['describe']} | {g['ratio_median']:.3g}, {g['ratio_p90']:.3g} | "
+                   f"{g['cos_median']:+.3f} |")
+    return out
+
+
 def tables(res: dict) -> str:
     """The markdown tables of a results file: gradient share, validation, test, decision."""
     reused = f"; {len(res['cells_reused'])} cells reused" if res.get("cells_reused") else ""
     out = [f"Run: `{res['command']}` at commit {res['commit']}, {res['date']}, {res['machine']}, torch {res['torch']}; "
            f"{res['timings']['total_s'] / 60:.1f} min end to end (training {res['timings']['train_s'] / 60:.1f} min){reused}.", ""]
     if res["gradient_share"]:
-        out += ["Gradient share at the backbone (median over batches of the fine-tuning data, random timesteps):", "",
-                "| variant | drift loss | ‖∇ λ·w·L_drift‖ / ‖∇ L_denoise‖ (median, 90th pct) | cosine to ∇ L_denoise |",
-                "|---|---|---|---|"]
-        for k, g in res["gradient_share"].items():
-            out.append(f"| {k} | {res['variants'][k]['describe']} | {g['ratio_median']:.3g}, {g['ratio_p90']:.3g} | "
-                       f"{g['cos_median']:+.3f} |")
-        out.append("")
+        out += gradient_lines(res) + [""]
     out += [f"Validation ({res['val_prompts']} prompts × {len(res['val_seeds'])} seeds = "
             f"{res['val_prompts'] * len(res['val_seeds'])} clips): each fine-tune against plain, paired.", "",
             "| variant | drift loss | composite physics error | detection rate (difference) |", "|---|---|---|---|"]
@@ -418,6 +423,24 @@ def tables(res: dict) -> str:
     return "\n".join(out)
 
 
+def diagnose_only(cfg, variants: list[Variant], ft: dict, batches: int, path: Path) -> int:
+    """The gradient-share table of ``variants`` at ``cfg.backbone`` alone, written to ``path`` (JSON) and printed."""
+    import torch
+
+    from lamo.demo.run import _load_pipeline, provenance
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    pipe, _, preset, _ = _load_pipeline(cfg)
+    shares = gradient_share(pipe, preset, variants, ft["data"], batches, ft["batch_size"], seed=cfg.seed)
+    res = {**provenance(), "backbone": cfg.backbone, "data": ft["data"], "gradient_share": shares,
+           "variants": {v.name: {**asdict(v), "describe": v.describe()} for v in variants}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=2))
+    print("\n".join(gradient_lines(res)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from lamo.demo.run import DEFAULT_BACKBONE, DemoConfig
 
@@ -435,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ft-steps", type=int, default=FT["steps"])
     p.add_argument("--ft-batch-size", type=int, default=FT["batch_size"])
     p.add_argument("--train-only", default="", help="train this variant's fine-tune and exit")
+    p.add_argument("--diagnose-only", default="", metavar="FILE",
+                   help="measure the gradient shares of --variants at the backbone (--diagnose batches), write them to "
+                        "FILE and exit: no training, no sampling")
     p.add_argument("--validation-only", action="store_true",
                    help="stop after validation (the test clips are not sampled: variants can still be added)")
     p.add_argument("--table", default="", help="print the tables of a finished results file and exit")
@@ -455,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [v for v in VARIANTS if v.name in (PLAIN, EARLIER) or v.name in args.variants]
     cfg = DemoConfig(preset="drift-ablations", backbone=args.backbone, prior="", selection="", finetunes={},
                      flowmo_sweep=(), threads=args.threads, **size_config(args))
+    if args.diagnose_only:
+        return diagnose_only(cfg, chosen, ft, max(1, args.diagnose), Path(args.diagnose_only))
     res = run(cfg, Path(args.out), Path(args.results), chosen, ft, args.shipped, args.diagnose,
               command=shlex.join(["python", "benchmarks/drift_ablations.py", *(sys.argv[1:] if argv is None else argv)]),
               validation_only=args.validation_only)

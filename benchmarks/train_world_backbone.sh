@@ -56,7 +56,7 @@ grep -h "" $RUN/backbone/loss.jsonl | tail -3 | tee -a "$LOG"
 
 FT="--data $FTDATA --init-from $RUN/backbone/pipeline --train-text-encoder no --steps $FTSTEPS --lr 1e-4 --warmup 80 --save-every 400 --seed 5 --batch-size 16"
 [ -n "${DRY:-}" ] && FT="$FT --device cpu --workers 2"
-for ft in "plain --drift-weight 0.0" "mdl --drift-weight 0.4 --drift-mode batch_normalized"; do
+for ft in "plain --drift-weight 0.0" "mdl --drift-weight 45 --drift-mode dense_batch_normalized --drift-tau 1"; do
   set -- $ft; name=$1; shift
   echo "== fine-tune $name $(date -u +%T), $(left) s left" | tee -a "$LOG"
   timeout $(( $(left) / 2 - 10 )) $PY -m lamo demo train-backbone $FT "$@" --out $RUN/ft-$name 2>&1 | tr '\r' '\n' | grep -v "^backbone:\|^simulating" | tail -5 | tee -a "$LOG"

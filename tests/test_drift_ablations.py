@@ -90,3 +90,17 @@ def test_shipped_fine_tunes_must_match_the_recipe(tiny):
     mod.SHIPPED["dense-batch-τ1"] = "demo-finetune-mdl"
     with pytest.raises(ValueError, match="drift_weight"):
         mod.fine_tune(by_name["dense-batch-τ1"], str(DEFAULT_BACKBONE), tmp / "out3", mod.FT, 1, True)
+
+
+def test_diagnose_only_measures_without_training_or_sampling(tiny, capsys):
+    tmp, world, backbone = tiny
+    mod = _module()
+    out = tmp / "out-diag"
+    assert mod.main(["--backbone", str(backbone), "--out", str(out), "--diagnose-only", str(tmp / "g.json"),
+                     "--diagnose", "1", "--ft-data", str(tmp / "data"), "--ft-batch-size", "4",
+                     "--world-overrides", json.dumps(world), "--variants", "paper", "dense"]) == 0
+    res = json.loads((tmp / "g.json").read_text())
+    assert set(res["gradient_share"]) == {"batch", "paper", "dense"}  # the plain fine-tune has no drift term
+    assert all(g["batches"] == 1 and g["ratio_median"] > 0 for g in res["gradient_share"].values())
+    assert not out.exists()  # nothing trained, nothing sampled
+    assert "| paper | normalized, τ = 2, λ_drift = 0.4 |" in capsys.readouterr().out

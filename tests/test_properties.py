@@ -132,7 +132,7 @@ def test_what_is_not_a_latent_video_is_refused(z, error, match):
 def _reference_loss(p64: torch.Tensor, t64: torch.Tensor, tau: int, mode: str, w64=None) -> torch.Tensor:
     """DESIGN.md §1.3 (and the batch normalisations) written out in float64, independently of lamo.losses: ``(B,)``."""
     d_hat, d_star = p64[:, tau:] - p64[:, :-tau], t64[:, tau:] - t64[:, :-tau]  # (B, F−τ, C, H, W)
-    if mode == "dense":
+    if mode in ("dense", "dense_batch_normalized"):
         mu_hat, mu_star = d_hat.flatten(2), d_star.flatten(2)  # (B, F−τ, C·H·W)
     else:
         mu_hat, mu_star = d_hat.mean((-2, -1)), d_star.mean((-2, -1))  # (B, F−τ, C)
@@ -140,6 +140,7 @@ def _reference_loss(p64: torch.Tensor, t64: torch.Tensor, tau: int, mode: str, w
     energy = (mu_star ** 2).sum(-1)  # (B, F−τ)
     per_pair = {"raw": lambda: err / mu_hat.shape[-1],
                 "batch_normalized": lambda: err / (energy.mean() + EPS),
+                "dense_batch_normalized": lambda: err / (energy.mean() + EPS),
                 "floor_normalized": lambda: err / (energy.clamp_min(FLOOR_FRACTION * energy.mean()) + EPS),
                 }.get(mode, lambda: err / (energy + EPS))()
     out = per_pair.mean(1)
