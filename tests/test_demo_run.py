@@ -216,3 +216,12 @@ def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the
     assert windows_used[-1] == (res["lambda"], sel["window"])
     mpg = [k for k in res["per_clip"] if k.startswith("MPG")]
     assert mpg == [f"MPG λ={res['lambda']:g} ρ={sel['window']:g}"]  # ρ ≠ the run's fallback: named
+
+
+def test_the_report_names_the_shipped_mdl_recipe(tmp_path):
+    """The report says which drift loss made the MDL fine-tune, from the record beside its weights."""
+    from lamo.demo.run import DEFAULT_FINETUNES, _drift_recipe
+
+    assert _drift_recipe(DEFAULT_FINETUNES[MDL]) == " (dense_batch_normalized, τ = 1, λ_drift = 45)"
+    assert _drift_recipe(DEFAULT_FINETUNES[PLAIN_FT]).endswith("λ_drift = 0)")
+    assert _drift_recipe(tmp_path) == ""  # a user's transformer folder without a record

@@ -648,8 +648,9 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
             f"Test: {cfg.test_prompts} held-out prompts × {len(cfg.test_seeds)} seeds = {n_test} clips per variant, "
             f"the same initial noise per (prompt, seed) in every variant; {cfg.steps} sampling steps, CFG "
             f"{cfg.cfg_scale}.",
-            "MDL: the backbone's transformer fine-tuned with the Motion Drift Loss, compared with the same fine-tune "
-            "without it (same data, steps and seed), so extra training is not mistaken for MDL."
+            "MDL: the backbone's transformer fine-tuned with the Motion Drift Loss"
+            f"{_drift_recipe(tuned[MDL])}, compared with the same fine-tune without it (same data, steps and seed), "
+            "so extra training is not mistaken for MDL."
             if MDL in variants else "MDL variants skipped: no fine-tuned transformers were found."]},
         {"title": "How to read the verdicts", "text": [
             "Each cell: relative change of the variant against its control (the same clips), 95 % bootstrap interval "
@@ -674,6 +675,17 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     _print_table(effects, n_test)
     print(f"\nreport: {page}  ({timings['total_s']:.0f} s)")
     return 0
+
+
+def _drift_recipe(folder: Path) -> str:
+    """`` (mode, τ, λ_drift)`` of a fine-tune whose folder records its training (``lamo_finetune.json``), else ``""``."""
+    record = Path(folder) / "lamo_finetune.json"
+    if not record.is_file():
+        return ""
+    train = json.loads(record.read_text()).get("train", {})
+    if not {"drift_mode", "drift_tau", "drift_weight"} <= set(train):
+        return ""
+    return f" ({train['drift_mode']}, τ = {train['drift_tau']}, λ_drift = {train['drift_weight']:g})"
 
 
 def _abs_cell(s: dict) -> str:
