@@ -49,6 +49,7 @@ def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(
     assert set(res["sampling_s"]) == expected and set(res["per_clip"]) == expected | {"ground truth"}
     assert f"MPG λ={lam:g} vs baseline" in res["effects"] and f"{MDL} vs {PLAIN_FT}" in res["effects"]
     assert f"{MDL} vs baseline" in res["effects"]  # MDL alone against the backbone too
+    assert f"MDL + MPG λ={lam:g} vs MPG λ={lam:g}" in res["effects"]  # what MDL adds to MPG
     assert set(res["effects"][f"MPG λ={lam:g} vs baseline"]) == set(HEADLINE)
     assert len(res["per_clip"]["baseline"]) == 10  # 5 prompts × 2 seeds, each row keyed
     assert {(r["seed"], r["prompt_index"]) for r in res["per_clip"]["baseline"]} == {(s, i) for s in (0, 1) for i in range(5)}

@@ -580,7 +580,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     if PLAIN_FT in tuned and MDL in tuned:
         variants.update({PLAIN_FT: Variant(transformer=PLAIN_FT), MDL: Variant(transformer=MDL),
                          mdl_mpg: Variant(transformer=MDL, lam=lam, window=rho)})
-        comparisons += [(MDL, PLAIN_FT), (MDL, "baseline"), (mdl_mpg, "baseline")]
+        comparisons += [(MDL, PLAIN_FT), (MDL, "baseline"), (mdl_mpg, "baseline"), (mdl_mpg, mpg)]
     else:
         log.warning("fine-tuned transformers not found (%s): the MDL variants are skipped", ", ".join(cfg.finetunes.values()))
     frames, rows, sample_s = {}, {}, {}
