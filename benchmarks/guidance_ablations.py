@@ -66,10 +66,12 @@ class Variant:
     schedule: str = "constant"
     window: float = 0.8
     prior: str = "small"  # the prior's size preset; "small" is the shipped prior
+    more_lags: tuple[int, ...] = ()  # further priors of the same size at these lags guide too (several lags)
 
     def describe(self) -> str:
+        lags = "".join(f" + τ = {t}" for t in self.more_lags)
         return (f"{'one-sided' if self.stop_gradient else 'two-sided'}, λ {self.schedule}, ρ = {self.window:g}, "
-                f"{self.prior} prior")
+                f"{self.prior} prior{lags}")
 
 
 # The one-sided residual pulls one frame of each pair instead of two (about half the gradient), and the
@@ -83,6 +85,8 @@ VARIANTS = [
     Variant("ρ=1", "window: every step", (0.3, 1.0), window=1.0),
     Variant("tiny", "prior size: tiny preset (width 32, 2 blocks)", (0.3, 1.0, 3.0), prior="tiny"),
     Variant("medium", "prior size: medium preset (width 128, 6 blocks)", (0.3, 1.0, 3.0), prior="medium"),
+    Variant("τ1+τ2", "several lags at once: the τ = 1 prior and a τ = 2 prior, losses summed", (0.3, 1.0, 3.0),
+            more_lags=(2,)),
 ]
 
 
@@ -140,13 +144,14 @@ def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[V
         prior_stats["small"] = {**json.loads((prior_path / "training_stats.json").read_text()), "source": str(prior_path),
                                 "parameters_m": shipped.num_parameters_m()}
 
-    def get_prior(size: str):
-        """The ``size`` preset prior, trained here like the shipped one (or reloaded from ``OUT``)."""
-        if size in priors:
-            return priors[size]
-        folder = out / f"prior-{size}"
+    def get_prior(size: str, tau: int = 1):
+        """The ``size`` preset prior at lag ``tau``, trained here like the shipped one (or reloaded from ``OUT``)."""
+        name = size if tau == 1 else f"{size}-tau{tau}"
+        if name in priors:
+            return priors[name]
+        folder = out / f"prior-{name}"
         want = dict(preset=size, clips=cfg.prior_clips, steps=cfg.prior_steps, batch=cfg.prior_batch, lr=cfg.prior_lr,
-                    seed=cfg.seed, tau=1)
+                    seed=cfg.seed, tau=tau)
         stats_file = folder / "training_stats.json"
         stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
         if stats and all(stats.get(k) == v for k, v in want.items()):
@@ -158,8 +163,8 @@ def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[V
                 clips["latents"], clips["cond"] = encode_world_clips(pipe, preset, world, cfg.prior_clips)
                 timings["encode_s"] = time.time() - t
             prior, stats = train_prior(replace(cfg, prior_preset=size), clips["latents"], clips["cond"], folder,
-                                       {"tau": 1}, {"tau": 1})
-        priors[size], prior_stats[size], prior_sha[size] = prior, stats, _prior_hash(folder)
+                                       {"tau": tau}, {"tau": tau})
+        priors[name], prior_stats[name], prior_sha[name] = prior, stats, _prior_hash(folder)
         return prior
 
     val_prompts = validation_prompts(world, cfg.val_prompts)
@@ -172,14 +177,18 @@ def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[V
     def cell(label: str, v: Variant | None, lam: float, prompts: list[str], seeds: tuple[int, ...]) -> list[dict]:
         """Rows of ``v`` at ``lam`` on ``prompts × seeds`` (``v=None``: the baseline), from the cache or sampled."""
         prior = None if v is None else get_prior(v.prior)  # trained once, or reloaded from OUT
+        more = [] if v is None else [get_prior(v.prior, t) for t in v.more_lags]
         key = dict(common, prompts=_digest(prompts), seeds=list(seeds), lam=lam,
                    variant=None if v is None else dict(stop_gradient=v.stop_gradient, schedule=v.schedule,
                                                        window=v.window, prior=prior_sha[v.prior]))
+        if v is not None and v.more_lags:
+            key["variant"]["more_priors"] = [prior_sha[f"{v.prior}-tau{t}"] for t in v.more_lags]
         done = cells.get(label, key)
         if done is None:
             t = time.time()
             guided = pipe if v is None else WithGuidance(pipe, motion_guidance_stop_gradient=v.stop_gradient,
-                                                         motion_guidance_schedule=v.schedule)
+                                                         motion_guidance_schedule=v.schedule,
+                                                         **({"motion_guidance_more_priors": more} if more else {}))
             frames, guide = _sample(guided, prompts, seeds, cfg if v is None else replace(cfg, window=v.window), preset,
                                     prior, lam, desc=label)
             rows = _score(frames, world, prompts, seeds)

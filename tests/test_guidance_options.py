@@ -145,6 +145,35 @@ def test_bad_values_are_refused_clearly():
             MotionPriorGuidance(prior, stop_gradient=bad)
 
 
+# ---------------------------------------------------------------------------------------- several lags at once
+@pytest.mark.parametrize("ptype", ["epsilon", "v_prediction", "flow"])
+@pytest.mark.parametrize("budget", [None, 1e-9])  # one call, or the first prior's pairs one at a time
+def test_several_lags_sum_their_losses_and_gradients(ptype, budget):
+    """more_priors: L_b is the sum of each prior's loss at its own lag, and so is the update's gradient."""
+    p1, p2, (o, x, cond) = random_prior(1, seed=0), random_prior(2, seed=1), inputs()
+    lam = 0.5
+    both = guide(MotionPriorGuidance(p1, scale=lam, more_priors=[p2], activation_budget_gib=budget), o, x, ptype, cond)
+    one = guide(MotionPriorGuidance(p1, scale=lam), o, x, ptype, cond)
+    two = guide(MotionPriorGuidance(p2, scale=lam), o, x, ptype, cond)
+    torch.testing.assert_close(both.loss, one.loss + two.loss, rtol=1e-12, atol=0)
+    # o − λ·(g1 + g2) = one + two − o
+    torch.testing.assert_close(both.model_output, one.model_output + two.model_output - o, rtol=1e-10, atol=1e-12)
+
+
+def test_several_lags_refuse_a_repeated_lag_other_latents_and_too_few_frames():
+    p1 = random_prior(1)
+    with pytest.raises(ValueError, match="one prior per lag; got lags \\[1, 1\\]"):
+        MotionPriorGuidance(p1, more_priors=[random_prior(1, seed=2)])
+    other = MotionPrior.from_preset("tiny", latent_channels=4, text_embed_dim=8, tau=2)
+    with pytest.raises(ValueError, match="same latents: 4 channels against 3"):
+        MotionPriorGuidance(p1, more_priors=[other])
+    with pytest.raises(TypeError, match="lamo.MotionPrior"):
+        MotionPriorGuidance(p1, more_priors=["prior-tau2"])
+    o, x, cond = inputs(frames=2)  # one pair at τ = 1, none at τ = 2
+    with pytest.raises(ValueError, match="frames"):
+        guide(MotionPriorGuidance(p1, scale=1.0, more_priors=[random_prior(2)]), o, x, "epsilon", cond)
+
+
 # ---------------------------------------------------------------------------------------- the pipeline
 STEPS, WINDOW = 4, 0.5  # steps 2 and 3 are guided
 
@@ -190,6 +219,28 @@ def test_pipeline_kwargs_are_validated(pipes):
     # checked whether or not guidance runs, so a typo never passes silently
     with pytest.raises(ValueError, match="motion_guidance_schedule"):
         _run(lamo, motion_guidance_schedule="Noise")
+    with pytest.raises(TypeError, match="motion_guidance_more_priors must hold lamo.MotionPrior"):
+        _run(lamo, motion_prior=prior, motion_guidance_more_priors=["tau2"])
+
+
+def test_pipeline_guides_with_several_lags(pipes):
+    """motion_guidance_more_priors adds a second lag's prior: the output differs from either prior alone, its
+    recorded loss is the sum of theirs at the first guided step, and a prior for another backbone is refused."""
+    _, lamo = pipes
+    p1 = tiny_motion_prior(COGVIDEOX_LATENT_CHANNELS, backbone="cogvideox", tau=1)
+    p2 = tiny_motion_prior(COGVIDEOX_LATENT_CHANNELS, backbone="cogvideox", tau=2)
+    on = dict(motion_guidance_scale=1.0, motion_guidance_window=WINDOW)
+    both = _run(lamo, motion_prior=p1, motion_guidance_more_priors=[p2], **on)
+    first_both = lamo.motion_guidance_history[0].loss
+    alone1 = _run(lamo, motion_prior=p1, **on)
+    first1 = lamo.motion_guidance_history[0].loss
+    _run(lamo, motion_prior=p2, **on)
+    first2 = lamo.motion_guidance_history[0].loss
+    assert not torch.equal(both, alone1)
+    torch.testing.assert_close(first_both, first1 + first2)  # same x̂0 at the first guided step
+    wrong = tiny_motion_prior(COGVIDEOX_LATENT_CHANNELS + 1, backbone="cogvideox", tau=2)
+    with pytest.raises(ValueError):
+        _run(lamo, motion_prior=p1, motion_guidance_more_priors=[wrong], **on)
 
 
 # ---------------------------------------------------------------------------------------- the ablation script
@@ -206,10 +257,12 @@ def test_ablation_script_chooses_on_validation_tests_once_and_resumes(tmp_path, 
     args = ["--backbone", str(backbone), "--prior", "", "--out", str(tmp_path / "out"), "--results",
             str(tmp_path / "r.json"), "--world-overrides", json.dumps(world), "--prior-clips", "16", "--prior-steps", "3",
             "--prior-batch", "4", "--val-prompts", "3", "--test-prompts", "4", "--steps", "3", "--n-resamples", "199",
-            "--sweep", "0.1", "1", "--variants", "one-sided", "λ∝noise", "ρ=1", "tiny"]
+            "--sweep", "0.1", "1", "--variants", "one-sided", "λ∝noise", "ρ=1", "tiny", "τ1+τ2"]
     assert mod.main(args) == 0
     res = json.loads((tmp_path / "r.json").read_text())
-    assert list(res["variants"]) == ["default", "one-sided", "λ∝noise", "ρ=1", "tiny"] and res["dropped"] == []
+    assert list(res["variants"]) == ["default", "one-sided", "λ∝noise", "ρ=1", "tiny", "τ1+τ2"] and res["dropped"] == []
+    assert res["variants"]["τ1+τ2"]["more_lags"] == [2]
+    assert json.loads((tmp_path / "out" / "prior-small-tau2" / "config.json").read_text())["tau"] == 2
     assert res["variants"]["one-sided"]["stop_gradient"] and res["variants"]["λ∝noise"]["schedule"] == "noise"
     assert (tmp_path / "out" / "prior-small" / "config.json").is_file()  # --prior '': trained like tiny
     assert json.loads((tmp_path / "out" / "prior-tiny" / "config.json").read_text())["hidden_channels"] == 32
@@ -228,7 +281,8 @@ def test_ablation_script_chooses_on_validation_tests_once_and_resumes(tmp_path, 
                                                       f"{c} λ={lam[c]:g}"}
     assert f"{c} λ={lam[c]:g} vs default λ={lam['default']:g}" in res["effects"]
     assert res["decision"].startswith(("today's defaults stay", "adopt"))
-    assert len(res["validation_contrasts"]) == 4 and (tmp_path / "r.png").is_file()
+    assert len(res["validation_contrasts"]) == 5 and (tmp_path / "r.png").is_file()
+    assert res["per_clip_validation"]["τ1+τ2 λ=1"] != res["per_clip_validation"]["default λ=1"]  # the τ = 2 prior guides too
     printed = capsys.readouterr().out
     assert "| one-sided" in printed and "Decision:" in printed and "smallest detectable" in printed
     # resume: every cell comes from OUT/cells, the priors are reloaded, the rows are the same

@@ -395,8 +395,9 @@ def tiny_motion_prior(
     backbone: str = "",
     seed: int = 0,
     output_std: float = 0.05,
+    tau: int | None = None,
 ):
-    """A ``MotionPrior`` (preset ``"tiny"``) that predicts non-zero motion.
+    """A ``MotionPrior`` (preset ``"tiny"``, lag ``tau`` or the preset's) that predicts non-zero motion.
 
     The prior zero-initialises its output conv (an untrained prior predicts no motion); here that
     conv and the FiLM layers are re-drawn from ``N(0, output_std²)`` so the field depends on the
@@ -406,7 +407,7 @@ def tiny_motion_prior(
 
     torch.manual_seed(seed)
     prior = MotionPrior.from_preset("tiny", latent_channels=latent_channels, text_embed_dim=text_dim,
-                                    backbone=backbone)
+                                    backbone=backbone, **({} if tau is None else {"tau": tau}))
     with torch.no_grad():
         prior.conv_out.weight.normal_(0, output_std)
         prior.conv_out.bias.normal_(0, output_std)

@@ -135,6 +135,9 @@ class MotionPriorGuidance:
             holds NaN/inf — one host sync per guided step; ``"deferred"`` makes no sync and returns
             the verdict as a device tensor in :attr:`GuidanceOutput.finite` (the pipelines check all
             steps once, after the loop); ``"off"`` (or ``False``) checks nothing.
+        more_priors: further priors guiding in the same step, each at its own lag (several lags at once:
+            ``L_b`` is the sum of every prior's loss; the prompt embedding is shared). Their τ-pairs go
+            through in one call each; ``activation_budget_gib`` splits only the first prior's pairs.
         activation_budget_gib: most GiB of activations the prior's graph may hold at once; the
             τ-pairs are split into calls that fit (``None``: all pairs in one call, whatever it takes).
             The default, 2 GiB, puts all pairs of a CogVideoX-2B/5B video (13 latent frames at 60×90)
@@ -157,9 +160,11 @@ class MotionPriorGuidance:
         window_rounding: str = "ceil",
         stop_gradient: bool = False,
         schedule: str = "constant",
+        more_priors: tuple[MotionPrior, ...] | list[MotionPrior] = (),
     ):
-        if not isinstance(prior, MotionPrior):
-            raise TypeError(f"prior must be a lamo.MotionPrior, got {type(prior).__name__}")
+        for p in (prior, *more_priors):
+            if not isinstance(p, MotionPrior):
+                raise TypeError(f"prior must be a lamo.MotionPrior, got {type(p).__name__}")
         if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0):
             raise ValueError(f"guidance scale λ must be a finite number ≥ 0, got {scale!r}")
         if not 0.0 <= window <= 1.0:
@@ -182,7 +187,15 @@ class MotionPriorGuidance:
             raise ValueError(f"check_finite must be a bool or one of {FINITE_CHECKS}, got {check_finite!r}")
         if activation_budget_gib is not None and not activation_budget_gib > 0:
             raise ValueError(f"activation_budget_gib must be > 0 or None, got {activation_budget_gib!r}")
+        lags = [tau] + [p.config.tau for p in more_priors]
+        if len(set(lags)) != len(lags):
+            raise ValueError(f"several priors guide at several lags, one prior per lag; got lags {lags}")
+        for p in more_priors:
+            if p.config.latent_channels != prior.config.latent_channels:
+                raise ValueError(f"every prior must read the same latents: {p.config.latent_channels} channels "
+                                 f"against {prior.config.latent_channels}")
         self.prior = prior.eval().requires_grad_(False)
+        self.more_priors = tuple(p.eval().requires_grad_(False) for p in more_priors)
         self.scale = float(scale)
         self.window = float(window)
         self.tau = tau
@@ -259,8 +272,8 @@ class MotionPriorGuidance:
             B, F, _, H, W = x0.shape
             P = F - self.tau
             chunk = self.pairs_per_call(B, P, H, W)
-            if chunk >= P:  # every pair in one batched call
-                per_sample = guidance_loss(self.prior, x0, cond, self.tau, self.reduction, self.stop_gradient)
+            if chunk >= P or self.more_priors:  # every pair in one batched call (per prior)
+                per_sample = self._per_sample(x0, cond)
                 (grad,) = torch.autograd.grad(self.objective(per_sample), target)
                 return per_sample.detach(), grad
             leaf = x0.detach().requires_grad_()
@@ -289,7 +302,14 @@ class MotionPriorGuidance:
     ) -> torch.Tensor:
         """Per-sample ``L_b`` (``(B,)``) of ``x̂0(model_output)`` — differentiable in both tensors."""
         x0 = predict_x0(model_output, sample, prediction_type, alpha_bar=alpha_bar, sigma=sigma)
-        return guidance_loss(self.prior, x0, cond, self.tau, self.reduction, self.stop_gradient)
+        return self._per_sample(x0, cond)
+
+    def _per_sample(self, x0: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """``L_b`` (``(B,)``) of ``x̂0``: the prior's at its lag, plus each of :attr:`more_priors` at its own."""
+        per_sample = guidance_loss(self.prior, x0, cond, self.tau, self.reduction, self.stop_gradient)
+        for p in self.more_priors:
+            per_sample = per_sample + guidance_loss(p, x0, cond, p.config.tau, self.reduction, self.stop_gradient)
+        return per_sample
 
     def __call__(
         self,
@@ -314,7 +334,8 @@ class MotionPriorGuidance:
             cond: ``(B, text_embed_dim)`` pooled prompt embedding of the conditional prompt, or ``None``.
         """
         prediction_type = check_prediction_type(prediction_type)
-        check_latents(model_output, self.tau, "model output", channels=self.prior.config.latent_channels)
+        check_latents(model_output, max([self.tau] + [p.config.tau for p in self.more_priors]), "model output",
+                      channels=self.prior.config.latent_channels)
         if sample.shape != model_output.shape:
             raise ValueError(
                 f"sample shape {tuple(sample.shape)} does not match model output shape {tuple(model_output.shape)}"

@@ -368,6 +368,7 @@ class MotionGuidedPipelineMixin:
         motion_guidance_window_rounding: str = "ceil",
         motion_guidance_stop_gradient: bool = False,
         motion_guidance_schedule: str = "constant",
+        motion_guidance_more_priors: tuple[MotionPrior, ...] | list[MotionPrior] = (),
         **kwargs: Any,
     ) -> Any:
         """The parent pipeline's call (same arguments, same output) with Motion Prior Guidance.
@@ -395,6 +396,8 @@ class MotionGuidedPipelineMixin:
                 frame of each pair is pulled); ``False`` (the default): both sides move.
             motion_guidance_schedule: ``"constant"`` (the default: λ at every guided step) or ``"noise"``
                 (``λ·√(1 − ᾱ_t)``, ``λ·σ_t`` for flow models: the correction fades as the sample gets clean).
+            motion_guidance_more_priors: further priors (each trained for this backbone, each at a lag of its
+                own) guiding in the same steps: several lags at once, their losses summed under one λ.
 
         ``pipe(prompt, **RELEASE_SAMPLING_KWARGS)`` with a release prior (:func:`lamo.convert.load_release`)
         is the authors' sampling setting.
@@ -424,6 +427,12 @@ class MotionGuidedPipelineMixin:
                              f"{GUIDANCE_SCHEDULES}")
         if motion_prior is not None:
             self.check_motion_prior(motion_prior)
+        more_priors = tuple(motion_guidance_more_priors or ())
+        for extra in more_priors:
+            if not isinstance(extra, MotionPrior):
+                raise TypeError(f"motion_guidance_more_priors must hold lamo.MotionPrior objects, got "
+                                f"{type(extra).__name__}")
+            self.check_motion_prior(extra)
         prior = motion_prior if motion_prior is not None else self.motion_prior
         self._motion_guidance_history = []
         if prior is None:
@@ -437,7 +446,10 @@ class MotionGuidedPipelineMixin:
             return super().__call__(*args, **kwargs)  # off: nothing is wrapped
 
         prior.to(self._execution_device)
+        for extra in more_priors:
+            extra.to(self._execution_device)
         guidance = MotionPriorGuidance(prior, scale=motion_guidance_scale, window=motion_guidance_window,
+                                       more_priors=more_priors,
                                        mode=motion_guidance_mode, check_finite="deferred",
                                        activation_budget_gib=motion_guidance_activation_gib,
                                        reduction=motion_guidance_reduction,
