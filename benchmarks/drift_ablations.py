@@ -59,7 +59,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # effect_table.py, beside this file
 
-from effect_table import (MARK, Cells, _digest, add_size_args, effect_table, pct,  # noqa: E402
+from effect_table import (MARK, _digest, add_size_args, begin, effect_table, pct,  # noqa: E402
                           size_config)
 
 VAL_METRICS = ["physics_error", "detection_rate"]
@@ -231,12 +231,7 @@ def run(cfg, out: Path, results: Path, variants: list[Variant], ft: dict, shippe
                                choose, held_out_clips, provenance, validation_prompts)
     from lamo.effect import compare
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    t0 = time.time()
-    timings: dict[str, float] = {}
-    out.mkdir(parents=True, exist_ok=True)
-    cells = Cells(out / "cells")
+    t0, timings, cells = begin(cfg, out)
     folders = {v.name: fine_tune(v, cfg.backbone, out, ft, cfg.threads, shipped) for v in variants}
     timings["train_s"] = time.time() - t0
     pipe, meta, preset, world = _load_pipeline(cfg)

@@ -151,6 +151,19 @@ class Cells:
         return cell
 
 
+def begin(cfg, out: Path) -> tuple[float, dict, Cells]:
+    """What an ablation run starts with: torch's threads set from ``cfg.threads``, ``out`` made, and
+    ``(start time, an empty timings dict, the cell cache in out/cells)``."""
+    import time
+
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    return time.time(), {}, Cells(out / "cells")
+
+
 def add_size_args(p) -> None:
     """The effect benchmark's sizes as options of an ablation script (smaller ones for tests)."""
     p.add_argument("--world-overrides", default="{}", help="JSON, e.g. '{\"size\": 16, \"frames\": 8}'")

@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # effect_table.py, beside this file
 
-from effect_table import (Cells, _digest, add_size_args, contrast_lines, pct, plot_lambda_sweeps,  # noqa: E402
+from effect_table import (Cells, _digest, add_size_args, begin, contrast_lines, pct, plot_lambda_sweeps,  # noqa: E402
                           size_config, sweep_table, test_lines)
 
 VAL_METRICS = ["physics_error", "detection_rate"]
@@ -118,7 +118,6 @@ class WithGuidance:
 def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[Variant], budget_min: float = 0.0,
         extend: bool = True, command: str = "") -> dict:
     """Validate, choose, test; write ``results`` (JSON) and its PNG; return the results."""
-    import torch
     from tqdm.auto import tqdm
 
     from lamo.demo.run import (_effect_summary, _load_pipeline, _prior_hash, _sample, _score, add_ground_truth,
@@ -127,12 +126,7 @@ def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[V
     from lamo.effect import COMPOSITE, compare
     from lamo.prior import MotionPrior
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    t0 = time.time()
-    timings: dict[str, float] = {}
-    out.mkdir(parents=True, exist_ok=True)
-    cells = Cells(out / "cells")
+    t0, timings, cells = begin(cfg, out)
     pipe, meta, preset, world = _load_pipeline(cfg)
     priors, prior_stats, prior_sha, clips = {}, {}, {}, {}
     if prior_path:  # the shipped small prior (else it is trained here like the others)
