@@ -22,9 +22,12 @@ import argparse
 import json
 import math
 import platform
+import re
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 APPEARANCE = ["detection_rate", "permanence_error", "ghost_rate", "radius_cv", "background_noise"]
 PHYSICS = ["ballistic_residual", "jump_rate"]
@@ -116,6 +119,38 @@ def table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def scene_kind(caption: str) -> str:
+    """The kind of scene a world caption asks for: two balls, one ball dropped, one ball leaving the frame,
+    or another one-ball scene."""
+    if re.search(r" and an? \w+ ball", caption):
+        return "two balls"
+    if "dropped" in caption:
+        return "one ball, dropped"
+    if "leaves the scene" in caption:
+        return "one ball, leaves the frame"
+    return "one ball, other"
+
+
+def by_scene(res: dict) -> str:
+    """Per setting and kind of scene: clips, mean appearance metrics and the kind's share of the setting's
+    total permanence error (where the ghosts are)."""
+    cols = ["permanence_error", "ghost_rate", "radius_cv", "detection_rate"]
+    lines = ["| setting | scene | clips | " + " | ".join(cols) + " | share of permanence error |",
+             "|---" * (len(cols) + 4) + "|"]
+    for s in res["settings"]:
+        groups: dict[str, list] = {}
+        for r in s["rows"]:
+            groups.setdefault(scene_kind(r["caption"]), []).append(r)
+        total = sum(r.get("permanence_error") or 0.0 for r in s["rows"]) or math.nan
+        for kind in sorted(groups):
+            rows = groups[kind]
+            means = [np.mean([r[m] for r in rows if r.get(m) is not None] or [math.nan]) for m in cols]
+            share = sum(r.get("permanence_error") or 0.0 for r in rows) / total
+            lines.append(f"| {s['name']} | {kind} | {len(rows)} | " + " | ".join(fmt(float(x)) for x in means)
+                         + f" | {fmt(share, 2)} |")
+    return "\n".join(lines)
+
+
 def plot(res: dict, path: Path) -> None:
     import matplotlib
 
@@ -151,9 +186,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--results", default="runs/sampler_settings.json")
     ap.add_argument("--table", help="print the table of a finished results file")
+    ap.add_argument("--by-scene", help="print a finished results file's appearance per kind of scene")
     args = ap.parse_args()
     if args.table:
         print(table(json.loads(Path(args.table).read_text())))
+        return
+    if args.by_scene:
+        print(by_scene(json.loads(Path(args.by_scene).read_text())))
         return
     results = Path(args.results)
     if results.exists():

@@ -187,6 +187,21 @@ def test_sampler_settings_scores_each_setting_on_validation_clips(tiny_backbone,
     assert res["chosen"] in names and res["chosen"] == ss.choose(res)
     ss.plot(res, tmp_path / "s.png")
     assert (tmp_path / "s.png").is_file() and "**(chosen)**" in ss.table(res)
+    # appearance per kind of scene: the kinds, and each kind's share of a setting's permanence error
+    assert ss.scene_kind("a blue ball and a white ball are dropped and bounce on the floor") == "two balls"
+    assert ss.scene_kind("an orange ball and an olive ball collide") == "two balls"
+    assert ss.scene_kind("a magenta ball is dropped and bounces on the floor") == "one ball, dropped"
+    assert ss.scene_kind("a cyan ball flies across from right to left, bounces on the floor and leaves the scene") \
+        == "one ball, leaves the frame"
+    assert ss.scene_kind("an orange ball rolls to the left") == "one ball, other"
+    fake = {"settings": [{"name": "s", "rows": [
+        {"caption": "a red ball rolls to the left", "permanence_error": 0.1, "ghost_rate": 0.1, "radius_cv": 0.02,
+         "detection_rate": 1.0},
+        {"caption": "a red ball and a blue ball collide", "permanence_error": 0.3, "ghost_rate": 0.2,
+         "radius_cv": None, "detection_rate": 0.9}]}]}
+    lines = ss.by_scene(fake).splitlines()
+    assert lines[2] == "| s | one ball, other | 1 | 0.100 | 0.100 | 0.020 | 1.000 | 0.25 |"
+    assert lines[3] == "| s | two balls | 1 | 0.300 | 0.200 | – | 0.900 | 0.75 |"
 
 
 def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the_test(tiny_backbone, tmp_path,
