@@ -445,13 +445,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default="benchmarks/results/drift_ablations_cpu.json")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--variants", nargs="+", default=DEFAULT_RUN, choices=[v.name for v in VARIANTS],
-                   help="which variants (plain and batch are always run)")
+                   help="which drift variants (plain, the control, is always run)")
     p.add_argument("--shipped", action="store_true",
                    help="use the shipped fine-tunes for plain and batch (their recorded recipe is checked)")
     p.add_argument("--diagnose", type=int, default=0, help="batches for the gradient-share diagnostic (0: skip)")
     p.add_argument("--ft-data", default=FT["data"], help="the fine-tuning clips (tests: a small world)")
     p.add_argument("--ft-steps", type=int, default=FT["steps"])
     p.add_argument("--ft-batch-size", type=int, default=FT["batch_size"])
+    p.add_argument("--ft-seed", type=int, default=FT["seed"],
+                   help="the fine-tunes' seed (another seed: a replication; use another --out)")
     p.add_argument("--train-only", default="", help="train this variant's fine-tune and exit")
     p.add_argument("--diagnose-only", default="", metavar="FILE",
                    help="measure the gradient shares of --variants at the backbone (--diagnose batches), write them to "
@@ -465,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         print(tables(json.loads(Path(args.table).read_text())))
         return 0
     preset = json.loads((Path(args.backbone) / "lamo_demo.json").read_text())["train"]["preset"]
-    ft = dict(FT, preset=preset, data=args.ft_data, steps=args.ft_steps, batch_size=args.ft_batch_size,
+    ft = dict(FT, preset=preset, data=args.ft_data, steps=args.ft_steps, batch_size=args.ft_batch_size, seed=args.ft_seed,
               warmup=min(FT["warmup"], max(1, args.ft_steps // 10)), save_every=min(FT["save_every"], args.ft_steps))
     by_name = {v.name: v for v in VARIANTS}
     if args.train_only:
@@ -473,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--train-only: unknown variant {args.train_only!r}; choose from {', '.join(by_name)}")
         print(fine_tune(by_name[args.train_only], args.backbone, Path(args.out), ft, args.threads, False))
         return 0
-    chosen = [v for v in VARIANTS if v.name in (PLAIN, EARLIER) or v.name in args.variants]
+    chosen = [v for v in VARIANTS if v.name == PLAIN or v.name in args.variants]
     cfg = DemoConfig(preset="drift-ablations", backbone=args.backbone, prior="", selection="", finetunes={},
                      flowmo_sweep=(), threads=args.threads, **size_config(args))
     if args.diagnose_only:

@@ -23,7 +23,7 @@ def test_drift_ablation_trains_diagnoses_chooses_tests_and_resumes(tiny, capsys)
     mod = _module()
     args = ["--backbone", str(backbone), "--out", str(tmp / "out"), "--results", str(tmp / "r.json"),
             "--ft-data", str(tmp / "data"), "--ft-steps", "2", "--ft-batch-size", "4", "--diagnose", "2",
-            "--variants", "dense-batch-τ1", "--world-overrides", json.dumps(world), "--val-prompts", "3",
+            "--variants", "batch", "dense-batch-τ1", "--world-overrides", json.dumps(world), "--val-prompts", "3",
             "--test-prompts", "4", "--steps", "3", "--n-resamples", "199"]
     # validation only: no test clip is sampled, nothing is decided
     assert mod.main(args + ["--validation-only"]) == 0
@@ -100,7 +100,7 @@ def test_diagnose_only_measures_without_training_or_sampling(tiny, capsys):
                      "--diagnose", "1", "--ft-data", str(tmp / "data"), "--ft-batch-size", "4",
                      "--world-overrides", json.dumps(world), "--variants", "paper", "dense"]) == 0
     res = json.loads((tmp / "g.json").read_text())
-    assert set(res["gradient_share"]) == {"batch", "paper", "dense"}  # the plain fine-tune has no drift term
+    assert set(res["gradient_share"]) == {"paper", "dense"}  # the plain fine-tune has no drift term
     assert all(g["batches"] == 1 and g["ratio_median"] > 0 for g in res["gradient_share"].values())
     assert not out.exists()  # nothing trained, nothing sampled
     assert "| paper | normalized, τ = 2, λ_drift = 0.4 |" in capsys.readouterr().out
