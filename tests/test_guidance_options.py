@@ -152,7 +152,9 @@ def test_several_lags_sum_their_losses_and_gradients(ptype, budget):
     """more_priors: L_b is the sum of each prior's loss at its own lag, and so is the update's gradient."""
     p1, p2, (o, x, cond) = random_prior(1, seed=0), random_prior(2, seed=1), inputs()
     lam = 0.5
-    both = guide(MotionPriorGuidance(p1, scale=lam, more_priors=[p2], activation_budget_gib=budget), o, x, ptype, cond)
+    g = MotionPriorGuidance(p1, scale=lam, more_priors=[p2], activation_budget_gib=budget)
+    assert g.pairs_per_call(2, 3, 4, 4, p2) == (3 if budget is None else 1)  # the τ = 2 prior's 3 pairs, split too
+    both = guide(g, o, x, ptype, cond)
     one = guide(MotionPriorGuidance(p1, scale=lam), o, x, ptype, cond)
     two = guide(MotionPriorGuidance(p2, scale=lam), o, x, ptype, cond)
     torch.testing.assert_close(both.loss, one.loss + two.loss, rtol=1e-12, atol=0)

@@ -136,8 +136,8 @@ class MotionPriorGuidance:
             the verdict as a device tensor in :attr:`GuidanceOutput.finite` (the pipelines check all
             steps once, after the loop); ``"off"`` (or ``False``) checks nothing.
         more_priors: further priors guiding in the same step, each at its own lag (several lags at once:
-            ``L_b`` is the sum of every prior's loss; the prompt embedding is shared). Their τ-pairs go
-            through in one call each; ``activation_budget_gib`` splits only the first prior's pairs.
+            ``L_b`` is the sum of every prior's loss; the prompt embedding is shared). Each prior's τ-pairs
+            are split by ``activation_budget_gib`` like the first prior's.
         activation_budget_gib: most GiB of activations the prior's graph may hold at once; the
             τ-pairs are split into calls that fit (``None``: all pairs in one call, whatever it takes).
             The default, 2 GiB, puts all pairs of a CogVideoX-2B/5B video (13 latent frames at 60×90)
@@ -207,6 +207,11 @@ class MotionPriorGuidance:
         self.check_finite = check_finite
         self.activation_budget_gib = activation_budget_gib
 
+    @property
+    def lagged(self) -> tuple[tuple[MotionPrior, int], ...]:
+        """``(prior, lag)`` of every prior that guides: the first at :attr:`tau`, the others at their own."""
+        return ((self.prior, self.tau), *((p, p.config.tau) for p in self.more_priors))
+
     def first_step(self, num_steps: int) -> int:
         """Index of the first guided step: ``⌈(1 − ρ)·S⌉`` (``⌊(1 − ρ)·S⌋`` with ``window_rounding="floor"``),
         robust to float round-off."""
@@ -240,11 +245,13 @@ class MotionPriorGuidance:
         """Whether step ``step_index`` (0-based) of ``num_steps`` is guided."""
         return self.scale > 0 and self.window > 0 and step_index >= self.first_step(num_steps)
 
-    def pairs_per_call(self, batch: int, num_pairs: int, height: int, width: int) -> int:
-        """How many τ-pairs (of each of ``batch`` samples) go through the prior in one call."""
-        if self.activation_budget_gib is None or self.prior.config.second_order:
+    def pairs_per_call(self, batch: int, num_pairs: int, height: int, width: int,
+                       prior: MotionPrior | None = None) -> int:
+        """How many τ-pairs (of each of ``batch`` samples) go through ``prior`` (default: the first) in one call."""
+        prior = self.prior if prior is None else prior
+        if self.activation_budget_gib is None or prior.config.second_order:
             return num_pairs  # a second-order prior reads the pair before: all pairs in one call
-        per_pair = batch * self.prior.activation_bytes_per_frame(height, width)
+        per_pair = batch * prior.activation_bytes_per_frame(height, width)
         return max(1, min(num_pairs, int(self.activation_budget_gib * 2**30 // max(per_pair, 1))))
 
     def loss_and_grad(
@@ -270,23 +277,23 @@ class MotionPriorGuidance:
             target = x if edit_latent else o
             x0 = predict_x0(o, x, prediction_type, alpha_bar=alpha_bar, sigma=sigma)  # (B, F, C, H, W)
             B, F, _, H, W = x0.shape
-            P = F - self.tau
-            chunk = self.pairs_per_call(B, P, H, W)
-            if chunk >= P or self.more_priors:  # every pair in one batched call (per prior)
+            calls = [(prior, tau, F - tau, self.pairs_per_call(B, F - tau, H, W, prior)) for prior, tau in self.lagged]
+            if all(chunk >= P for _, _, P, chunk in calls):  # every prior's pairs in one batched call
                 per_sample = self._per_sample(x0, cond)
                 (grad,) = torch.autograd.grad(self.objective(per_sample), target)
                 return per_sample.detach(), grad
             leaf = x0.detach().requires_grad_()
             per_sample = torch.zeros(B, dtype=x0.dtype, device=x0.device)
             grad_x0 = None
-            for start in range(0, P, chunk):
-                stop = min(P, start + chunk)
-                # pairs start … stop−1 use frames start … stop−1+τ; weight so the chunks sum to the mean
-                part = guidance_loss(self.prior, leaf[:, start:stop + self.tau], cond, self.tau,
-                                     self.reduction, self.stop_gradient) * ((stop - start) / P)
-                (g,) = torch.autograd.grad(self.objective(part), leaf)  # frees this call's graph
-                grad_x0 = g if grad_x0 is None else grad_x0 + g
-                per_sample = per_sample + part.detach()
+            for prior, tau, P, chunk in calls:
+                for start in range(0, P, chunk):
+                    stop = min(P, start + chunk)
+                    # pairs start … stop−1 use frames start … stop−1+τ; weight so the chunks sum to the mean
+                    part = guidance_loss(prior, leaf[:, start:stop + tau], cond, tau,
+                                         self.reduction, self.stop_gradient) * ((stop - start) / P)
+                    (g,) = torch.autograd.grad(self.objective(part), leaf)  # frees this call's graph
+                    grad_x0 = g if grad_x0 is None else grad_x0 + g
+                    per_sample = per_sample + part.detach()
             (grad,) = torch.autograd.grad(x0, target, grad_outputs=grad_x0)
             return per_sample, grad
 
@@ -306,10 +313,8 @@ class MotionPriorGuidance:
 
     def _per_sample(self, x0: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """``L_b`` (``(B,)``) of ``x̂0``: the prior's at its lag, plus each of :attr:`more_priors` at its own."""
-        per_sample = guidance_loss(self.prior, x0, cond, self.tau, self.reduction, self.stop_gradient)
-        for p in self.more_priors:
-            per_sample = per_sample + guidance_loss(p, x0, cond, p.config.tau, self.reduction, self.stop_gradient)
-        return per_sample
+        return sum(guidance_loss(prior, x0, cond, tau, self.reduction, self.stop_gradient)
+                   for prior, tau in self.lagged)
 
     def __call__(
         self,
@@ -334,7 +339,7 @@ class MotionPriorGuidance:
             cond: ``(B, text_embed_dim)`` pooled prompt embedding of the conditional prompt, or ``None``.
         """
         prediction_type = check_prediction_type(prediction_type)
-        check_latents(model_output, max([self.tau] + [p.config.tau for p in self.more_priors]), "model output",
+        check_latents(model_output, max(tau for _, tau in self.lagged), "model output",
                       channels=self.prior.config.latent_channels)
         if sample.shape != model_output.shape:
             raise ValueError(
