@@ -138,9 +138,9 @@ def fine_tune(v: Variant, backbone: str, out: Path, ft: dict, threads: int, ship
                              f"(recorded vs wanted: {diff}); drop --shipped to train it here")
         return folder
     bf16 = out / f"ft-{v.name}" / "transformer-bf16"
-    meta = out / f"ft-{v.name}" / "pipeline" / "lamo_demo.json"
-    done = meta.is_file() and recipe(json.loads(meta.read_text())["train"]) == want \
-        and json.loads(meta.read_text())["step"] == cfg.steps
+    meta_file = out / f"ft-{v.name}" / "pipeline" / "lamo_demo.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    done = bool(meta) and recipe(meta["train"]) == want and meta["step"] == cfg.steps
     if not done:
         train_backbone(cfg)  # resumes from out/ft-<name>/checkpoints
         if bf16.exists():
@@ -165,13 +165,14 @@ def gradient_share(pipe, preset: dict, variants: list[Variant], data: str, batch
 
     from lamo.demo.train_backbone import encode_clips
     from lamo.losses import drift_loss_terms
+    from lamo.parametrization import predict_x0
 
     videos, captions = _load(data, max(batches * batch_size, 64), preset)
     z = encode_clips(pipe.vae, videos).float()
     tok = pipe.tokenizer(captions, padding="max_length", max_length=preset["max_text_len"], truncation=True,
                          return_tensors="pt").input_ids
     tr, alphas = pipe.transformer, pipe.scheduler.alphas_cumprod.float()
-    params = [p for p in tr.parameters()]
+    params = list(tr.parameters())
     was_training = tr.training
     tr.train()
     gen = torch.Generator().manual_seed(seed)
@@ -193,7 +194,7 @@ def gradient_share(pipe, preset: dict, variants: list[Variant], data: str, batch
             emb = pipe.text_encoder(tok[idx])[0]
         pred = tr(hidden_states=x_t, encoder_hidden_states=emb, timestep=t, return_dict=False)[0].float()
         g_den = flat(torch.nn.functional.mse_loss(pred, a.sqrt() * noise - (1 - a).sqrt() * x0))
-        x0_hat = a.sqrt() * x_t - (1 - a).sqrt() * pred
+        x0_hat = predict_x0(pred, x_t, "v_prediction", alpha_bar=alphas[t])
         for v in drift:
             term = v.weight * drift_loss_terms(x0_hat, x0, tau=v.tau, mode=v.mode, weight=a.flatten()).weighted.mean()
             g = flat(term)

@@ -27,8 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 APPEARANCE = ["detection_rate", "permanence_error", "ghost_rate", "radius_cv", "background_noise"]
 PHYSICS = ["ballistic_residual", "jump_rate"]
 DETECTION_TOLERANCE = 0.01
@@ -134,6 +132,8 @@ def scene_kind(caption: str) -> str:
 def by_scene(res: dict) -> str:
     """Per setting and kind of scene: clips, mean appearance metrics and the kind's share of the setting's
     total permanence error (where the ghosts are)."""
+    from lamo.physics.metrics import aggregate
+
     cols = ["permanence_error", "ghost_rate", "radius_cv", "detection_rate"]
     lines = ["| setting | scene | clips | " + " | ".join(cols) + " | share of permanence error |",
              "|---" * (len(cols) + 4) + "|"]
@@ -144,9 +144,9 @@ def by_scene(res: dict) -> str:
         total = sum(r.get("permanence_error") or 0.0 for r in s["rows"]) or math.nan
         for kind in sorted(groups):
             rows = groups[kind]
-            means = [np.mean([r[m] for r in rows if r.get(m) is not None] or [math.nan]) for m in cols]
+            means = aggregate(rows, cols)
             share = sum(r.get("permanence_error") or 0.0 for r in rows) / total
-            lines.append(f"| {s['name']} | {kind} | {len(rows)} | " + " | ".join(fmt(float(x)) for x in means)
+            lines.append(f"| {s['name']} | {kind} | {len(rows)} | " + " | ".join(fmt(means[m]["mean"]) for m in cols)
                          + f" | {fmt(share, 2)} |")
     return "\n".join(lines)
 

@@ -54,7 +54,7 @@ class FinetuneConfig:
     lr: float = 1e-4  # backbone learning rate
     lora_rank: int = 64  # 0: full fine-tuning
     drift_weight: float = 0.4  # λ_drift (0: plain denoising fine-tune)
-    drift_mode: str = "normalized"  # lamo.losses.ALL_DRIFT_MODES: normalized | raw | dense | batch_normalized | floor_normalized | dense_batch_normalized
+    drift_mode: str = "normalized"  # lamo.losses.ALL_DRIFT_MODES (normalized: the paper's)
     tau: int = 2  # lag τ (latent frames) of the Motion Drift Loss
     gradient_checkpointing: bool = False  # recompute the transformer's activations in the backward pass (less memory)
     grad_clip: float = 1.0  # gradient-norm clip
