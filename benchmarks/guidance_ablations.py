@@ -138,9 +138,13 @@ def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[V
         prior_stats["small"] = {**json.loads((prior_path / "training_stats.json").read_text()), "source": str(prior_path),
                                 "parameters_m": shipped.num_parameters_m()}
 
+    def prior_name(size: str, tau: int = 1) -> str:
+        """The key of a prior in ``priors`` / ``prior_sha`` and its folder's suffix in ``OUT``."""
+        return size if tau == 1 else f"{size}-tau{tau}"
+
     def get_prior(size: str, tau: int = 1):
         """The ``size`` preset prior at lag ``tau``, trained here like the shipped one (or reloaded from ``OUT``)."""
-        name = size if tau == 1 else f"{size}-tau{tau}"
+        name = prior_name(size, tau)
         if name in priors:
             return priors[name]
         folder = out / f"prior-{name}"
@@ -176,7 +180,7 @@ def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[V
                    variant=None if v is None else dict(stop_gradient=v.stop_gradient, schedule=v.schedule,
                                                        window=v.window, prior=prior_sha[v.prior]))
         if v is not None and v.more_lags:
-            key["variant"]["more_priors"] = [prior_sha[f"{v.prior}-tau{t}"] for t in v.more_lags]
+            key["variant"]["more_priors"] = [prior_sha[prior_name(v.prior, t)] for t in v.more_lags]
         done = cells.get(label, key)
         if done is None:
             t = time.time()
