@@ -19,7 +19,8 @@
 # (backbones of graded quality); then the fine-tunes from it as above. The optimiser state of the first
 # run was not kept, so this is the cheapest way to finish training it (about 7 minutes at 17 steps/s).
 # A dry run on the CPU with tiny sizes (a minute): DRY=1 OUT=/tmp/dry bash benchmarks/train_world_backbone.sh
-# (DRY=1 CONTINUE=1 for the continuation).
+# (DRY=1 CONTINUE=1 for the continuation). NOFT=1 trains the backbone only, with all the time (the fine-tunes then
+# run on a CPU with README's commands, ~13 min each on one core).
 set -u
 OUT=${OUT:?set OUT to the folder for the packed results}
 PY=${PYTHON:-python3}
@@ -47,7 +48,8 @@ if [ -n "${CONTINUE:-}" ]; then
   RUN=${RUN}-continued
 fi
 echo "== backbone $(date -u +%T): $BB" | tee -a "$LOG"
-timeout $(( $(left) - 150 )) $PY -m lamo demo train-backbone $BB --out $RUN/backbone 2>&1 | tr '\r' '\n' | grep -v "^backbone:\|^autoencoder:\|^simulating" | tee -a "$LOG"
+RESERVE=150; [ -n "${NOFT:-}" ] && RESERVE=40  # NOFT=1: the backbone only (fine-tunes on a CPU, README's commands)
+timeout $(( $(left) - RESERVE )) $PY -m lamo demo train-backbone $BB --out $RUN/backbone 2>&1 | tr '\r' '\n' | grep -v "^backbone:\|^autoencoder:\|^simulating" | tee -a "$LOG"
 if [ ! -f $RUN/backbone/pipeline/model_index.json ]; then
   echo "== backbone ran out of time: exporting its newest checkpoint" | tee -a "$LOG"
   $PY -c "from lamo.demo.train_backbone import export_checkpoint as e; print(e('$RUN/backbone', '$RUN/backbone/pipeline'))" 2>&1 | tee -a "$LOG"
@@ -56,7 +58,9 @@ grep -h "" $RUN/backbone/loss.jsonl | tail -3 | tee -a "$LOG"
 
 FT="--data $FTDATA --init-from $RUN/backbone/pipeline --train-text-encoder no --steps $FTSTEPS --lr 1e-4 --warmup 80 --save-every 400 --seed 5 --batch-size 16"
 [ -n "${DRY:-}" ] && FT="$FT --device cpu --workers 2"
-for ft in "plain --drift-weight 0.0" "mdl --drift-weight 45 --drift-mode dense_batch_normalized --drift-tau 1"; do
+FTS=("plain --drift-weight 0.0" "mdl --drift-weight 45 --drift-mode dense_batch_normalized --drift-tau 1")
+[ -n "${NOFT:-}" ] && FTS=()
+for ft in "${FTS[@]}"; do
   set -- $ft; name=$1; shift
   echo "== fine-tune $name $(date -u +%T), $(left) s left" | tee -a "$LOG"
   timeout $(( $(left) / 2 - 10 )) $PY -m lamo demo train-backbone $FT "$@" --out $RUN/ft-$name 2>&1 | tr '\r' '\n' | grep -v "^backbone:\|^simulating" | tail -5 | tee -a "$LOG"
