@@ -6,7 +6,9 @@ one backbone training run with one motion prior: λ chosen per checkpoint on the
 same initial noise. A finished ``lamo bench effect`` run on one of the checkpoints can stand in for it
 (``LABEL=path/to/results.json``) when it used the same prior. Writes ``OUT/graded.json`` (one row per
 checkpoint: appearance and physics of the baseline, the ground truth, λ, MPG's paired effects) and
-``OUT/graded.png``, and prints the markdown table of ``benchmarks/README.md``::
+``OUT/graded.png``, and prints the markdown table of ``benchmarks/README.md``. A prior is conditioned on the
+backbone's prompt embedding, and the text encoder trains with the backbone, so one prior fits the
+checkpoint whose encoder it was trained with best; ``--own-prior TAU`` trains one per checkpoint instead::
 
     python benchmarks/graded_backbones.py --prior runs/effect-world/prior-tau1 --out runs/graded \\
         --backbone 1000=runs/world-gpu/pipeline-step-1000 4000=runs/world-gpu/pipeline-step-4000 \\
@@ -46,17 +48,20 @@ def graded(backbones: list[tuple[str, str]], prior: str, out: str | Path, **conf
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [row_of(label, run_one(label, source, prior, out, **config)) for label, source in backbones]
-    (out / "graded.json").write_text(json.dumps({"prior": str(prior), "rows": rows}, indent=2, default=float))
+    own = f"own τ={config['prior_taus'][0]} prior per checkpoint" if not prior and "prior_taus" in config else None
+    (out / "graded.json").write_text(json.dumps({"prior": own or str(prior), "rows": rows}, indent=2, default=float))
     plot(rows, out / "graded.png")
     return rows
 
 
-def steps_in_all(backbone: dict) -> int | None:
-    """A backbone's training steps, counting those of the pipeline it was fine-tuned from (``init_from``)."""
+def steps_in_all(backbone: dict, _depth: int = 0) -> int | None:
+    """A backbone's training steps, counting those of the pipelines it was continued from (``init_from``, followed
+    back as far as their ``lamo_demo.json`` files are found). A shipped backbone whose record lists its earlier
+    stages (``continued``, ``step`` = all of them) has no ``init_from`` at the top and counts as it is."""
     step, init = backbone.get("step"), backbone.get("train", {}).get("init_from")
     meta = Path(init) / "lamo_demo.json" if init else None
-    if step is not None and meta is not None and meta.is_file():
-        step += json.loads(meta.read_text()).get("step") or 0
+    if step is not None and meta is not None and meta.is_file() and _depth < 16:
+        step += steps_in_all(json.loads(meta.read_text()), _depth + 1) or 0
     return step
 
 
@@ -131,6 +136,10 @@ def main() -> None:
     p.add_argument("--backbone", nargs="+", default=[], metavar="LABEL=PATH",
                    help="checkpoint pipeline folders (or results.json of a finished run), in training order")
     p.add_argument("--prior", default="", help="the motion prior folder used for every checkpoint")
+    p.add_argument("--own-prior", type=int, default=0, metavar="TAU",
+                   help="instead of --prior: train a prior at lag TAU for each checkpoint on its own VAE and text "
+                        "encoder (a prior is conditioned on the backbone's prompt embedding, which moves as the "
+                        "text encoder trains; ~3 min more per checkpoint on one core)")
     p.add_argument("--out", default="runs/graded")
     p.add_argument("--test-prompts", type=int, default=128)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -144,14 +153,15 @@ def main() -> None:
     if args.table:
         print(table(json.loads(Path(args.table).read_text())["rows"]))
         return
-    if not args.backbone or not args.prior:
-        p.error("give --backbone LABEL=PATH ... and --prior")
+    if not args.backbone or bool(args.prior) == bool(args.own_prior):
+        p.error("give --backbone LABEL=PATH ... and either --prior or --own-prior")
     backbones = [tuple(item.partition("=")[::2]) for item in args.backbone]
     if not all(label and source for label, source in backbones):
         p.error(f"--backbone takes LABEL=PATH, got {args.backbone}")
     rows = graded(backbones, args.prior, args.out, test_prompts=args.test_prompts, test_seeds=tuple(args.seeds),
                   val_prompts=args.val_prompts, sweep=tuple(args.sweep), windows=tuple(args.windows), threads=args.threads,
-                  **({} if args.cfg_scale is None else {"cfg_scale": args.cfg_scale}))
+                  **({} if args.cfg_scale is None else {"cfg_scale": args.cfg_scale}),
+                  **({"prior_taus": (args.own_prior,)} if args.own_prior else {}))
     print(table(rows))
 
 

@@ -7,7 +7,7 @@ world's tracker and reports, per setting, the appearance metrics (detection, per
 CV, background noise) and the physics ones, and each setting's paired effect on the permanence error
 against the reference setting (the first one given). The chosen setting is the one with the lowest
 permanence error (the furthest-off appearance target) whose detection rate is not lower than the
-reference's by more than 0.01. Writes a results file with every clip's row and a plot::
+reference's by more than 0.01; an exact tie goes to the lower radius CV, then the higher detection rate. Writes a results file with every clip's row and a plot::
 
     OMP_NUM_THREADS=1 python benchmarks/sampler_settings.py --backbone src/lamo/assets/demo-backbone \\
         --settings 25x4 25x1 25x1.5 25x2 25x3 25x7 50x4 --threads 1 \\
@@ -96,7 +96,9 @@ def choose(res: dict) -> str:
     ref = next(s for s in res["settings"] if s["name"] == res["reference"])
     floor = mean(ref, "detection_rate") - DETECTION_TOLERANCE
     ok = [s for s in res["settings"] if mean(s, "detection_rate") >= floor] or [ref]
-    return min(ok, key=lambda s: mean(s, "permanence_error"))["name"]
+    # an exact tie on permanence (it counts frames, so ties happen) goes to the lower radius CV, the other
+    # appearance target, then to the higher detection rate — never to the order the settings were given in
+    return min(ok, key=lambda s: (mean(s, "permanence_error"), mean(s, "radius_cv"), -mean(s, "detection_rate")))["name"]
 
 
 def fmt(x, digits=3) -> str:

@@ -187,6 +187,13 @@ def test_sampler_settings_scores_each_setting_on_validation_clips(tiny_backbone,
     assert res["chosen"] in names and res["chosen"] == ss.choose(res)
     ss.plot(res, tmp_path / "s.png")
     assert (tmp_path / "s.png").is_file() and "**(chosen)**" in ss.table(res)
+
+    def setting(name, det, perm, cv):
+        return {"name": name, "summary": {"detection_rate": {"mean": det}, "permanence_error": {"mean": perm},
+                                          "radius_cv": {"mean": cv}}}
+    tie = {"reference": "a", "settings": [setting("a", 0.99, 0.06, 0.03), setting("b", 0.99, 0.05, 0.026),
+                                          setting("c", 0.995, 0.05, 0.022), setting("d", 0.97, 0.01, 0.01)]}
+    assert ss.choose(tie) == "c"  # b and c tie on permanence: the lower radius CV, not the list order; d loses detection
     # appearance per kind of scene: the kinds, and each kind's share of a setting's permanence error
     assert ss.scene_kind("a blue ball and a white ball are dropped and bounce on the floor") == "two balls"
     assert ss.scene_kind("an orange ball and an olive ball collide") == "two balls"
@@ -241,3 +248,15 @@ def test_the_report_names_the_shipped_mdl_recipe(tmp_path):
     assert _drift_recipe(DEFAULT_FINETUNES[MDL]) == " (dense_batch_normalized, τ = 1, λ_drift = 45)"
     assert _drift_recipe(DEFAULT_FINETUNES[PLAIN_FT]).endswith("λ_drift = 0)")
     assert _drift_recipe(tmp_path) == ""  # a user's transformer folder without a record
+
+
+def test_graded_steps_count_every_stage_a_backbone_was_continued_from(tmp_path):
+    graded = load_benchmark("graded_backbones")
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, record in ((first, {"step": 6000, "train": {"init_from": ""}}),
+                           (second, {"step": 6000, "train": {"init_from": str(first)}})):
+        folder.mkdir()
+        (folder / "lamo_demo.json").write_text(json.dumps(record))
+    assert graded.steps_in_all({"step": 4000, "train": {"init_from": str(second)}}) == 16000
+    assert graded.steps_in_all({"step": 2000, "train": {"init_from": str(tmp_path / "gone")}}) == 2000
+    assert graded.steps_in_all({"step": 16000, "continued": [{}], "train": {"init_from": ""}}) == 16000
