@@ -12,12 +12,16 @@
 # (2) the plain and the Motion-Drift-Loss fine-tunes from it (same steps, data and seed; only the
 # drift term differs), if time is left (else run them on a CPU with README's commands). If the
 # backbone runs past its time limit, its newest checkpoint is exported instead.
-# CONTINUE=1: instead of step (1), continue the *shipped* backbone (src/lamo/assets/demo-backbone, the EMA at
-# step 6000) for the rest of its schedule in one call that fits a 10-minute limit and needs nothing carried
-# but the wheels: 6000 steps at batch 256 from its weights with a fresh AdamW, learning rate decaying from
-# 4.5e-4 (where the 16 000-step schedule stood at step 6000) to 4.5e-5, exporting the EMA at 2000 and 4000
-# (backbones of graded quality); then the fine-tunes from it as above. The optimiser state of the first
-# run was not kept, so this is the cheapest way to finish training it (about 7 minutes at 17 steps/s).
+# CONTINUE=1 / CONTINUE=2: instead of step (1), the two continuations that made the shipped backbone (16 000
+# steps in all), each one call well inside the 10-minute limit that needs nothing carried but the wheels and a
+# fresh AdamW (the first run's optimiser state was not kept):
+#   CONTINUE=1  6000 steps from INIT (default: step (1)'s pipeline, $RUN/backbone/pipeline; the step-6000 weights
+#               shipped until 2026-11-28: `git show 02baa69:src/lamo/assets/demo-backbone`), learning rate 4.5e-4
+#               (where the 16 000-step schedule stood at step 6000) decaying to 4.5e-5, EMA exported at 2000 and
+#               4000 (backbones of graded quality); ~5 min of training at 19 steps/s on an H200
+#   CONTINUE=2  4000 steps from INIT (default: CONTINUE=1's pipeline), 1.5e-4 decaying to 1.5e-5, seed 2, EMA
+#               exported at 2000; ~3.5 min. Its EMA is the shipped backbone.
+# then the fine-tunes from it as above.
 # A dry run on the CPU with tiny sizes (a minute): DRY=1 OUT=/tmp/dry bash benchmarks/train_world_backbone.sh
 # (DRY=1 CONTINUE=1 for the continuation). NOFT=1 trains the backbone only, with all the time (the fine-tunes then
 # run on a CPU with README's commands, ~13 min each on one core).
@@ -33,9 +37,11 @@ RUN=${RUN:-runs/world-gpu}
 if [ -n "${DRY:-}" ]; then
   BB="--preset world --data world:tiny:64:1 --steps 20 --batch-size 4 --save-every 10 --ae-steps 5 --ae-batch-size 4 --export-steps 5,10 --device cpu --workers 2"
   CONT="--preset world --data world:tiny:64:1 --steps 10 --batch-size 4 --save-every 5 --export-steps 5 --device cpu --workers 2"
+  CONT2="$CONT --seed 2"
   FTDATA="world:tiny:32:1"; FTSTEPS=4; BUDGET=${BUDGET_DRY:-300}
 else
   CONT="--preset world --data world:tiny:80000:1 --steps 6000 --batch-size 256 --lr 4.5e-4 --warmup 200 --save-every 1000 --precision bf16 --export-steps 2000,4000 --workers 16 --seed 1"
+  CONT2="--preset world --data world:tiny:80000:1 --steps 4000 --batch-size 256 --lr 1.5e-4 --warmup 100 --save-every 500 --precision bf16 --export-steps 2000 --workers 16 --seed 2"
   BB="--preset world --data world:tiny:80000:1 --steps 16000 --stop-at ${STOP_AT:-6000} --batch-size 256 --lr 6e-4 --warmup 500 --save-every 1000 --precision bf16 --ae-steps 3000 --ae-batch-size 64 --export-steps 1000,4000 --workers 16"
   FTDATA="world:tiny:8000:1"; FTSTEPS=800
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$LOG"
@@ -44,8 +50,11 @@ $PY -c "import torch, diffusers, transformers; print('torch', torch.__version__,
 left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 
 if [ -n "${CONTINUE:-}" ]; then
-  BB="$CONT --init-from src/lamo/assets/demo-backbone"
-  RUN=${RUN}-continued
+  case "$CONTINUE" in
+    1) BB="$CONT --init-from ${INIT:-$RUN/backbone/pipeline}"; RUN=${RUN}-continued ;;
+    2) BB="$CONT2 --init-from ${INIT:-$RUN-continued/backbone/pipeline}"; RUN=${RUN}-continued-2 ;;
+    *) echo "CONTINUE is 1 or 2, got $CONTINUE" >&2; exit 2 ;;
+  esac
 fi
 echo "== backbone $(date -u +%T): $BB" | tee -a "$LOG"
 RESERVE=150; [ -n "${NOFT:-}" ] && RESERVE=40  # NOFT=1: the backbone only (fine-tunes on a CPU, README's commands)
