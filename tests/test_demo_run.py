@@ -260,3 +260,15 @@ def test_graded_steps_count_every_stage_a_backbone_was_continued_from(tmp_path):
     assert graded.steps_in_all({"step": 4000, "train": {"init_from": str(second)}}) == 16000
     assert graded.steps_in_all({"step": 2000, "train": {"init_from": str(tmp_path / "gone")}}) == 2000
     assert graded.steps_in_all({"step": 16000, "continued": [{}], "train": {"init_from": ""}}) == 16000
+
+
+def test_graded_backbones_can_train_each_checkpoint_its_own_prior(tiny_backbone, tmp_path):
+    graded = load_benchmark("graded_backbones")
+    base, _ = tiny_backbone
+    small = dict(world_overrides=WORLD, val_prompts=3, val_seeds=(100,), sweep=(1.0,), test_prompts=4,
+                 test_seeds=(0,), steps=2, chunk=4, gifs=1, n_resamples=99, prior_taus=(1,), prior_clips=8,
+                 prior_steps=2, prior_batch=4, prior_preset="tiny")
+    rows = graded.graded([("a", str(base))], "", tmp_path / "g", **small)
+    assert (tmp_path / "g" / "a" / "prior-tau1" / "config.json").is_file()  # trained on this checkpoint
+    assert rows[0]["prior"] == "τ=1" and not (tmp_path / "g" / "a" / "prior-tau2").exists()
+    assert json.loads((tmp_path / "g" / "graded.json").read_text())["prior"] == "own τ=1 prior per checkpoint"
