@@ -7,7 +7,8 @@ world's tracker and reports, per setting, the appearance metrics (detection, per
 CV, background noise) and the physics ones, and each setting's paired effect on the permanence error
 against the reference setting (the first one given). The chosen setting is the one with the lowest
 permanence error (the furthest-off appearance target) whose detection rate is not lower than the
-reference's by more than 0.01; an exact tie goes to the lower radius CV, then the higher detection rate. Writes a results file with every clip's row and a plot::
+reference's by more than 0.01; an exact tie goes to the lower radius CV, then the higher detection rate.
+Writes a results file with every clip's row and a plot::
 
     OMP_NUM_THREADS=1 python benchmarks/sampler_settings.py --backbone src/lamo/assets/demo-backbone \\
         --settings 25x4 25x1 25x1.5 25x2 25x3 25x7 50x4 --threads 1 \\
@@ -133,13 +134,16 @@ def scene_kind(caption: str) -> str:
 
 def by_scene(res: dict) -> str:
     """Per setting and kind of scene: clips, mean appearance metrics and the kind's share of the setting's
-    total permanence error (where the ghosts are)."""
+    total permanence error (where the ghosts are). ``res``: a results file of this script, or of the effect
+    benchmark (``lamo bench effect``: one "setting" per variant, the ground truth left out)."""
     from lamo.physics.metrics import aggregate
 
     cols = ["permanence_error", "ghost_rate", "radius_cv", "detection_rate"]
     lines = ["| setting | scene | clips | " + " | ".join(cols) + " | share of permanence error |",
              "|---" * (len(cols) + 4) + "|"]
-    for s in res["settings"]:
+    settings = res["settings"] if "settings" in res else \
+        [{"name": k, "rows": rows} for k, rows in res["per_clip"].items() if k != "ground truth"]
+    for s in settings:
         groups: dict[str, list] = {}
         for r in s["rows"]:
             groups.setdefault(scene_kind(r["caption"]), []).append(r)
@@ -188,7 +192,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--results", default="runs/sampler_settings.json")
     ap.add_argument("--table", help="print the table of a finished results file")
-    ap.add_argument("--by-scene", help="print a finished results file's appearance per kind of scene")
+    ap.add_argument("--by-scene", help="print a finished results file's appearance per kind of scene (this "
+                                       "script's, or an effect benchmark's results.json)")
     args = ap.parse_args()
     if args.table:
         print(table(json.loads(Path(args.table).read_text())))

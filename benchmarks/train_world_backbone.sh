@@ -40,9 +40,10 @@ if [ -n "${DRY:-}" ]; then
   CONT2="$CONT --seed 2"
   FTDATA="world:tiny:32:1"; FTSTEPS=4; BUDGET=${BUDGET_DRY:-300}
 else
-  CONT="--preset world --data world:tiny:80000:1 --steps 6000 --batch-size 256 --lr 4.5e-4 --warmup 200 --save-every 1000 --precision bf16 --export-steps 2000,4000 --workers 16 --seed 1"
-  CONT2="--preset world --data world:tiny:80000:1 --steps 4000 --batch-size 256 --lr 1.5e-4 --warmup 100 --save-every 500 --precision bf16 --export-steps 2000 --workers 16 --seed 2"
-  BB="--preset world --data world:tiny:80000:1 --steps 16000 --stop-at ${STOP_AT:-6000} --batch-size 256 --lr 6e-4 --warmup 500 --save-every 1000 --precision bf16 --ae-steps 3000 --ae-batch-size 64 --export-steps 1000,4000 --workers 16"
+  WORLD="--preset world --data world:tiny:80000:1 --batch-size 256 --precision bf16 --workers 16"  # every stage
+  BB="$WORLD --steps 16000 --stop-at ${STOP_AT:-6000} --lr 6e-4 --warmup 500 --save-every 1000 --ae-steps 3000 --ae-batch-size 64 --export-steps 1000,4000"
+  CONT="$WORLD --steps 6000 --lr 4.5e-4 --warmup 200 --save-every 1000 --export-steps 2000,4000 --seed 1"
+  CONT2="$WORLD --steps 4000 --lr 1.5e-4 --warmup 100 --save-every 500 --export-steps 2000 --seed 2"
   FTDATA="world:tiny:8000:1"; FTSTEPS=800
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$LOG"
 fi

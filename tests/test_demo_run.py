@@ -209,6 +209,9 @@ def test_sampler_settings_scores_each_setting_on_validation_clips(tiny_backbone,
     lines = ss.by_scene(fake).splitlines()
     assert lines[2] == "| s | one ball, other | 1 | 0.100 | 0.100 | 0.020 | 1.000 | 0.25 |"
     assert lines[3] == "| s | two balls | 1 | 0.300 | 0.200 | – | 0.900 | 0.75 |"
+    # an effect benchmark's results file: one "setting" per variant, the ground truth left out
+    effect = {"per_clip": {"baseline": fake["settings"][0]["rows"], "ground truth": fake["settings"][0]["rows"]}}
+    assert ss.by_scene(effect).splitlines()[2:] == [x.replace("| s |", "| baseline |") for x in lines[2:]]
 
 
 def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the_test(tiny_backbone, tmp_path,
