@@ -19,8 +19,10 @@ recipe matches what is asked now (:func:`recipe_differences`).
 
 Under ``torchrun`` / ``accelerate launch`` (``RANK`` / ``WORLD_SIZE`` set) the (prompt, seed) pairs are shared out:
 pair ``k`` (prompts in order, seeds in order within a prompt) is made, with all its λ, by process ``k mod N``, and
-each process records its videos in ``OUT/run.rank-<r>-of-<N>.json`` as it goes. Rank 0 waits for every process's
-record, merges them into ``run.json`` — the rows one process would write, in the same order — and deletes them.
+each process records its videos in ``OUT/run.rank-<r>-of-<N>.json`` as it goes (so that an interrupted run can be
+resumed). Rank 0 gathers every process's record (:meth:`lamo.sharding.Shards.gather`, torch.distributed's
+``gather_object``), merges them into ``run.json`` — the rows one process would write, in the same order — and
+deletes the per-process files.
 Every video is seeded by its own seed, so the videos do not depend on ``N``. An interrupted run, sharded or not,
 is finished by the same call with ``skip_existing`` and any number of processes.
 
@@ -58,7 +60,6 @@ DEFAULT_FPS = {"cogvideox": 8, "wan": 16}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _VIDEO_NAME = re.compile(r"\d+_-?\d+_[^_/]+\.mp4")  # <prompt_idx>_<seed>_<λ>.mp4
 _SHARD_GLOB = "run.rank-*-of-*.json"  # what each process of a sharded run records while it runs
-_POLL_SECONDS = 1.0
 _NO_RECORD = "(no record)"
 
 
@@ -345,28 +346,6 @@ def _start(out: Path, earlier: dict[str, dict] | None, overwrite: bool) -> str:
     return uuid.uuid4().hex
 
 
-def _gather(out: Path, shards: Shards, run_id: str) -> list[dict]:
-    """Rank 0: every process's record of this run, once each says it is done (polled: no process is kept waiting
-    in a collective call while the slowest one works)."""
-    paths = [_shard_file(out, Shards(r, shards.world_size)) for r in range(shards.world_size)]
-    told = False
-    while True:
-        records = []
-        for path in paths:
-            try:
-                rec = json.loads(path.read_text())
-            except (FileNotFoundError, json.JSONDecodeError):
-                rec = {}
-            records.append(rec if rec.get("shard", {}).get("run_id") == run_id and rec.get("status") == "done" else None)
-        if all(records):
-            return records
-        if not told:
-            waiting = [r for r, rec in enumerate(records) if rec is None]
-            print(f"rank 0 is done; waiting for rank(s) {waiting} of {shards.world_size}", flush=True)
-            told = True
-        time.sleep(_POLL_SECONDS)
-
-
 def _merge(records: list[dict], order: dict[str, int], t_start: float) -> dict:
     """One ``run.json`` of the processes' records: rank 0's header, every video in the order one process makes them."""
     merged = {k: v for k, v in records[0].items() if k != "shard"}
@@ -634,10 +613,12 @@ class SampleRun:
                                  total_seconds=round(time.perf_counter() - t_start, 3))
         save()
         if not shards.main:
-            print(f"rank {shards.rank}: wrote {len(jobs)} video(s) to {out}; rank 0 writes run.json")
+            print(f"rank {shards.rank}: wrote {len(jobs)} video(s) to {out}; rank 0 writes run.json", flush=True)
+        records = shards.gather(record)  # rank 0: every process's record (torch.distributed's gather_object)
+        if not shards.main:
             return record
         if shards.world_size > 1:
-            self.record = _merge(_gather(out, shards, run_id), order, t_start)
+            self.record = _merge(records, order, t_start)
             _write_json(out / "run.json", self.record)
         for p in out.glob(_SHARD_GLOB):  # in run.json now (also those of an earlier, interrupted sharded run)
             p.unlink(missing_ok=True)
