@@ -28,10 +28,12 @@ def demo():
     return pipe
 
 
-def test_the_shipped_model_samples_with_its_defaults(demo):
+def test_the_shipped_model_samples_with_its_defaults(demo, caplog):
     """The README's call: no sizes, no λ, no steps — the model's config and the prior's settings fill them."""
     prior = MotionPrior.from_pretrained(lamo.assets.demo_prior())
-    video = demo(prompt=PROMPT, motion_prior=prior, output_type="np").frames[0]
+    with caplog.at_level(logging.INFO, logger="lamo.pipelines"):
+        video = demo(prompt=PROMPT, motion_prior=prior, output_type="np").frames[0]
+    assert "λ=3 (prior), ρ=0.5 (prior), steps=25 (prior), CFG=2 (prior)" in caplog.text  # says what it used
     values, sources = demo.motion_guidance_settings["values"], demo.motion_guidance_settings["sources"]
     assert video.shape == (16, 32, 32, 3) and np.isfinite(video).all()
     for key, value in prior.sampling_settings.items():

@@ -103,6 +103,10 @@ def test_every_guidance_flag_reaches_the_pipeline(tiny, tmp_path, calls):
     run = json.loads((out / "run.json").read_text())
     assert run["videos"][0]["guided_steps"] == [1, 2]  # ⌊(1 − 0.6)·3⌋ = 1 (floor), not ⌈1.2⌉ = 2
     recipe = run["videos"][0]["recipe"]
+    same_lag = ["sample", "--model", str(tiny / "model"), "--prior", str(tiny / "prior"), "--prompt-embeds",
+                str(tiny / "p.safetensors"), "--steps", "3", *SIZE, "--out", str(tmp_path / "o2"),
+                "--motion-guidance-more-priors", str(tiny / "prior")]
+    assert main(same_lag) == 2 and not (tmp_path / "o2").exists()  # refused before anything is written
     assert (recipe["mode"], recipe["reduction"], recipe["window_rounding"], recipe["stop_gradient"],
             recipe["schedule"]) == ("latent", "element_mean", "floor", True, "noise")
     assert recipe["more_priors"][0]["path"] == str(tiny / "prior2") and recipe["more_priors"][0]["sha256"]

@@ -427,6 +427,10 @@ class SampleRun:
             except ValueError as e:
                 raise InputError(f"--motion-guidance-more-priors {path}: {e}") from e
             self.more_priors.append(extra)
+        lags = [p.config.tau for p in [self.prior, *self.more_priors] if p is not None]
+        if len(set(lags)) < len(lags):
+            raise InputError(f"--prior and --motion-guidance-more-priors guide at one lag each; got lags τ = {lags} "
+                             "(pass priors trained at different --tau)")
         self.pipe = pipe
         return family
 

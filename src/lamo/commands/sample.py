@@ -70,10 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="λ at every guided step, or λ·√(1 − ᾱ_t) (λ·σ_t for flow models) (default: constant)")
     g.add_argument("--motion-guidance-more-priors", nargs="+", default=[], metavar="PATH",
                    help="further prior folders guiding beside --prior, their losses summed under one λ (default: none)")
-    p.add_argument("--frames", type=int, default=None, help="video frames (default: the model's config)")
-    p.add_argument("--height", type=int, default=None, help="video height in pixels (default: the model's config)")
-    p.add_argument("--width", type=int, default=None, help="video width in pixels (default: the model's config)")
-    p.add_argument("--max-sequence-length", type=int, default=None, help="prompt tokens (default: the model's config)")
+    p.add_argument("--frames", type=int, default=None, help="video frames (default: the model's config, else the pipeline's)")
+    p.add_argument("--height", type=int, default=None, help="video height in pixels (default: the model's config, else the pipeline's)")
+    p.add_argument("--width", type=int, default=None, help="video width in pixels (default: the model's config, else the pipeline's)")
+    p.add_argument("--max-sequence-length", type=int, default=None, help="prompt tokens (default: the model's config, else the pipeline's)")
     p.add_argument("--fps", type=float, default=None, help="frames per second of the mp4s (default: CogVideoX "
                                                            f"{DEFAULT_FPS['cogvideox']}, Wan {DEFAULT_FPS['wan']})")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,

@@ -400,7 +400,9 @@ class MotionGuidedPipelineMixin:
             else:
                 values[name], sources[name] = stock_defaults[name], "default"
         self.__dict__["_motion_guidance_settings"] = {"values": values, "sources": sources}
-        _log.info("%s sampling with %s", type(self).__name__, describe_settings(values, sources))
+        # what the call filled in itself is worth a line; a call that gave everything (a sweep's) is not
+        level = logging.INFO if set(sources.values()) - {"caller"} else logging.DEBUG
+        _log.log(level, "%s sampling with %s", type(self).__name__, describe_settings(values, sources))
         return kwargs
 
     # ---------------------------------------------------------------- the call
@@ -457,8 +459,8 @@ class MotionGuidedPipelineMixin:
         own config (:func:`~lamo.pipelines.settings.model_sizes`; for the published CogVideoX checkpoints
         these are the stock defaults, for other sizes the stock defaults would not fit the model). After
         the call, :attr:`motion_guidance_settings` holds the values used and where each came from
-        (``"caller"``, ``"prior"``, ``"default"``); they are also logged at INFO level (logger
-        ``lamo.pipelines``).
+        (``"caller"``, ``"prior"``, ``"config"``, ``"default"``); they are also logged (logger ``lamo.pipelines``)
+        at INFO level when the call filled any of them in, else at DEBUG level.
 
         ``pipe(prompt, **RELEASE_SAMPLING_KWARGS)`` with a release prior (:func:`lamo.convert.load_release`)
         is the authors' sampling setting.
