@@ -139,7 +139,8 @@ def run(args) -> dict:
         aw = np.array([r["size"]["area_to_world"] for r in rs], dtype=float)
         ir = np.array([r["size"]["in_range"] for r in rs], dtype=float)
         summary["size"][label] = {
-            "area_ratio_median": float(np.nanmedian(ar)), "area_ratio_geomean": float(np.exp(np.nanmean(np.log(ar)))),
+            "area_ratio_median": float(np.nanmedian(ar)), "area_ratio_mean": float(np.nanmean(ar)),
+            "area_ratio_geomean": float(np.exp(np.nanmean(np.log(ar)))),
             "share_over_1.3": float(np.nanmean(ar > 1.3)), "area_to_world_median": float(np.nanmedian(aw)),
             "in_range": float(np.nanmean(ir)), "n": int(np.isfinite(ar).sum())}
         curve = np.array([r["jump_rate_curve"] for r in rs], dtype=float)  # (N, len(THRESHOLDS))
@@ -187,12 +188,13 @@ def tables(res: dict) -> str:
     c = s["A_compare"]["physics_error"]
     lines += ["", f"Readout A composite (lamo.effect.compare): {_pct(c['rel'])} {_ci(c['rel_ci'])}, "
               f"p_holm {c['p_holm']:.2g}, n {c['n']}", "",
-              "| clips | area / ground truth (median) | geometric mean | share > 1.3× | area / world mean | radius in "
-              "world range |", "|---|---|---|---|---|---|"]
+              "| clips | area / ground truth: median | mean | geometric mean | share > 1.3× | area / world mean | "
+              "radius in world range |", "|---|---|---|---|---|---|---|"]
     for k, v in s["size"].items():
         if k == "MPG vs baseline":
             continue
-        lines.append(f"| {k} | {v['area_ratio_median']:.2f} | {v['area_ratio_geomean']:.2f} | "
+        lines.append(f"| {k} | {v['area_ratio_median']:.2f} | {v.get('area_ratio_mean', math.nan):.2f} | "
+                     f"{v['area_ratio_geomean']:.2f} | "
                      f"{100 * v['share_over_1.3']:.0f} % | {v['area_to_world_median']:.2f} | {100 * v['in_range']:.0f} % |")
     e = s["size"]["MPG vs baseline"]
     lines += ["", f"|ln size ratio| MPG vs baseline: median {_pct(e['median_change'])} {_ci(e['median_change_ci'])}, "
@@ -239,6 +241,8 @@ def plot(res: dict, path: Path) -> Path:
             ax.plot(res["thresholds"], v, marker="o", label=k)
     ax.axvline(res["today_threshold"], color="grey", ls=":", label="today's threshold")
     ax.set_xscale("log")
+    ax.set_xticks(res["thresholds"], [f"{t:g}" for t in res["thresholds"]], fontsize=7)
+    ax.minorticks_off()
     ax.set_xlabel("jump threshold (px/frame²)")
     ax.set_ylabel("readout A jump rate (mean)")
     ax2 = ax.twinx()
@@ -250,10 +254,11 @@ def plot(res: dict, path: Path) -> Path:
     ax.set_title("today's jump rate against its threshold", fontsize=9)
     ax = axes[2]
     bins = np.linspace(-1.0, 1.5, 26)
-    for k in names:
+    for k in names[1:]:
         ar = np.array([r["size"]["area_ratio"] for r in rows[k]], dtype=float)
         ax.hist(np.log(ar[np.isfinite(ar) & (ar > 0)]), bins=bins, histtype="step", label=k, lw=1.5)
-    ax.axvline(0, color="grey", lw=0.8)
+    ax.axvline(0, color="k", lw=1, label="ground truth")
+    ax.axvline(math.log(1.3), color="grey", ls=":", lw=1, label="1.3×")
     ax.set_xlabel("ln(ball area / ground truth's)")
     ax.set_ylabel("clips")
     ax.legend(fontsize=7)

@@ -165,7 +165,7 @@ def test_benchmark_tables_and_plot_read_a_results_file(tmp_path):
     summary = {"A": {m: paired_change(bench._col(base, "A", m), bench._col(mpg, "A", m), 99) for m in bench.A_METRICS},
                "B": {m: paired_change(bench._col(base, "B", m), bench._col(mpg, "B", m), 99) for m in bench.B_METRICS},
                "A_compare": {"physics_error": {"rel": -0.1, "rel_ci": [-0.2, 0.0], "p_holm": 0.04, "n": 6}},
-               "size": {k: {"area_ratio_median": 1.0, "area_ratio_geomean": 1.0, "share_over_1.3": 0.0,
+               "size": {k: {"area_ratio_median": 1.0, "area_ratio_mean": 1.0, "area_ratio_geomean": 1.0, "share_over_1.3": 0.0,
                             "area_to_world_median": 1.0, "in_range": 1.0, "n": 6} for k in ("ground truth", "baseline")},
                "jump_rate_vs_threshold": {"baseline": [0.1] * 9, "relative_change": [0.0] * 9}}
     summary["size"]["MPG vs baseline"] = paired_change(pb, pm, 99)
@@ -177,3 +177,16 @@ def test_benchmark_tables_and_plot_read_a_results_file(tmp_path):
     assert summary["B"]["ballistic_residual"]["median_change"] < 0  # time-reversed beats shuffled
     png = bench.plot(res, tmp_path / "p.png")
     assert png.stat().st_size > 10_000
+
+
+def test_a_colour_fringe_inside_a_ball_is_not_a_second_ball(clips):
+    c = next(c for c in clips if len(c.trajectory.colours) == 1)
+    t = c.trajectory
+    k = 1 if t.colours[0] != "magenta" else 2
+    other = ("magenta", "cyan")[k - 1]
+    pos = np.concatenate([t.position, t.position + np.array([0.6, 0.4])], axis=1)  # a small blob inside the ball
+    frames = render_frames(pos, np.array([t.radius[0], 1.6]), [t.colours[0], other], S, supersample=TINY.supersample)
+    ro = read_balls(frames, TINY)
+    inside = ro.seen[:, ro.colours.index(t.colours[0])]
+    assert inside.any() and not ro.seen[inside, ro.colours.index(other)].any()
+    assert read_clip(frames, TINY).n_balls == 1

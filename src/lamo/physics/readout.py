@@ -18,7 +18,8 @@ are properties of the ruler.
   the matte with a disc of radius ``r`` rendered by :func:`~lamo.physics.render.disc_coverage`, and a
   parabolic fit through the correlation peak and its neighbours in ``x`` and in ``y`` (sub-pixel);
 * a ball is *seen* when its peak correlation is ≥ ``min_ncc`` and its mass ≥ ``min_area_fraction`` of the
-  world's smallest disc; it is *cut* when its disc pokes more than ½ px out of the image (its centre is
+  world's smallest disc, and its centre does not lie inside a larger ball seen in the same frame (balls
+  cannot interpenetrate: such a blob is a colour fringe of the other ball); it is *cut* when its disc pokes more than ½ px out of the image (its centre is
   then biased, and such frames are left out of the physics fits).
 
 **Physics** (:func:`readout_physics`), per ball over its runs of ≥ ``min_run`` consecutive whole frames:
@@ -231,6 +232,15 @@ def read_balls(frames: np.ndarray, world: WorldConfig, palette: dict[str, tuple[
                 if c >= config.min_ncc:
                     pos[t, k], rad[t, k] = (x, y), r
     seen = np.isfinite(rad)
+    for t in range(T):  # balls cannot interpenetrate: a smaller blob whose centre lies inside another is a fringe
+        ks = np.flatnonzero(seen[t])
+        for k in ks:
+            for j in ks:
+                if j != k and seen[t, j] and rad[t, k] < rad[t, j] and \
+                        np.linalg.norm(pos[t, k] - pos[t, j]) < rad[t, j]:
+                    seen[t, k] = False
+                    pos[t, k], rad[t, k] = np.nan, np.nan
+                    break
     with np.errstate(invalid="ignore"):
         x, y = pos[..., 0], pos[..., 1]
         m = config.cut_margin
