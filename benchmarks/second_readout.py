@@ -66,7 +66,7 @@ def run(args) -> dict:
     import torch
     from tqdm.auto import tqdm
 
-    from lamo.demo.run import DEFAULT_PRIOR, DemoConfig, _load_pipeline, held_out_clips, provenance
+    from lamo.demo.run import DemoConfig, _load_pipeline, held_out_clips, provenance
     from lamo.effect import COMPOSITE, compare
     from lamo.physics.readout import paired_change, read_clip, size_fidelity
     from lamo.prior import MotionPrior
@@ -103,6 +103,7 @@ def run(args) -> dict:
         bar = tqdm(total=len(pairs), initial=len(pairs) - len(todo), desc=name, unit="clip", dynamic_ncols=True)
         for c0 in range(0, len(todo), args.chunk):
             chunk = todo[c0:c0 + args.chunk]
+            t_c = time.time()
             gens = [torch.Generator().manual_seed(1000 * s + i) for s, i in chunk]  # as lamo.demo.run._sample
             out = pipe(prompt=[prompts[i] for _, i in chunk], generator=gens, num_frames=preset["num_frames"],
                        height=preset["size"], width=preset["size"], num_inference_steps=steps,
@@ -110,19 +111,24 @@ def run(args) -> dict:
                        motion_prior=prior, motion_guidance_scale=lam_v, motion_guidance_window=rho,
                        motion_guidance_mode="output")
             frames = (np.clip(out.frames, 0, 1) * 255).round().astype(np.uint8)
+            per_clip = (time.time() - t_c) / len(chunk)
             for (s, i), f in zip(chunk, frames):
                 np.savez_compressed(folder / f"s{s}_p{i}.npz", frames=f)
-                row = {"seed": s, "prompt_index": i, "caption": prompts[i], **_score_clip(f, world, truth[i]["B"])}
+                row = {"seed": s, "prompt_index": i, "caption": prompts[i], "sample_s": per_clip,
+                       **_score_clip(f, world, truth[i]["B"])}
                 (folder / f"s{s}_p{i}.json").write_text(json.dumps(row))
             bar.update(len(chunk))
         bar.close()
-        sample_s[name] = time.time() - t_v
+        sample_s[name] = {"this_run_s": time.time() - t_v}
         if args.rescore:  # the readouts changed: score the cached frames again
             for s, i in tqdm(pairs, desc=f"rescoring {name}", unit="clip", dynamic_ncols=True):
                 f = np.load(folder / f"s{s}_p{i}.npz")["frames"]
-                row = {"seed": s, "prompt_index": i, "caption": prompts[i], **_score_clip(f, world, truth[i]["B"])}
+                old = json.loads((folder / f"s{s}_p{i}.json").read_text())
+                row = {"seed": s, "prompt_index": i, "caption": prompts[i], "sample_s": old.get("sample_s"),
+                       **_score_clip(f, world, truth[i]["B"])}
                 (folder / f"s{s}_p{i}.json").write_text(json.dumps(row))
         rows[name] = [json.loads((folder / f"s{s}_p{i}.json").read_text()) for s, i in pairs]
+        sample_s[name]["all_clips_s"] = sum(r.get("sample_s") or 0.0 for r in rows[name])  # cached clips included
 
     base, (mpg_name, mpg) = rows["baseline"], list(rows.items())[1]
     summary = {"A": {}, "B": {}, "size": {}, "jump_rate_vs_threshold": {}}
