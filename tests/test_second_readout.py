@@ -11,7 +11,7 @@ from lamo.physics import (
     teleport,
 )
 from lamo.physics.readout import (
-    jump_rate_curve, paired_change, piecewise_fit, read_balls, read_clip, readout_physics, size_fidelity,
+    jump_rate_curve, paired_change, piecewise_fit, read_balls, read_clip, size_fidelity,
 )
 
 TINY = get_world_config("tiny")

@@ -13,29 +13,32 @@ are properties of the ruler.
   and the background, from the distances ``d`` of the pixel to each blend segment:
   ``s ∝ exp(−d² / 2σ²)`` with ``σ = colour_sigma`` grey levels (no hard cut-off, no connected components);
 * the ball's radius from the matte's mass around the matte's densest disc-sized spot,
-  ``r = √(Σ m / π)`` over a window of ``2·r_max + 2`` px (``r_max`` the world's largest radius);
+  ``r = √(Σ m / π)`` over a disc of radius ``r_max + 1`` px (``r_max`` the world's largest radius);
 * its centre by **template matching**: the normalised cross-correlation (``cv2.TM_CCOEFF_NORMED``) of
   the matte with a disc of radius ``r`` rendered by :func:`~lamo.physics.render.disc_coverage`, and a
   parabolic fit through the correlation peak and its neighbours in ``x`` and in ``y`` (sub-pixel);
 * a ball is *seen* when its peak correlation is ≥ ``min_ncc`` and its mass ≥ ``min_area_fraction`` of the
   world's smallest disc, and its centre does not lie inside a larger ball seen in the same frame (balls
-  cannot interpenetrate: such a blob is a colour fringe of the other ball); it is *cut* when its disc pokes more than ½ px out of the image (its centre is
-  then biased, and such frames are left out of the physics fits).
+  cannot interpenetrate: such a blob is a colour fringe of the other ball); it is *cut* when its disc
+  pokes more than ½ px out of the image (its centre is then biased, and such frames are left out of the
+  physics fits).
 
 **Physics** (:func:`readout_physics`), per ball over its runs of ≥ ``min_run`` consecutive whole frames:
 
 * *piecewise constant-acceleration fits* — each run is split into pieces, each fitted by
   ``p(t) = p₀ + v t + ½ a t²`` in ``x`` and ``y``; how many pieces is chosen by BIC
-  (``n log(SSE/n + σ₀²) + k log n``; ``k`` = 6 per piece + 1 per break) and where they break by exact
-  dynamic programming: the contacts come out of the fit itself, never from distance thresholds;
+  (``N log(SSE/N + σ₀²) + k log N`` over the ``N`` coordinates; ``k`` = 6 per piece, fewer for a piece of
+  1–2 frames, + 1 per break; ``σ₀ = noise_floor``, the readout's own precision) and where they break by
+  exact dynamic programming: the contacts come out of the fit itself, never from distance thresholds;
 * ``ballistic_residual`` (px) — ``√(SSE / (n − k))`` over all fitted coordinates: what a constant force
   between contacts cannot explain (jitter, wobble, kicks);
 * ``gravity_fit`` (px/frame²) — the vertical accelerations of the pieces of ≥ 5 frames that are not
-  resting on the floor, weighted by their degrees of freedom; ``gravity_error = |ĝ − g| / g``;
+  resting on the floor (lowest point within half a radius of the bottom edge throughout), weighted by
+  their degrees of freedom; ``gravity_error = |ĝ − g| / g``;
 * ``unexplained_dv`` (px/frame²) — the largest ``‖p_{t+1} − 2p_t + p_{t−1} − (0, g)‖`` over frames where
   the ball could not have reached the floor, a side or another ball in the frames around ``t`` (each gap
-  larger than the largest step into or out of ``t`` along it, plus ``g`` for the floor, plus ``cut_margin``), i.e. velocity
-  changes no contact can explain; and its RMS
+  larger than the largest step into or out of ``t`` along it, plus ``g`` for the floor, plus
+  ``cut_margin``), i.e. velocity changes no contact can explain; and its RMS
   ``unexplained_dv_rms`` over the same frames;
 * ``break_rate`` — breaks per fitted frame (the contacts the fit needed);
 * ``area`` (px²) and ``radius`` (px) — the mean over balls of each ball's median whole-frame area /
