@@ -46,7 +46,7 @@ def check_bit_identical_decoded(backbone, run: Run) -> None:
     stock, lamo = backbone.pipelines()
     reference = run(stock, backbone, output_type="np", num_inference_steps=2)
     ours = run(lamo, backbone, output_type="np", num_inference_steps=2, motion_prior=backbone.prior(),
-               motion_guidance_record=True)
+               motion_guidance_scale=0.0, motion_guidance_record=True)
     assert isinstance(ours, np.ndarray) and ours.shape == reference.shape and np.array_equal(ours, reference)
 
 
@@ -88,7 +88,7 @@ def check_guidance_window(backbone, run: Run, window: float, first_guided: int, 
     guided_loss = [float(r.loss.sum()) for r in history]
 
     # the same measurement along the unguided trajectory: L_guide is lower wherever guidance acted before
-    run(lamo, backbone, motion_prior=prior, motion_guidance_record=True)
+    run(lamo, backbone, motion_prior=prior, motion_guidance_scale=0.0, motion_guidance_record=True)
     plain_loss = [float(r.loss.sum()) for r in lamo.motion_guidance_history]
     assert guided_loss[:first_guided + 1] == pytest.approx(plain_loss[:first_guided + 1], rel=1e-6)
     for s in range(first_guided + 1, steps):

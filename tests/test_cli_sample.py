@@ -31,7 +31,7 @@ def test_sample_sweeps_seeds_and_lambdas(cogvideox_model, tmp_path):
     rc = main(["sample", "--model", str(cogvideox_model / "model"), "--prior", str(cogvideox_model / "prior"),
                "--prompt-embeds", str(cogvideox_model / "prompts.safetensors"), "--seeds", "0", "1",
                "--motion-guidance-scale", "0", "--motion-guidance-scale", "0.5", "--steps", "3",
-               "--window", "0.7", *SIZE_ARGS, "--out", str(out)])
+               "--motion-guidance-window", "0.7", *SIZE_ARGS, "--out", str(out)])
     assert rc == 0
     expected = {f"{i}_{seed}_{lam}.mp4" for i in (0, 1) for seed in (0, 1) for lam in ("0", "0.5")}
     assert {p.name for p in out.glob("*.mp4")} == expected
@@ -103,7 +103,8 @@ def test_sample_with_a_bf16_prior_and_split_pairs(cogvideox_model, tmp_path):
     out = tmp_path / "out"
     rc = main(["sample", "--model", str(cogvideox_model / "model"), "--prior", str(cogvideox_model / "prior"),
                "--prompt-embeds", str(cogvideox_model / "prompts.safetensors"), "--motion-guidance-scale", "0.5",
-               "--steps", "3", "--window", "0.7", "--prior-dtype", "bfloat16", "--activation-gib", "1e-9",
+               "--steps", "3", "--motion-guidance-window", "0.7", "--prior-dtype", "bfloat16",
+               "--activation-gib", "1e-9",
                *SIZE_ARGS, "--out", str(out)])
     assert rc == 0
     run = json.loads((out / "run.json").read_text())

@@ -35,8 +35,8 @@ def test_the_demo_backbone_samples_with_defaults(tmp_path):
     (["--frames", "0"], "--frames must be ≥ 1"),
     (["--steps", "0"], "--steps must be ≥ 1"),
     (["--steps", "-3"], "--steps must be ≥ 1"),
-    (["--window", "1.5"], "--window"),
-    (["--window", "nan"], "--window"),
+    (["--motion-guidance-window", "1.5"], "--motion-guidance-window"),
+    (["--motion-guidance-window", "nan"], "--motion-guidance-window"),
     (["--fps", "0"], "--fps must be > 0"),
     (["--motion-guidance-scale", "inf", "--prior", str(DEMO)], "--motion-guidance-scale"),
     (["--guidance-scale", "nan"], "--guidance-scale"),
@@ -407,8 +407,8 @@ def test_sample_reuses_a_video_only_when_everything_that_made_it_matches(two_mod
         assert _videos(out) != made_by_a  # was: the first model's video kept and credited to the new one
         assert json.loads((out / "run.json").read_text())["videos"][0]["recipe"]["model"] == str(model)
         made_by_a = _videos(out)
-    for flag, value in (("--seeds", "0"), ("--steps", "3"), ("--guidance-scale", "1.5"), ("--window", "0.5"),
-                        ("--dtype", "bfloat16")):
+    for flag, value in (("--seeds", "0"), ("--steps", "3"), ("--guidance-scale", "1.5"),
+                        ("--motion-guidance-window", "0.5"), ("--dtype", "bfloat16")):
         argv = base + ["--model", str(a), "--skip-existing"]
         if flag in argv:
             argv[argv.index(flag) + 1] = value

@@ -58,7 +58,7 @@ def test_guidance_adds_no_host_sync_per_step(name):
         extra[steps] = _reads(pipe, backbone, steps, **guided) - _reads(pipe, backbone, steps)
     # what LaMo reads back happens once, after the loop (timesteps, NaN/inf verdicts) — not per step
     assert extra[4] == extra[8] <= 2, extra
-    recorded = _reads(pipe, backbone, 6, motion_prior=prior, motion_guidance_record=True) - _reads(pipe, backbone, 6)
+    recorded = _reads(pipe, backbone, 6, motion_prior=prior, motion_guidance_scale=0.0, motion_guidance_record=True) - _reads(pipe, backbone, 6)
     assert recorded <= 1, recorded  # λ = 0 with recording: the timesteps only
 
 

@@ -61,11 +61,11 @@ def test_bit_identical_to_stock_when_guidance_is_off(name):
     reference = _run(stock, backbone, batch=2)
     assert torch.equal(_run(lamo, backbone, batch=2), reference)  # no prior
     prior = backbone.prior()
-    assert torch.equal(_run(lamo, backbone, batch=2, motion_prior=prior), reference)  # λ = 0 (the default)
+    assert torch.equal(_run(lamo, backbone, batch=2, motion_prior=prior, motion_guidance_scale=0.0), reference)  # λ = 0
     lamo.motion_prior = prior
     assert torch.equal(_run(lamo, backbone, batch=2, motion_guidance_scale=0.0), reference)
     # measuring L_guide at every step does not change a bit either
-    assert torch.equal(_run(lamo, backbone, batch=2, motion_guidance_record=True), reference)
+    assert torch.equal(_run(lamo, backbone, batch=2, motion_guidance_scale=0.0, motion_guidance_record=True), reference)
     assert len(lamo.motion_guidance_history) == STEPS and not any(r.guided for r in lamo.motion_guidance_history)
     assert "step" not in vars(lamo.scheduler) and "encode_prompt" not in vars(lamo)  # nothing left wrapped
 
@@ -224,8 +224,12 @@ def test_load_motion_prior_and_from_pretrained(tmp_path):
     # it was saved from in the last bit (diffusers' loading path), LaMo's pipeline must add nothing to that
     stock = type(stock).from_pretrained(tmp_path / "model", tokenizer=None, text_encoder=None)
     stock.set_progress_bar_config(disable=True)
-    assert torch.equal(_run(lamo, backbone), _run(stock, backbone))
-    assert not torch.equal(_run(lamo, backbone, motion_guidance_scale=1.0), _run(stock, backbone))
+    assert torch.equal(_run(lamo, backbone, motion_guidance_scale=0.0), _run(stock, backbone))
+    guided = _run(lamo, backbone, motion_guidance_scale=1.0)
+    assert not torch.equal(guided, _run(stock, backbone))
+    # λ left out with a prior that records no settings: the default λ = 1 (it was "off" before priors carried settings)
+    assert torch.equal(_run(lamo, backbone), guided)
+    assert lamo.motion_guidance_settings["sources"]["motion_guidance_scale"] == "default"
     tiny_motion_prior(backbone.channels, backbone="cogvideox").save_pretrained(tmp_path / "other")
     with pytest.raises(ValueError, match="backbone family"):
         lamo.load_motion_prior(tmp_path / "other")

@@ -60,10 +60,10 @@ def test_i2v_bit_identical_to_stock_when_guidance_is_off(name):
     assert reference.shape[2 if backbone.family == "cogvideox" else 1] == backbone.channels  # C, not the input's
     assert torch.equal(_run(lamo, backbone), reference)  # no prior
     prior = backbone.prior()
-    assert torch.equal(_run(lamo, backbone, motion_prior=prior), reference)  # λ = 0 (the default)
+    assert torch.equal(_run(lamo, backbone, motion_prior=prior, motion_guidance_scale=0.0), reference)  # λ = 0
     lamo.motion_prior = prior
     assert torch.equal(_run(lamo, backbone, motion_guidance_scale=0.0), reference)
-    assert torch.equal(_run(lamo, backbone, motion_guidance_record=True), reference)  # measuring changes nothing
+    assert torch.equal(_run(lamo, backbone, motion_guidance_scale=0.0, motion_guidance_record=True), reference)  # measuring changes nothing
     assert len(lamo.motion_guidance_history) == STEPS and not any(r.guided for r in lamo.motion_guidance_history)
     assert all(r.transformer == "transformer" for r in lamo.motion_guidance_history)
     assert not {"step"} & set(vars(lamo.scheduler)) and not {"encode_prompt", "prepare_latents"} & set(vars(lamo))

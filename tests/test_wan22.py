@@ -114,8 +114,8 @@ def test_wan22_bit_identical_to_stock_when_guidance_is_off(name):
     assert reference.shape[1] == backbone.channels
     assert torch.equal(_run(lamo, backbone), reference)
     prior = backbone.prior()
-    assert torch.equal(_run(lamo, backbone, motion_prior=prior), reference)
-    assert torch.equal(_run(lamo, backbone, motion_prior=prior, motion_guidance_record=True), reference)
+    assert torch.equal(_run(lamo, backbone, motion_prior=prior, motion_guidance_scale=0.0), reference)
+    assert torch.equal(_run(lamo, backbone, motion_prior=prior, motion_guidance_scale=0.0, motion_guidance_record=True), reference)
     history = lamo.motion_guidance_history
     assert len(history) == STEPS and not any(r.guided for r in history)
     expected = ["transformer"] * 3 + ["transformer_2"] * 2 if name in A14B else ["transformer"] * STEPS
@@ -234,7 +234,7 @@ def test_ti2v_x0_is_the_schedulers_own(name, monkeypatch):
         return out
 
     monkeypatch.setattr(lamo.scheduler, "convert_model_output", spy_convert)
-    video = _run(lamo, backbone, motion_prior=backbone.prior(), motion_guidance_record=True)
+    video = _run(lamo, backbone, motion_prior=backbone.prior(), motion_guidance_scale=0.0, motion_guidance_record=True)
     assert len(guided_x0) == len(scheduler_x0) == STEPS
     for ours, theirs in zip(guided_x0, scheduler_x0):
         theirs = lamo.adapter.to_bfchw(theirs)  # (B, C, F, H, W) -> (B, F, C, H, W)
@@ -259,7 +259,7 @@ def test_ti2v_i2v_guidance_leaves_the_image_frame_alone():
             del lamo.scheduler.step  # the spy
         return seen[FIRST_GUIDED]
 
-    plain = received(motion_guidance_record=True)
+    plain = received(motion_guidance_scale=0.0, motion_guidance_record=True)
     output = received(motion_guidance_scale=1.0, motion_guidance_window=WINDOW)
     latent = received(motion_guidance_scale=1.0, motion_guidance_window=WINDOW, motion_guidance_mode="latent")
     # (B, C, F, H, W): frame 0 is the image's

@@ -11,7 +11,8 @@ from .guidance import GUIDANCE_MODES, GuidanceOutput, MotionPriorGuidance, guida
 from .losses import DRIFT_MODES, LAMBDA_DRIFT, DriftLossOutput, drift_loss_terms, motion_drift_loss
 from .motion import lag_delta, macro_drift
 from .parametrization import PREDICTION_TYPES, predict_x0, signal_weight
-from .prior import PRIOR_PRESETS, MotionPrior, PriorLossOutput, pool_prompt_embeds
+from .prior import (PRIOR_PRESETS, SAMPLING_KEYS, SAMPLING_SETTINGS_FILE, MotionPrior, PriorLossOutput,
+                    pool_prompt_embeds, read_sampling_settings, write_sampling_settings)
 
 __version__ = "0.1.0"
 
@@ -20,5 +21,6 @@ __all__ = [
     "motion_drift_loss", "drift_loss_terms", "DriftLossOutput", "DRIFT_MODES", "LAMBDA_DRIFT",
     "predict_x0", "signal_weight", "PREDICTION_TYPES",
     "MotionPrior", "PRIOR_PRESETS", "PriorLossOutput", "pool_prompt_embeds",
+    "SAMPLING_SETTINGS_FILE", "SAMPLING_KEYS", "write_sampling_settings", "read_sampling_settings",
     "MotionPriorGuidance", "GuidanceOutput", "guidance_loss", "GUIDANCE_MODES",
 ]

@@ -25,9 +25,16 @@ Two architectures, one config field (``arch``):
 The class is a diffusers ``ModelMixin``/``ConfigMixin``: ``save_pretrained`` writes
 ``diffusion_pytorch_model.safetensors`` + ``config.json`` and ``from_pretrained`` reads them back
 (safetensors only — nothing is unpickled).
+
+A prior folder may also hold ``sampling.json`` (:data:`SAMPLING_SETTINGS_FILE`): the λ, window ρ, denoising
+steps and CFG scale the prior was validated at, and what chose them. :func:`write_sampling_settings`
+records them; :meth:`MotionPrior.from_pretrained` reads them into ``prior.sampling_settings``, which the
+LaMo pipelines and ``lamo sample`` use unless the caller passes its own values.
 """
 from __future__ import annotations
 
+import datetime
+import json
 import math
 import os
 import re
@@ -41,12 +48,14 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from .errors import InputError
 from .motion import check_latents, lag_delta
 from .errors import InputError, MissingInputError
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
 
-__all__ = ["MotionPrior", "PRIOR_ARCHS", "PRIOR_PRESETS", "NOISE_AUGS", "PriorLossOutput", "pool_prompt_embeds"]
+__all__ = ["MotionPrior", "PRIOR_ARCHS", "PRIOR_PRESETS", "NOISE_AUGS", "PriorLossOutput", "pool_prompt_embeds",
+           "SAMPLING_SETTINGS_FILE", "SAMPLING_KEYS", "write_sampling_settings", "read_sampling_settings"]
 
 PRIOR_ARCHS = ("lamo", "release")
 NOISE_AUGS = ("fixed", "diffusion")
@@ -63,6 +72,101 @@ PRIOR_PRESETS: dict[str, dict[str, Any]] = {
                     second_order=False, tau=1, prompt_dropout=0.1, noise_aug_prob=0.5, noise_aug_std=0.3,
                     noise_aug="diffusion", cosine_weight=0.3),
 }
+
+
+# ------------------------------------------------------------------------------ validated sampling settings
+#: the file in a prior's folder that records the settings the prior was validated at
+SAMPLING_SETTINGS_FILE = "sampling.json"
+#: the settings it may record: λ, window ρ, denoising steps, classifier-free guidance scale
+SAMPLING_KEYS = ("motion_guidance_scale", "motion_guidance_window", "num_inference_steps", "guidance_scale")
+
+
+def _check_sampling_settings(settings: Any, where: str) -> dict[str, Any]:
+    """The settings as plain numbers, or ``InputError`` naming ``where`` and what is wrong."""
+    if not isinstance(settings, dict) or not settings:
+        raise InputError(f"{where}: the settings must be a non-empty mapping of {SAMPLING_KEYS}, got {settings!r}")
+    unknown = sorted(set(settings) - set(SAMPLING_KEYS))
+    if unknown:
+        raise InputError(f"{where}: unknown sampling setting(s) {unknown}; the known ones are {list(SAMPLING_KEYS)}")
+    out: dict[str, Any] = {}
+    for key in SAMPLING_KEYS:
+        if key not in settings:
+            continue
+        v = settings[key]
+        number = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if key == "num_inference_steps":
+            ok = number and float(v).is_integer() and v >= 1
+            v = int(v) if ok else v
+            rule = "a whole number ≥ 1"
+        elif key == "motion_guidance_window":
+            ok, rule = number and 0.0 <= v <= 1.0, "a number in [0, 1]"
+        else:  # λ and the CFG scale
+            ok, rule = number and v >= 0, "a finite number ≥ 0"
+        if not ok:
+            raise InputError(f"{where}: {key} must be {rule}, got {settings[key]!r}")
+        out[key] = v if key == "num_inference_steps" else float(v)
+    return out
+
+
+def write_sampling_settings(folder: str | os.PathLike, settings: dict[str, Any], source: str) -> Path:
+    """Record in a prior's folder the settings it was validated at (``sampling.json``); returns the file.
+
+    Args:
+        folder: the prior's folder (``MotionPrior.save_pretrained``'s).
+        settings: some or all of :data:`SAMPLING_KEYS` — ``motion_guidance_scale`` (λ ≥ 0),
+            ``motion_guidance_window`` (ρ ∈ [0, 1]), ``num_inference_steps`` (≥ 1), ``guidance_scale`` (CFG ≥ 0).
+        source: one sentence saying what chose them (a benchmark run and its command, a sweep on validation
+            prompts, …); it travels with the prior so its user can judge them.
+
+    The file is written atomically (a reader sees the old record or the new one). Raises ``InputError``
+    for an unknown key, a value out of range or an empty ``source``.
+    """
+    folder = Path(folder)
+    path = folder / SAMPLING_SETTINGS_FILE
+    checked = _check_sampling_settings(settings, str(path))
+    if not isinstance(source, str) or not source.strip():
+        raise InputError(f"{path}: say what chose these settings (source=, e.g. the benchmark run and its command)")
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder: write the prior first (MotionPrior.save_pretrained)")
+    record = dict(settings=checked, source=source.strip(),
+                  written=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_sampling_settings(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The whole ``sampling.json`` record of a prior's folder (``settings``, ``source``, ``written``), or ``None``
+    when the folder has none. A garbled file raises ``InputError`` naming it."""
+    path = Path(folder) / SAMPLING_SETTINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} is not valid JSON ({e}); fix it or rewrite it with "
+                         "lamo.prior.write_sampling_settings") from e
+    if not isinstance(record, dict) or "settings" not in record:
+        raise InputError(f"{path} holds no 'settings' record; rewrite it with lamo.prior.write_sampling_settings")
+    record = dict(record, settings=_check_sampling_settings(record["settings"], str(path)))
+    return record
+
+
+def _hub_sampling_settings(repo_id: str, **kwargs: Any) -> dict[str, Any] | None:
+    """``sampling.json`` of a prior on the Hub (``None`` when it has none or the Hub cannot be reached)."""
+    import tempfile
+
+    try:
+        from huggingface_hub import hf_hub_download
+
+        names = ("subfolder", "revision", "token", "cache_dir", "local_files_only")
+        file = hf_hub_download(repo_id, SAMPLING_SETTINGS_FILE, **{k: kwargs[k] for k in names if kwargs.get(k)})
+    except Exception:  # noqa: BLE001 — no file, no network: the prior simply carries no settings
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, SAMPLING_SETTINGS_FILE).write_bytes(Path(file).read_bytes())
+        return read_sampling_settings(tmp)
 
 
 def pool_prompt_embeds(prompt_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -194,9 +298,14 @@ class MotionPrior(ModelMixin, ConfigMixin):
 
     With ``arch="release"`` a prompt dropped in training is the zero vector, drawn per pair (as the
     release does), and an absent prompt (``cond=None``) is the learned ``null_prompt``.
+
+    ``prior.sampling_settings``: the λ / ρ / steps / CFG scale the prior was validated at (the ``settings``
+    of its folder's ``sampling.json``, set by :meth:`from_pretrained`; ``None`` when none were recorded).
     """
 
     _supports_gradient_checkpointing = True
+    #: the settings the prior was validated at (:data:`SAMPLING_KEYS`), or ``None``; see :func:`write_sampling_settings`
+    sampling_settings: dict[str, Any] | None = None
 
     @register_to_config
     def __init__(
@@ -307,6 +416,9 @@ class MotionPrior(ModelMixin, ConfigMixin):
         that does not exist, or a folder without ``config.json``, raises ``FileNotFoundError`` naming
         what is missing. A Hub id (``"user/repo"``, shared with :meth:`push_to_hub` or ``lamo share push``)
         is downloaded by diffusers (``revision=``, ``token=``, ``cache_dir=`` as there).
+
+        Sets ``prior.sampling_settings`` from the folder's ``sampling.json`` (:func:`read_sampling_settings`;
+        ``None`` without one; a garbled one raises ``InputError`` naming the file).
         """
         path = os.fspath(pretrained_model_name_or_path)
         folder = os.path.join(path, kwargs.get("subfolder") or "")
@@ -315,7 +427,10 @@ class MotionPrior(ModelMixin, ConfigMixin):
                     and os.path.isfile(os.path.join(folder, "predictor.safetensors"))):
                 prior = load_release_predictor(os.path.join(folder, "predictor.safetensors"))
                 dtype = kwargs.get("torch_dtype", kwargs.get("dtype"))
-                return prior.to(dtype) if dtype is not None else prior
+                prior = prior.to(dtype) if dtype is not None else prior
+                record = read_sampling_settings(folder)
+                prior.sampling_settings = None if record is None else record["settings"]
+                return prior
             if not os.path.isfile(os.path.join(folder, "config.json")):
                 raise FileNotFoundError(
                     f"{folder} is not a LaMo motion prior checkpoint: config.json is missing. A prior folder "
@@ -328,8 +443,13 @@ class MotionPrior(ModelMixin, ConfigMixin):
                 "diffusion_pytorch_model.safetensors). Train one with `lamo train prior`, or pass its folder."
             )
         kwargs.setdefault("use_safetensors", True)
+        if os.path.isdir(path):
+            record = read_sampling_settings(folder)  # a garbled file is refused before the weights are read
+            prior = super().from_pretrained(path, **kwargs)
+            prior.sampling_settings = None if record is None else record["settings"]
+            return prior
         try:
-            return super().from_pretrained(path, **kwargs)
+            prior = super().from_pretrained(path, **kwargs)
         except (OSError, EnvironmentError) as e:
             if os.path.isdir(path):
                 raise
@@ -337,6 +457,9 @@ class MotionPrior(ModelMixin, ConfigMixin):
                 f"motion prior {path!r} is not a local folder and could not be loaded from the Hugging Face "
                 f"Hub ({type(e).__name__}: {e}). Check the path, or download the prior first."
             ) from e
+        record = _hub_sampling_settings(path, **kwargs)
+        prior.sampling_settings = None if record is None else record["settings"]
+        return prior
 
     # ------------------------------------------------------------------ conditioning
     def condition(self, cond: torch.Tensor | None, n: int, drop: torch.Tensor | None = None) -> torch.Tensor:

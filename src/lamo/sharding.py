@@ -3,9 +3,14 @@
 :class:`Shards` reads the process's place from the launcher's environment (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``; both launchers set them) or from a process group already started (e.g. by accelerate's
 ``PartialState``). Work item ``k`` belongs to rank ``k mod WORLD_SIZE``, so which process makes an item
-never changes what it is: every item carries its own seed. :meth:`Shards.sync` is the one collective
-step — every rank arrives, rank 0 does something (e.g. deletes an earlier run), every rank gets its
-result — taken over a CPU (gloo) group, so it works on CPU and GPU alike and never occupies a GPU.
+never changes what it is: every item carries its own seed. Two collective steps, both torch.distributed's own
+primitives over a CPU (gloo) group, so they work on CPU and GPU alike and never occupy a GPU:
+
+* :meth:`Shards.sync` — every rank arrives, rank 0 does something (e.g. deletes an earlier run), every rank
+  gets its result (``barrier`` + ``broadcast_object_list``);
+* :meth:`Shards.gather` — rank 0 receives every rank's result (``gather_object``): how a sharded run's records
+  are merged. A process may still write its own partial record to disk as it goes, but only so that an
+  interrupted run can be resumed; nothing polls files.
 """
 from __future__ import annotations
 
@@ -20,8 +25,10 @@ from .errors import InputError
 __all__ = ["Shards"]
 
 T = TypeVar("T")
-#: how long :meth:`Shards.sync` waits for the slowest rank (loading a large model can take minutes)
-SYNC_TIMEOUT = datetime.timedelta(hours=1)
+#: how long a collective step waits for the slowest rank: :meth:`Shards.gather` waits while the other ranks finish
+#: their share of the work. torchrun and accelerate launch stop every process when one fails, so the wait only
+#: ever spans work still being done.
+SYNC_TIMEOUT = datetime.timedelta(hours=24)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -90,6 +97,19 @@ class Shards:
         box = [on_main() if self.main else None]
         dist.broadcast_object_list(box, src=0, group=group)
         return box[0]
+
+    def gather(self, obj: T) -> list[T] | None:
+        """Rank 0 gets ``[obj of rank 0, obj of rank 1, …]`` (any picklable objects); the other ranks get ``None``.
+
+        Every rank must call it; each returns once rank 0 has everything. With one process: ``[obj]``.
+        """
+        if self.world_size == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        received: list | None = [None] * self.world_size if self.main else None
+        dist.gather_object(obj, received, dst=0, group=_group())  # the group spans every rank: global rank 0
+        return received
 
 
 _GLOO: list = []  # the gloo group of this process, once made

@@ -4,10 +4,11 @@
 * :class:`LaMoCogVideoXImageToVideoPipeline` — subclass of ``diffusers.CogVideoXImageToVideoPipeline``;
 * :class:`LaMoWanPipeline` — subclass of ``diffusers.WanPipeline`` (Wan 2.1 and 2.2);
 * :class:`LaMoWanImageToVideoPipeline` — subclass of ``diffusers.WanImageToVideoPipeline``;
-* :func:`pipeline_class` — the LaMo pipeline class of a backbone family (text- or image-to-video).
+* :func:`pipeline_class` — the LaMo pipeline class of a backbone family (text- or image-to-video);
+* :func:`resolve_sampling_settings` — λ, ρ, steps and CFG of a call: the caller's, else the prior's
+  recorded ``sampling.json``, else defaults (:mod:`lamo.pipelines.settings`, with :func:`model_sizes`).
 
-With ``motion_guidance_scale=0`` (the default) or no prior, each gives the stock pipeline's output
-bit for bit.
+With ``motion_guidance_scale=0`` or no prior, each gives the stock pipeline's output bit for bit.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from ..demo import autoencoder as _demo_autoencoder  # noqa: F401  (lets from_pr
 from .cogvideox import LaMoCogVideoXImageToVideoPipeline, LaMoCogVideoXPipeline
 from .guided import (RELEASE_GUIDANCE_KWARGS, RELEASE_SAMPLING_KWARGS, GuidanceRecord, GuidedSchedulerStep,
                      MotionGuidedPipelineMixin, NonFiniteGuidanceError)
+from .settings import (SAMPLING_DEFAULTS, check_sizes, describe_settings, model_sizes, resolve_sampling_settings,
+                       stock_call)
 from .wan import LaMoWanImageToVideoPipeline, LaMoWanPipeline
 
 __all__ = [
@@ -22,6 +25,7 @@ __all__ = [
     "pipeline_class", "is_image_to_video_model", "takes_image",
     "GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
     "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS",
+    "resolve_sampling_settings", "describe_settings", "SAMPLING_DEFAULTS", "model_sizes", "check_sizes", "stock_call",
 ]
 
 PIPELINES = {"cogvideox": LaMoCogVideoXPipeline, "wan": LaMoWanPipeline}

@@ -14,8 +14,8 @@ class LaMoCogVideoXPipeline(MotionGuidedPipelineMixin, CogVideoXPipeline):
     """``CogVideoXPipeline`` (2B / 5B / 1.5 text-to-video) plus Motion Prior Guidance.
 
     Same components, ``from_pretrained`` and call arguments as ``CogVideoXPipeline``, plus
-    ``motion_prior=``, ``motion_guidance_scale=`` (λ, default 0 = off), ``motion_guidance_window=`` (ρ,
-    0.8), ``motion_guidance_mode=`` (``"output"`` / ``"latent"``) and ``motion_guidance_record=`` —
+    ``motion_prior=``, ``motion_guidance_scale=`` (λ; 0 = off), ``motion_guidance_window=`` (ρ) — both, and the
+    steps and CFG scale, default to what the prior records (its ``sampling.json``) —, ``motion_guidance_mode=`` (``"output"`` / ``"latent"``) and ``motion_guidance_record=`` —
     see :meth:`MotionGuidedPipelineMixin.__call__`. Works with ``CogVideoXDDIMScheduler`` and
     ``CogVideoXDPMScheduler``::
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import math
 import warnings
 from contextlib import ExitStack, contextmanager
@@ -57,6 +58,7 @@ RELEASE_GUIDANCE_KWARGS: dict[str, Any] = dict(
 # ... and their sampling setting on CogVideoX-2B: 50 steps, CFG 6, 49 frames.
 RELEASE_SAMPLING_KWARGS: dict[str, Any] = dict(num_inference_steps=50, guidance_scale=6.0, num_frames=49,
                                                **RELEASE_GUIDANCE_KWARGS)
+_log = logging.getLogger("lamo.pipelines")
 
 
 @dataclass
@@ -354,13 +356,62 @@ class MotionGuidedPipelineMixin:
         """:class:`GuidanceRecord` of each guided (or, with ``motion_guidance_record``, each) step of the last call."""
         return self.__dict__.setdefault("_motion_guidance_history", [])
 
+    @property
+    def motion_guidance_settings(self) -> dict[str, dict[str, Any]]:
+        """What the last call sampled with: ``{"values": {...}, "sources": {...}}``.
+
+        ``values`` holds λ, ρ, ``num_inference_steps``, ``guidance_scale`` (:data:`~lamo.prior.SAMPLING_KEYS`),
+        the sizes (``num_frames``, ``height``, ``width``, ``max_sequence_length``) and the other guidance
+        options; ``sources`` says for each of the first ones and the sizes where it came from: ``"caller"``,
+        ``"prior"`` (its ``sampling.json``), ``"config"`` (the model's config) or ``"default"``.
+        """
+        return self.__dict__.setdefault("_motion_guidance_settings", {"values": {}, "sources": {}})
+
+    def _motion_guidance_fill(self, prior: MotionPrior | None, args: tuple, kwargs: dict[str, Any],
+                              scale: float | None, window: float | None) -> dict[str, Any]:
+        """The stock call's kwargs with what the caller left out filled in (steps and CFG from the prior, sizes
+        from the model's config); records :attr:`motion_guidance_settings` and logs it."""
+        from .settings import describe_settings, model_sizes, pipeline_family, resolve_sampling_settings, stock_call
+
+        parameters = list(inspect.signature(stock_call(self)).parameters)[1:]  # without self
+        passed = set(kwargs) | set(parameters[:len(args)])
+
+        def given(name: str) -> Any:
+            return kwargs.get(name) if name in kwargs else (args[parameters.index(name)] if name in passed else None)
+
+        values, sources = resolve_sampling_settings(
+            self, prior, motion_guidance_scale=scale, motion_guidance_window=window,
+            num_inference_steps=given("num_inference_steps"), guidance_scale=given("guidance_scale"))
+        kwargs = dict(kwargs)
+        for name in ("num_inference_steps", "guidance_scale"):
+            if sources[name] == "prior":
+                kwargs[name] = values[name]
+        sizes = {"num_frames": "frames", "height": "height", "width": "width", "max_sequence_length": "text_len"}
+        config_sizes = model_sizes(self) if pipeline_family(self) == "cogvideox" else None
+        stock_defaults = {k: v.default for k, v in inspect.signature(stock_call(self)).parameters.items()}
+        for name, key in sizes.items():
+            if name not in parameters:
+                continue
+            if name in passed and given(name) is not None:
+                values[name], sources[name] = given(name), "caller"
+            elif config_sizes is not None:
+                kwargs[name] = values[name] = config_sizes[key]
+                sources[name] = "config"
+            else:
+                values[name], sources[name] = stock_defaults[name], "default"
+        self.__dict__["_motion_guidance_settings"] = {"values": values, "sources": sources}
+        # what the call filled in itself is worth a line; a call that gave everything (a sweep's) is not
+        level = logging.INFO if set(sources.values()) - {"caller"} else logging.DEBUG
+        _log.log(level, "%s sampling with %s", type(self).__name__, describe_settings(values, sources))
+        return kwargs
+
     # ---------------------------------------------------------------- the call
     def __call__(
         self,
         *args: Any,
         motion_prior: MotionPrior | None = None,
-        motion_guidance_scale: float = 0.0,
-        motion_guidance_window: float = 0.8,
+        motion_guidance_scale: float | None = None,
+        motion_guidance_window: float | None = None,
         motion_guidance_mode: str = "output",
         motion_guidance_record: bool = False,
         motion_guidance_activation_gib: float | None = 2.0,
@@ -375,11 +426,12 @@ class MotionGuidedPipelineMixin:
 
         Args:
             motion_prior: the :class:`~lamo.MotionPrior` to guide with; defaults to ``self.motion_prior``.
-            motion_guidance_scale: λ ≥ 0 (0, the default, turns guidance off: the output is the stock
-                pipeline's, bit for bit). λ is defined per sample and per latent element so it means
+            motion_guidance_scale: λ ≥ 0; 0 turns guidance off (the output is the stock pipeline's, bit for
+                bit). ``None`` (the default): the prior's recorded value (``prior.sampling_settings``), else
+                1.0 with a prior and 0 without. λ is defined per sample and per latent element so it means
                 the same at any batch size and resolution; see :mod:`lamo.guidance`.
             motion_guidance_window: ρ ∈ [0, 1]; steps ``s ≥ (1 − ρ)·S`` are guided (0.8 skips the
-                noisiest 20 %).
+                noisiest 20 %). ``None`` (the default): the prior's recorded value, else 0.8.
             motion_guidance_mode: ``"output"`` (correct the model output, the method) or ``"latent"``
                 (correct ``x_t``, the paper's direct-latent-edit ablation).
             motion_guidance_record: also measure ``L_guide`` at unguided steps (all steps when λ = 0),
@@ -399,6 +451,17 @@ class MotionGuidedPipelineMixin:
             motion_guidance_more_priors: further priors (each trained for this backbone, each at a lag of its
                 own) guiding in the same steps: several lags at once, their losses summed under one λ.
 
+        Settings the caller leaves out come from the prior, then from defaults
+        (:func:`lamo.pipelines.settings.resolve_sampling_settings`): λ and ρ as above, and — whenever a prior
+        is given, λ = 0 included, so a λ = 0 baseline is sampled like its guided arm — ``num_inference_steps``
+        and ``guidance_scale`` from the prior's ``sampling.json`` (else the stock pipeline's defaults).
+        ``num_frames``, ``height``, ``width`` and ``max_sequence_length`` left out come from the model's
+        own config (:func:`~lamo.pipelines.settings.model_sizes`; for the published CogVideoX checkpoints
+        these are the stock defaults, for other sizes the stock defaults would not fit the model). After
+        the call, :attr:`motion_guidance_settings` holds the values used and where each came from
+        (``"caller"``, ``"prior"``, ``"config"``, ``"default"``); they are also logged (logger ``lamo.pipelines``)
+        at INFO level when the call filled any of them in, else at DEBUG level.
+
         ``pipe(prompt, **RELEASE_SAMPLING_KWARGS)`` with a release prior (:func:`lamo.convert.load_release`)
         is the authors' sampling setting.
 
@@ -408,6 +471,17 @@ class MotionGuidedPipelineMixin:
         After the call, :attr:`motion_guidance_history` holds one :class:`GuidanceRecord` per guided
         (or recorded) step.
         """
+        if motion_prior is not None:
+            self.check_motion_prior(motion_prior)
+        prior = motion_prior if motion_prior is not None else self.motion_prior
+        kwargs = self._motion_guidance_fill(prior, args, kwargs, motion_guidance_scale, motion_guidance_window)
+        values = self.motion_guidance_settings["values"]
+        motion_guidance_scale, motion_guidance_window = values["motion_guidance_scale"], values["motion_guidance_window"]
+        values.update(motion_guidance_mode=motion_guidance_mode, motion_guidance_reduction=motion_guidance_reduction,
+                      motion_guidance_window_rounding=motion_guidance_window_rounding,
+                      motion_guidance_stop_gradient=motion_guidance_stop_gradient,
+                      motion_guidance_schedule=motion_guidance_schedule,
+                      motion_guidance_more_priors=len(motion_guidance_more_priors or ()))
         if not (isinstance(motion_guidance_scale, (int, float)) and math.isfinite(motion_guidance_scale)
                 and motion_guidance_scale >= 0):
             raise ValueError(f"motion_guidance_scale (λ) must be a finite number ≥ 0, got {motion_guidance_scale!r}")
@@ -425,15 +499,12 @@ class MotionGuidedPipelineMixin:
         if motion_guidance_schedule not in GUIDANCE_SCHEDULES:
             raise ValueError(f"unknown motion_guidance_schedule {motion_guidance_schedule!r}; expected one of "
                              f"{GUIDANCE_SCHEDULES}")
-        if motion_prior is not None:
-            self.check_motion_prior(motion_prior)
         more_priors = tuple(motion_guidance_more_priors or ())
         for extra in more_priors:
             if not isinstance(extra, MotionPrior):
                 raise TypeError(f"motion_guidance_more_priors must hold lamo.MotionPrior objects, got "
                                 f"{type(extra).__name__}")
             self.check_motion_prior(extra)
-        prior = motion_prior if motion_prior is not None else self.motion_prior
         self._motion_guidance_history = []
         if prior is None:
             if motion_guidance_scale > 0 or motion_guidance_record:

@@ -16,8 +16,8 @@ class LaMoWanPipeline(MotionGuidedPipelineMixin, WanPipeline):
     """``WanPipeline`` (Wan 2.1 / 2.2 text-to-video) plus Motion Prior Guidance.
 
     Same components, ``from_pretrained`` and call arguments as ``WanPipeline``, plus ``motion_prior=``,
-    ``motion_guidance_scale=`` (λ, default 0 = off), ``motion_guidance_window=`` (ρ, 0.8),
-    ``motion_guidance_mode=`` and ``motion_guidance_record=`` — see
+    ``motion_guidance_scale=`` (λ; 0 = off), ``motion_guidance_window=`` (ρ) — both, and the steps and CFG
+    scale, default to what the prior records (its ``sampling.json``) —, ``motion_guidance_mode=`` and ``motion_guidance_record=`` — see
     :meth:`MotionGuidedPipelineMixin.__call__`. Works with ``UniPCMultistepScheduler`` (flow sigmas, Wan's
     default) and ``FlowMatchEulerDiscreteScheduler``; latents are ``(B, C, F, H, W)`` here and the
     adapter hands guidance ``(B, F, C, H, W)``::
