@@ -48,9 +48,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .errors import InputError
-from .motion import check_latents, lag_delta
 from .errors import InputError, MissingInputError
+from .motion import check_latents, lag_delta
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
 
