@@ -59,7 +59,7 @@ TESTS=(
   tests/test_demo_backbone.py tests/test_pipelines.py tests/test_pipelines_i2v.py tests/test_wan22.py
   tests/test_adapters.py tests/test_prior.py tests/test_guidance.py tests/test_model_card.py tests/test_convert.py
   tests/test_train_finetune.py tests/test_cache.py tests/test_data.py tests/test_report.py tests/test_effect.py
-  tests/test_properties.py tests/test_architecture.py
+  tests/test_properties.py tests/test_architecture.py tests/test_pipeline_defaults.py
 )
 PYTHONPATH=$PWD/src "$PY" -m pytest -q -p no:cacheprovider -m "not slow" "${TESTS[@]}"
 echo "floors: tests passed in $(($(date +%s) - installed)) s ($(($(date +%s) - start)) s in all)"
