@@ -1,4 +1,4 @@
-"""Sharing a prior like a model: the model card (lamo.model_card), MotionPrior.push_to_hub and `lamo share`.
+"""Sharing a prior like a model: the model card (lamo.model_card), push_prior_to_hub and `lamo share`.
 
 No network: every upload goes through diffusers' hub helpers (``create_repo``, ``upload_folder`` in
 ``diffusers.utils.hub_utils``), replaced here by fakes that copy what would be uploaded.
@@ -14,8 +14,8 @@ from huggingface_hub import ModelCard
 from lamo import MotionPrior
 from lamo.cli import main
 from lamo.errors import InputError, MissingInputError
-from lamo.model_card import (PIPELINE_NAMES, load_quality, prior_model_card, push_prior_folder, training_info,
-                             write_model_card)
+from lamo.model_card import (PIPELINE_NAMES, load_quality, prior_model_card, push_prior_folder, push_prior_to_hub,
+                             training_info, write_model_card)
 from lamo.prior_quality import GENERIC_COUNTERFACTUALS, prior_quality
 
 BASE = "THUDM/CogVideoX-2b"
@@ -70,9 +70,11 @@ def hub(monkeypatch, tmp_path):
 def test_card_front_matter_and_body_parse_back(tmp_path):
     p = tiny_prior(tau=1)
     q = quality_of(p)
-    p.save_pretrained(tmp_path / "prior", model_card=dict(
-        base_model=BASE, training={"preset": "tiny", "steps": 10, "lr": 1e-3, "val_cosine": 0.4321, "val_loss": 0.5},
-        quality=q, repo_id="me/tiny-prior"))
+    p.save_pretrained(tmp_path / "prior")
+    write_model_card(tmp_path / "prior", p,
+                     base_model=BASE, training={"preset": "tiny", "steps": 10, "lr": 1e-3, "val_cosine": 0.4321,
+                                                "val_loss": 0.5},
+                     quality=q, repo_id="me/tiny-prior")
     card = ModelCard.load(tmp_path / "prior" / "README.md")
     d = card.data.to_dict()
     assert d["library_name"] == "lamo" and d["license"] == "apache-2.0" and d["base_model"] == BASE
@@ -119,7 +121,8 @@ def test_default_save_is_unchanged_and_card_round_trip_is_exact(tmp_path):
     p.save_pretrained(tmp_path / "plain")
     files = ["config.json", "diffusion_pytorch_model.safetensors"]
     assert sorted(f.name for f in (tmp_path / "plain").iterdir()) == files
-    p.save_pretrained(tmp_path / "carded", model_card=True)
+    p.save_pretrained(tmp_path / "carded")
+    write_model_card(tmp_path / "carded", p)
     assert sorted(f.name for f in (tmp_path / "carded").iterdir()) == [
         "README.md", "config.json", "diffusion_pytorch_model.safetensors"]
     assert (tmp_path / "plain" / "config.json").read_text() == (tmp_path / "carded" / "config.json").read_text()
@@ -128,8 +131,6 @@ def test_default_save_is_unchanged_and_card_round_trip_is_exact(tmp_path):
         {k: v for k, v in p.config.items() if not k.startswith("_")}
     for (k, a), (k2, b) in zip(p.state_dict().items(), q.state_dict().items()):
         assert k == k2 and torch.equal(a, b), k
-    with pytest.raises(ValueError, match="push_to_hub"):
-        p.save_pretrained(tmp_path / "x", model_card=True, push_to_hub=True)
 
 
 def test_training_numbers_are_read_from_a_train_prior_run(tmp_path):
@@ -154,9 +155,9 @@ def test_training_numbers_are_read_from_a_train_prior_run(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- push (mocked)
-def test_push_to_hub_uploads_weights_config_and_card(hub, tmp_path):
+def test_push_prior_to_hub_uploads_weights_config_and_card(hub, tmp_path):
     p = tiny_prior()
-    url = p.push_to_hub("me/tiny-prior", private=True, model_card={"quality": quality_of(p), "base_model": BASE})
+    url = push_prior_to_hub(p, "me/tiny-prior", private=True, model_card={"quality": quality_of(p), "base_model": BASE})
     assert url.startswith("https://huggingface.co/me/tiny-prior")
     assert hub["create"] == [("me/tiny-prior", {"private": True, "token": None, "exist_ok": True})]
     (repo, folder, kw), = hub["upload"]

@@ -18,7 +18,8 @@ written inside an ``nn.Sequential``) and squeeze-excitation layers stored as ``L
 unknown or missing key, a shape that does not fit — is refused with an ``InputError`` (a
 ``ValueError``) that lists it.
 
-* :func:`load_release_predictor` — ``predictor.safetensors`` → :class:`~lamo.MotionPrior`;
+* :func:`load_release_predictor` — ``predictor.safetensors`` → :class:`~lamo.MotionPrior` (it lives in
+  :mod:`lamo.prior`, so that ``MotionPrior.from_pretrained`` reads a release folder; re-exported here);
 * :func:`convert_release_predictor` — the same, saved with ``save_pretrained`` (+ the LoRA files
   copied to ``OUT/lora``); ``lamo convert release-predictor SRC OUT`` runs it;
 * :func:`load_release` — a release folder into a LaMo pipeline: LoRA weights (scaled to the release's
@@ -27,124 +28,20 @@ unknown or missing key, a shape that does not fit — is refused with an ``Input
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .errors import InputError, MissingInputError
-from .prior import PRIOR_PRESETS, MotionPrior
+from .prior import (RELEASE_PREDICTOR_FILE, RELEASE_PREFIX, MotionPrior, load_release_predictor, release_state_dict,
+                    save_release_predictor)
 
 __all__ = [
     "RELEASE_PREFIX", "RELEASE_PREDICTOR_FILE", "RELEASE_LORA_ALPHA", "release_state_dict",
     "load_release_predictor", "save_release_predictor", "convert_release_predictor", "load_release",
 ]
 
-RELEASE_PREFIX = "physical_lamo."
-RELEASE_PREDICTOR_FILE = "predictor.safetensors"
 RELEASE_LORA_ALPHA = 64.0  # the release trained its LoRA at rank 128, alpha 64
-_SEQUENTIAL = re.compile(r"^(input_proj|prompt_proj|output_proj)\.0\.")
-_BLOCK = re.compile(r"^blocks\.(\d+)\.")
-
-
-def _predictor_file(src: str | os.PathLike) -> Path:
-    path = Path(src)
-    if path.is_dir():
-        path = path / RELEASE_PREDICTOR_FILE
-    if not path.is_file():
-        raise MissingInputError(f"{path} not found: expected the release's {RELEASE_PREDICTOR_FILE} (or its folder)")
-    return path
-
-
-def release_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Release keys → ``(state dict of MotionPrior(arch="release"), its config kwargs)``.
-
-    Raises ``InputError`` (a ``ValueError``) naming every key it cannot map.
-    """
-    foreign = sorted(k for k in state if not k.startswith(RELEASE_PREFIX))
-    if foreign:
-        raise InputError(f"not a released LaMo predictor: {len(foreign)} key(s) lack the {RELEASE_PREFIX!r} prefix, "
-                         f"e.g. {foreign[:5]}")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        name = _SEQUENTIAL.sub(r"\1.", key[len(RELEASE_PREFIX):])
-        if name in out:
-            raise InputError(f"release predictor: {key!r} and another key both map to {name!r}")
-        if re.search(r"\.se\.fc[12]\.weight$", name) and value.ndim == 2:
-            value = value[:, :, None, None]  # Linear (out, in) -> 1×1 conv (out, in, 1, 1)
-        if name == "null_prompt" and value.ndim == 2 and value.shape[0] == 1:
-            value = value[0]  # (1, text_dim) -> (text_dim,)
-        out[name] = value
-    needed = ("input_proj.weight", "output_proj.weight", "prompt_proj.weight")
-    missing = [k for k in needed if k not in out]
-    if missing:
-        raise InputError(f"release predictor: missing key(s) {[RELEASE_PREFIX + k for k in missing]}; "
-                         "cannot read the architecture off this file")
-    channels = int(out["output_proj.weight"].shape[0])
-    in_channels = int(out["input_proj.weight"].shape[1])
-    if in_channels not in (channels, 2 * channels):
-        raise InputError(f"release predictor: input_proj takes {in_channels} channels but output_proj gives "
-                         f"{channels}; expected {channels} (one frame) or {2 * channels} (frame + previous delta)")
-    blocks = sorted({int(m.group(1)) for k in out if (m := _BLOCK.match(k))})
-    if blocks != list(range(len(blocks))):
-        raise InputError(f"release predictor: block indices {blocks} are not 0 … N−1")
-    config = dict(
-        PRIOR_PRESETS["release"],
-        latent_channels=channels,
-        text_embed_dim=int(out["prompt_proj.weight"].shape[1]),
-        hidden_channels=int(out["input_proj.weight"].shape[0]),
-        num_blocks=len(blocks),
-        cond_dim=int(out["prompt_proj.weight"].shape[0]),
-        squeeze_excite=any(".se." in k for k in out),
-        second_order=in_channels == 2 * channels,
-    )
-    if config["num_blocks"] < 1:
-        raise InputError("release predictor: no blocks.K.* keys")
-    return out, config
-
-
-def load_release_predictor(src: str | os.PathLike, backbone: str = "cogvideox", **overrides: Any) -> MotionPrior:
-    """The release's ``predictor.safetensors`` (a file, or the folder holding it) as a ``MotionPrior``.
-
-    The prior has ``arch="release"``, τ = 1 and the release's training choices (preset ``"release"``),
-    sizes read off the file; ``overrides`` change config values that carry no weights (e.g. ``tau``).
-    Unknown or missing keys and shape mismatches raise an ``InputError`` (a ``ValueError``) listing them.
-    """
-    from safetensors.torch import load_file
-
-    state, config = release_state_dict(load_file(str(_predictor_file(src))))
-    prior = MotionPrior(**{**config, "backbone": backbone, **overrides})
-    ours = prior.state_dict()
-    unknown = sorted(set(state) - set(ours))
-    missing = sorted(set(ours) - set(state))
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(ours[k].shape)}"
-             for k in sorted(set(state) & set(ours)) if state[k].shape != ours[k].shape]
-    problems = []
-    if unknown:
-        problems.append(f"unknown key(s) {[RELEASE_PREFIX + k for k in unknown]}")
-    if missing:
-        problems.append(f"missing key(s) {[RELEASE_PREFIX + k for k in missing]}")
-    if wrong:
-        problems.append("shape mismatch(es) " + "; ".join(wrong))
-    if problems:
-        raise InputError(f"cannot map {src} onto MotionPrior(arch='release', hidden_channels={config['hidden_channels']}, "
-                         f"num_blocks={config['num_blocks']}, cond_dim={config['cond_dim']}): " + " | ".join(problems))
-    prior.load_state_dict(state, strict=True)
-    return prior.eval()
-
-
-def save_release_predictor(prior: MotionPrior, path: str | os.PathLike) -> Path:
-    """Write an ``arch="release"`` prior in the release's layout (``physical_lamo.*`` keys, safetensors)."""
-    from safetensors.torch import save_file
-
-    if prior.config.arch != "release":
-        raise ValueError(f"only arch='release' priors have the release's layout; this one is {prior.config.arch!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({RELEASE_PREFIX + k: v.detach().contiguous().cpu() for k, v in prior.state_dict().items()}, str(path))
-    return path
 
 
 def _has_lora_alpha(file: Path) -> bool:

@@ -8,8 +8,10 @@ them in a card: YAML front matter written by ``huggingface_hub``'s :class:`~hugg
 ``base_model`` when the backbone's Hub id is known, and a ``lamo:`` block of the numbers a loader checks),
 then a body: what the prior is for, how to load it, its config, its training, its quality.
 
-* :func:`write_model_card` — ``README.md`` in a prior folder (what ``lamo share card`` runs);
-* :func:`push_prior_to_hub` — save, write the card and upload (what ``MotionPrior.push_to_hub`` runs);
+* :func:`write_model_card` — ``README.md`` in a prior folder (what ``lamo share card`` runs):
+  ``prior.save_pretrained(folder)`` then ``write_model_card(folder, prior, quality=…, base_model=…)``;
+* :func:`push_prior_to_hub` — save, write the card and upload: ``push_prior_to_hub(prior, "you/lamo-prior",
+  model_card={"quality": "table.json"})`` (``prior.push_to_hub`` is diffusers' own, with its generic card);
 * :func:`push_prior_folder` — upload a prior folder's files as they are (what ``lamo share push`` runs);
 * :func:`training_info`, :func:`load_quality` — what a folder says about its training, a ``table.json``.
 
@@ -19,6 +21,9 @@ Where the training numbers come from (``training="auto"``, read from the prior f
 * ``FOLDER/../config.yaml`` + the newest ``FOLDER/../checkpoints/step-*/trainer_state.json`` (a prior at
   ``OUT/prior`` of ``lamo train prior`` or ``lamo train finetune``): the run's settings (recipe, preset,
   steps, lr …) and the validation loss and cosine at its last checkpoint.
+
+The prior itself (:mod:`lamo.prior`) knows nothing of cards or the Hub beyond diffusers' loading: this
+module imports it, never the reverse.
 
 Loading a shared prior: ``MotionPrior.from_pretrained("user/repo")`` or ``pipe.load_motion_prior("user/repo")``
 (safetensors + config.json only; nothing is unpickled).

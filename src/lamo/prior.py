@@ -19,7 +19,8 @@ Two architectures, one config field (``arch``):
   prompt ``Linear(text_dim → cond_dim)`` + GELU; a learned null prompt in text space; optionally the
   previous delta ``Δ_τ z_{i−τ}`` as ``C`` extra input channels (``second_order``). Preset
   ``"release"`` is their setting (width 256, 8 blocks, condition 128, SE on, τ = 1, with their training
-  choices); :mod:`lamo.convert` loads their ``predictor.safetensors`` into it.
+  choices); :func:`load_release_predictor` (end of this module) reads their ``predictor.safetensors``
+  into it.
 
 The class is a diffusers ``ModelMixin``/``ConfigMixin``: ``save_pretrained`` writes
 ``diffusion_pytorch_model.safetensors`` + ``config.json`` and ``from_pretrained`` reads them back
@@ -47,7 +48,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .errors import InputError
+from .errors import InputError, MissingInputError
 from .motion import check_latents, lag_delta
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
@@ -423,8 +424,6 @@ class MotionPrior(ModelMixin, ConfigMixin):
         if os.path.isdir(path):
             if (not os.path.isfile(os.path.join(folder, "config.json"))
                     and os.path.isfile(os.path.join(folder, "predictor.safetensors"))):
-                from .convert import load_release_predictor
-
                 prior = load_release_predictor(os.path.join(folder, "predictor.safetensors"))
                 dtype = kwargs.get("torch_dtype", kwargs.get("dtype"))
                 prior = prior.to(dtype) if dtype is not None else prior
@@ -460,34 +459,6 @@ class MotionPrior(ModelMixin, ConfigMixin):
         record = _hub_sampling_settings(path, **kwargs)
         prior.sampling_settings = None if record is None else record["settings"]
         return prior
-
-    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any,
-                        model_card: bool | dict[str, Any] = False, **kwargs: Any) -> None:
-        """diffusers' ``save_pretrained`` (unchanged by default); with ``model_card=True`` (or a dict of
-        :func:`lamo.model_card.write_model_card` keyword arguments: ``training=``, ``quality=``,
-        ``base_model=``, ``repo_id=``) it also writes the Hugging Face model card ``README.md``."""
-        if not model_card:
-            return super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("push_to_hub"):
-            raise ValueError("save_pretrained(push_to_hub=True) uploads diffusers' own card; use "
-                             "prior.push_to_hub(repo_id, model_card=...) to upload the prior with its card")
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", args[0] if args else True):  # the process that wrote config.json
-            from .model_card import write_model_card
-
-            write_model_card(save_directory, self, **({} if model_card is True else dict(model_card)))
-
-    def push_to_hub(self, repo_id: str, *args: Any, model_card: bool | dict[str, Any] | Any = True,
-                    **kwargs: Any) -> Any:
-        """Upload to the Hub with the prior's model card as ``README.md`` (:func:`lamo.model_card.push_prior_to_hub`;
-        ``model_card``: ``True``, a dict of :func:`~lamo.model_card.prior_model_card` keyword arguments, or a
-        ``ModelCard``); ``model_card=False`` is diffusers' ``push_to_hub`` with its generic card."""
-        if not model_card:
-            return super().push_to_hub(repo_id, *args, **kwargs)
-        from .model_card import push_prior_to_hub
-
-        names = ("commit_message", "private", "token", "create_pr", "safe_serialization", "variant", "subfolder")
-        return push_prior_to_hub(self, repo_id, **dict(zip(names, args)), **kwargs, model_card=model_card)
 
     # ------------------------------------------------------------------ conditioning
     def condition(self, cond: torch.Tensor | None, n: int, drop: torch.Tensor | None = None) -> torch.Tensor:
@@ -724,3 +695,110 @@ class MotionPrior(ModelMixin, ConfigMixin):
                 "`lamo train prior`)."
             )
 
+
+# ------------------------------------------------------------------------------------------------
+# The authors' release layout (arch="release"): their predictor.safetensors, read and written here
+# so that from_pretrained reads a release folder without reaching up to lamo.convert.
+# ------------------------------------------------------------------------------------------------
+RELEASE_PREFIX = "physical_lamo."
+RELEASE_PREDICTOR_FILE = "predictor.safetensors"
+_SEQUENTIAL = re.compile(r"^(input_proj|prompt_proj|output_proj)\.0\.")
+_BLOCK = re.compile(r"^blocks\.(\d+)\.")
+
+
+def _predictor_file(src: str | os.PathLike) -> Path:
+    path = Path(src)
+    if path.is_dir():
+        path = path / RELEASE_PREDICTOR_FILE
+    if not path.is_file():
+        raise MissingInputError(f"{path} not found: expected the release's {RELEASE_PREDICTOR_FILE} (or its folder)")
+    return path
+
+
+def release_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Release keys → ``(state dict of MotionPrior(arch="release"), its config kwargs)``.
+
+    Raises ``InputError`` (a ``ValueError``) naming every key it cannot map.
+    """
+    foreign = sorted(k for k in state if not k.startswith(RELEASE_PREFIX))
+    if foreign:
+        raise InputError(f"not a released LaMo predictor: {len(foreign)} key(s) lack the {RELEASE_PREFIX!r} prefix, "
+                         f"e.g. {foreign[:5]}")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        name = _SEQUENTIAL.sub(r"\1.", key[len(RELEASE_PREFIX):])
+        if name in out:
+            raise InputError(f"release predictor: {key!r} and another key both map to {name!r}")
+        if re.search(r"\.se\.fc[12]\.weight$", name) and value.ndim == 2:
+            value = value[:, :, None, None]  # Linear (out, in) -> 1×1 conv (out, in, 1, 1)
+        if name == "null_prompt" and value.ndim == 2 and value.shape[0] == 1:
+            value = value[0]  # (1, text_dim) -> (text_dim,)
+        out[name] = value
+    needed = ("input_proj.weight", "output_proj.weight", "prompt_proj.weight")
+    missing = [k for k in needed if k not in out]
+    if missing:
+        raise InputError(f"release predictor: missing key(s) {[RELEASE_PREFIX + k for k in missing]}; "
+                         "cannot read the architecture off this file")
+    channels = int(out["output_proj.weight"].shape[0])
+    in_channels = int(out["input_proj.weight"].shape[1])
+    if in_channels not in (channels, 2 * channels):
+        raise InputError(f"release predictor: input_proj takes {in_channels} channels but output_proj gives "
+                         f"{channels}; expected {channels} (one frame) or {2 * channels} (frame + previous delta)")
+    blocks = sorted({int(m.group(1)) for k in out if (m := _BLOCK.match(k))})
+    if blocks != list(range(len(blocks))):
+        raise InputError(f"release predictor: block indices {blocks} are not 0 … N−1")
+    config = dict(
+        PRIOR_PRESETS["release"],
+        latent_channels=channels,
+        text_embed_dim=int(out["prompt_proj.weight"].shape[1]),
+        hidden_channels=int(out["input_proj.weight"].shape[0]),
+        num_blocks=len(blocks),
+        cond_dim=int(out["prompt_proj.weight"].shape[0]),
+        squeeze_excite=any(".se." in k for k in out),
+        second_order=in_channels == 2 * channels,
+    )
+    if config["num_blocks"] < 1:
+        raise InputError("release predictor: no blocks.K.* keys")
+    return out, config
+
+
+def load_release_predictor(src: str | os.PathLike, backbone: str = "cogvideox", **overrides: Any) -> MotionPrior:
+    """The release's ``predictor.safetensors`` (a file, or the folder holding it) as a ``MotionPrior``.
+
+    The prior has ``arch="release"``, τ = 1 and the release's training choices (preset ``"release"``),
+    sizes read off the file; ``overrides`` change config values that carry no weights (e.g. ``tau``).
+    Unknown or missing keys and shape mismatches raise an ``InputError`` (a ``ValueError``) listing them.
+    """
+    from safetensors.torch import load_file
+
+    state, config = release_state_dict(load_file(str(_predictor_file(src))))
+    prior = MotionPrior(**{**config, "backbone": backbone, **overrides})
+    ours = prior.state_dict()
+    unknown = sorted(set(state) - set(ours))
+    missing = sorted(set(ours) - set(state))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(ours[k].shape)}"
+             for k in sorted(set(state) & set(ours)) if state[k].shape != ours[k].shape]
+    problems = []
+    if unknown:
+        problems.append(f"unknown key(s) {[RELEASE_PREFIX + k for k in unknown]}")
+    if missing:
+        problems.append(f"missing key(s) {[RELEASE_PREFIX + k for k in missing]}")
+    if wrong:
+        problems.append("shape mismatch(es) " + "; ".join(wrong))
+    if problems:
+        raise InputError(f"cannot map {src} onto MotionPrior(arch='release', hidden_channels={config['hidden_channels']}, "
+                         f"num_blocks={config['num_blocks']}, cond_dim={config['cond_dim']}): " + " | ".join(problems))
+    prior.load_state_dict(state, strict=True)
+    return prior.eval()
+
+
+def save_release_predictor(prior: MotionPrior, path: str | os.PathLike) -> Path:
+    """Write an ``arch="release"`` prior in the release's layout (``physical_lamo.*`` keys, safetensors)."""
+    from safetensors.torch import save_file
+
+    if prior.config.arch != "release":
+        raise ValueError(f"only arch='release' priors have the release's layout; this one is {prior.config.arch!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({RELEASE_PREFIX + k: v.detach().contiguous().cpu() for k, v in prior.state_dict().items()}, str(path))
+    return path

@@ -31,7 +31,7 @@ from ..prior import pool_prompt_embeds
 
 __all__ = [
     "BackboneAdapter", "NoiseLevel", "TrainingForward", "frames_to_vae_input", "text_pipeline",
-    "check_training_latents", "randn_like_latents", "on_device",
+    "check_training_latents", "randn_like_latents", "generator_device", "on_device",
 ]
 
 # (id of a scheduler table, device) -> (weak reference to the table, its copy there, table version)
@@ -153,6 +153,12 @@ def check_training_latents(latents: torch.Tensor, channels: int, family: str) ->
             f"the transformer denoises {channels}; check the layout and that the latents come from this backbone's VAE"
         )
     return tuple(latents.shape)
+
+
+def generator_device(generator: torch.Generator | None) -> torch.device:
+    """Where a draw with ``generator`` happens: its own device (CPU without one), so a seed gives the same
+    numbers whatever device the model runs on."""
+    return generator.device if generator is not None else torch.device("cpu")
 
 
 def randn_like_latents(shape: torch.Size, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
@@ -311,7 +317,6 @@ class BackboneAdapter(ABC):
         """The VAE's ``(B, C, F, H, W)`` output → the transformer's latent space (same shape)."""
 
     # ---------------------------------------------------------------- training
-    @abstractmethod
     def training_forward(
         self,
         transformer: Any,
@@ -333,7 +338,46 @@ class BackboneAdapter(ABC):
             timesteps: ``(B,)`` timesteps in the scheduler's units (``[0, num_train_timesteps)``);
                 drawn with ``generator`` when ``None``.
             generator: RNG for the draws.
+
+        What every family shares happens here — the latent checks, the noise draw, ``x̂0`` from the
+        prediction (in ≥ fp32: bf16 loses small drifts) and the weight ``w(t)``; the family says what
+        differs in :meth:`training_noise` (which noise levels) and :meth:`denoise_for_training` (how
+        ``x_t`` is made, how the transformer is called, what it is trained towards).
         """
+        latents = latents_bfchw
+        B = check_training_latents(latents, self.latent_channels(transformer), self.family)[0]
+        if self.is_image_to_video(transformer):
+            raise ValueError(
+                f"{type(self).__name__}: the transformer takes {transformer.config.in_channels} input channels "
+                f"({latents.shape[2]} latent + {self.condition_channels(transformer)} condition channels): "
+                "image-to-video models are not supported by training_forward"
+            )
+        if noise is None:
+            noise = randn_like_latents(latents.shape, generator, latents)
+        timesteps, level = self.training_noise(scheduler, B, timesteps, generator, like=latents)
+        noisy, pred, target = self.denoise_for_training(transformer, scheduler, latents, noise, timesteps, level,
+                                                        prompt_embeds)
+        dtype = torch.promote_types(pred.dtype, torch.float32)  # x̂0 in ≥ fp32 (bf16 loses small drifts)
+        x0_pred = self.x0(pred.to(dtype), noisy.to(dtype), level)
+        return TrainingForward(pred=pred, target=target, x0_pred=x0_pred, weight=self.signal_weight(level),
+                               noise_level=level, noisy=noisy, timesteps=timesteps)
+
+    @abstractmethod
+    def training_noise(
+        self, scheduler: Any, batch: int, timesteps: torch.Tensor | None, generator: torch.Generator | None,
+        like: torch.Tensor,
+    ) -> tuple[torch.Tensor, NoiseLevel]:
+        """``(timesteps (B,), their NoiseLevel)`` for a training batch, on ``like``'s device: the given
+        ``timesteps`` (scheduler units), or a draw from the family's training distribution with ``generator``
+        (on the generator's device, see :func:`generator_device`)."""
+
+    @abstractmethod
+    def denoise_for_training(
+        self, transformer: Any, scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+        level: NoiseLevel, prompt_embeds: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_t, pred, target)``, each ``(B, F, C, H, W)``: noise ``latents`` to ``level``, run the transformer
+        as the family's pipeline does, and give the denoising target ``pred`` is trained towards."""
 
     # ---------------------------------------------------------------- priors
     def check_prior(self, prior: Any, transformer: Any) -> None:
@@ -356,13 +400,13 @@ class BackboneAdapter(ABC):
                                None if same_family else self.family)
 
     # ---------------------------------------------------------------- dims
-    @abstractmethod
     def latent_channels(self, transformer: Any) -> int:
         """Latent channel count ``C`` the backbone denoises: what it *predicts* (its ``out_channels``).
 
         The prior, the drift loss and guidance act on these ``C`` channels only — also for image-to-video
         transformers, which take more input channels (see :meth:`condition_channels`).
         """
+        return int(transformer.config.out_channels or transformer.config.in_channels)
 
     def input_channels(self, transformer: Any) -> int:
         """Channels the transformer takes: ``C``, plus any condition concatenated to the noisy latent."""

@@ -24,8 +24,7 @@ from typing import Any
 import torch
 
 from ..parametrization import check_prediction_type
-from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents,
-                   on_device, randn_like_latents)
+from .base import BackboneAdapter, NoiseLevel, generator_device, on_device
 
 __all__ = ["CogVideoXAdapter", "rotary_embeddings"]
 
@@ -104,9 +103,6 @@ class CogVideoXAdapter(BackboneAdapter):
         return (1.0 - scheduler.alphas_cumprod.double()).clamp(0.0, 1.0).sqrt().float()
 
     # ---------------------------------------------------------------- dims
-    def latent_channels(self, transformer: Any) -> int:
-        return int(transformer.config.out_channels or transformer.config.in_channels)
-
     def text_embed_dim(self, transformer: Any) -> int:
         return int(transformer.config.text_embed_dim)
 
@@ -126,47 +122,32 @@ class CogVideoXAdapter(BackboneAdapter):
         return z * vae.config.scaling_factor
 
     # ---------------------------------------------------------------- training
-    def training_forward(
-        self,
-        transformer: Any,
-        scheduler: Any,
-        latents_bfchw: torch.Tensor,
-        prompt_embeds: torch.Tensor,
-        noise: torch.Tensor | None = None,
-        timesteps: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> TrainingForward:
-        """DDPM training forward (as diffusers' CogVideoX fine-tuning scripts do it).
+    def training_noise(
+        self, scheduler: Any, batch: int, timesteps: torch.Tensor | None, generator: torch.Generator | None,
+        like: torch.Tensor,
+    ) -> tuple[torch.Tensor, NoiseLevel]:
+        """``t ~ U{0, …, N−1}`` unless given (as diffusers' CogVideoX fine-tuning scripts draw it); ``ᾱ_t``."""
+        if timesteps is None:
+            timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator,
+                                      device=generator_device(generator))
+        timesteps = torch.as_tensor(timesteps, device=like.device).long().expand(batch)  # (B,)
+        return timesteps, self.noise_level(scheduler, timesteps, sample=like)  # ᾱ_t: (B,)
 
-        ``t ~ U{0, …, N−1}`` unless given; ``x_t = scheduler.add_noise(x0, ε, t)``;
-        ``pred = transformer(x_t, prompt, t [, RoPE])``; target ``v = scheduler.get_velocity(x0, ε, t)``
-        (or ``ε``); ``x̂0`` from ``pred`` at ``ᾱ_t``; weight ``w(t) = ᾱ_t``. Shapes ``(B, F, C, H, W)``.
-        """
-        latents = latents_bfchw
-        B, F, C, H, W = check_training_latents(latents, self.latent_channels(transformer), self.family)
+    def denoise_for_training(
+        self, transformer: Any, scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+        level: NoiseLevel, prompt_embeds: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """DDPM: ``x_t = scheduler.add_noise(x0, ε, t)``; ``pred = transformer(x_t, prompt, t [, RoPE])``; target
+        ``v = scheduler.get_velocity(x0, ε, t)`` (or ``ε``). Shapes ``(B, F, C, H, W)``, the family's own layout."""
+        F, H, W = latents.shape[1], latents.shape[3], latents.shape[4]
         cfg = transformer.config
-        if self.is_image_to_video(transformer):
-            raise ValueError(
-                f"CogVideoX adapter: the transformer takes {cfg.in_channels} input channels ({C} latent + "
-                f"{self.condition_channels(transformer)} image-latent channels): image-to-video models are not "
-                "supported by training_forward"
-            )
         if cfg.patch_size_t is not None and F % cfg.patch_size_t:
             raise ValueError(
                 f"this CogVideoX transformer patches {cfg.patch_size_t} latent frames together; got {F} latent "
                 f"frames — use clips whose latent frame count is a multiple of {cfg.patch_size_t}"
             )
-        device = latents.device
-        if noise is None:
-            noise = randn_like_latents(latents.shape, generator, latents)
-        if timesteps is None:
-            gen_device = generator.device if generator is not None else torch.device("cpu")
-            timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (B,), generator=generator,
-                                      device=gen_device)
-        timesteps = torch.as_tensor(timesteps, device=device).long().expand(B)  # (B,)
-
         noisy = scheduler.add_noise(latents, noise, timesteps)  # (B, F, C, H, W)
-        rope = rotary_embeddings(transformer, F, H, W, device) if cfg.use_rotary_positional_embeddings else None
+        rope = rotary_embeddings(transformer, F, H, W, latents.device) if cfg.use_rotary_positional_embeddings else None
         ofs = latents.new_full((1,), 2.0) if cfg.ofs_embed_dim else None  # CogVideoX 1.5's fixed ofs, as its pipeline
         pred = transformer(
             hidden_states=noisy.to(transformer.dtype),
@@ -176,13 +157,6 @@ class CogVideoXAdapter(BackboneAdapter):
             image_rotary_emb=rope,
             return_dict=False,
         )[0]  # (B, F, C, H, W)
-
-        level = self.noise_level(scheduler, timesteps, sample=latents)  # ᾱ_t: (B,)
         if level.prediction_type == "v_prediction":
-            target = scheduler.get_velocity(latents, noise, timesteps)  # √ᾱ·ε − √(1−ᾱ)·x0
-        else:
-            target = noise
-        dtype = torch.promote_types(pred.dtype, torch.float32)  # x̂0 in ≥ fp32 (bf16 loses small drifts)
-        x0_pred = self.x0(pred.to(dtype), noisy.to(dtype), level)
-        return TrainingForward(pred=pred, target=target, x0_pred=x0_pred, weight=self.signal_weight(level),
-                               noise_level=level, noisy=noisy, timesteps=timesteps)
+            return noisy, pred, scheduler.get_velocity(latents, noise, timesteps)  # √ᾱ·ε − √(1−ᾱ)·x0
+        return noisy, pred, noise

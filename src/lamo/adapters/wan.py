@@ -31,8 +31,7 @@ from typing import Any
 import torch
 
 from ..parametrization import check_prediction_type
-from .base import (BackboneAdapter, NoiseLevel, TrainingForward, check_training_latents,
-                   on_device, randn_like_latents)
+from .base import BackboneAdapter, NoiseLevel, generator_device, on_device
 
 __all__ = ["WanAdapter"]
 
@@ -102,9 +101,6 @@ class WanAdapter(BackboneAdapter):
         return (s * u / (1 + (s - 1) * u)).float()
 
     # ---------------------------------------------------------------- dims
-    def latent_channels(self, transformer: Any) -> int:
-        return int(transformer.config.out_channels or transformer.config.in_channels)
-
     def text_embed_dim(self, transformer: Any) -> int:
         return int(transformer.config.text_dim)
 
@@ -131,48 +127,33 @@ class WanAdapter(BackboneAdapter):
         return (z - mean) / std
 
     # ---------------------------------------------------------------- training
-    def training_forward(
-        self,
-        transformer: Any,
-        scheduler: Any,
-        latents_bfchw: torch.Tensor,
-        prompt_embeds: torch.Tensor,
-        noise: torch.Tensor | None = None,
-        timesteps: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> TrainingForward:
-        """Flow-matching training forward.
-
-        ``σ = s·u/(1+(s−1)·u)``, ``u ~ U(0, 1)`` (or ``σ = t / N`` for given ``timesteps`` in
-        ``[0, N]``); ``x_t = (1 − σ)·x0 + σ·ε``; ``pred = transformer(x_t, σ·N, prompt)``; target
-        ``ε − x0``; ``x̂0 = x_t − σ·pred``; weight ``w = 1 − σ``. Inputs and outputs are
-        ``(B, F, C, H, W)``; the transformer runs in its own ``(B, C, F, H, W)``.
-        """
-        latents = latents_bfchw
-        B = check_training_latents(latents, self.latent_channels(transformer), self.family)[0]
-        if self.is_image_to_video(transformer):
-            raise ValueError(
-                f"Wan adapter: the transformer takes {transformer.config.in_channels} input channels "
-                f"({latents.shape[2]} latent + {self.condition_channels(transformer)} condition channels): "
-                "image-to-video models are not supported by training_forward"
-            )
-        device = latents.device
-        if noise is None:
-            noise = randn_like_latents(latents.shape, generator, latents)
+    def training_noise(
+        self, scheduler: Any, batch: int, timesteps: torch.Tensor | None, generator: torch.Generator | None,
+        like: torch.Tensor,
+    ) -> tuple[torch.Tensor, NoiseLevel]:
+        """``σ = s·u/(1+(s−1)·u)``, ``u ~ U(0, 1)`` with the sampler's shift ``s`` (timestep ``σ·N``), or
+        ``σ = t / N`` for given ``timesteps`` in ``[0, N]``."""
         num_train = scheduler.config.num_train_timesteps
         if timesteps is None:
-            gen_device = generator.device if generator is not None else torch.device("cpu")
-            u = torch.rand(B, generator=generator, device=gen_device).to(device)  # (B,)
+            u = torch.rand(batch, generator=generator, device=generator_device(generator)).to(like.device)  # (B,)
             s = self.training_shift(scheduler)
             sigma = s * u / (1 + (s - 1) * u)
             timesteps = sigma * num_train
         else:
-            timesteps = torch.as_tensor(timesteps, device=device).float().expand(B)  # (B,)
+            timesteps = torch.as_tensor(timesteps, device=like.device).float().expand(batch)  # (B,)
             sigma = timesteps / num_train
+        return timesteps, NoiseLevel("flow", sigma=sigma.float())
 
+    def denoise_for_training(
+        self, transformer: Any, scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+        level: NoiseLevel, prompt_embeds: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flow matching: ``x_t = (1 − σ)·x0 + σ·ε``; ``pred = transformer(x_t, σ·N, prompt)``; target ``ε − x0``.
+        Inputs and outputs are ``(B, F, C, H, W)``; the transformer runs in its own ``(B, C, F, H, W)``."""
+        B = latents.shape[0]
         x0 = self.from_bfchw(latents)  # (B, F, C, H, W) -> (B, C, F, H, W)
         eps = self.from_bfchw(noise)  # (B, F, C, H, W) -> (B, C, F, H, W)
-        s_b = sigma.to(latents.dtype).view(B, 1, 1, 1, 1)
+        s_b = level.sigma.to(latents.dtype).view(B, 1, 1, 1, 1)
         noisy = (1 - s_b) * x0 + s_b * eps  # x_t: (B, C, F, H, W)
         pred = transformer(
             hidden_states=noisy.to(transformer.dtype),
@@ -180,12 +161,5 @@ class WanAdapter(BackboneAdapter):
             encoder_hidden_states=prompt_embeds.to(transformer.dtype),
             return_dict=False,
         )[0]  # (B, C, F, H, W)
-
-        pred = self.to_bfchw(pred)  # (B, C, F, H, W) -> (B, F, C, H, W)
-        noisy = self.to_bfchw(noisy)  # (B, C, F, H, W) -> (B, F, C, H, W)
-        target = noise - latents  # ε − x0, (B, F, C, H, W)
-        level = NoiseLevel("flow", sigma=sigma.float())
-        dtype = torch.promote_types(pred.dtype, torch.float32)  # x̂0 in ≥ fp32 (bf16 loses small drifts)
-        x0_pred = self.x0(pred.to(dtype), noisy.to(dtype), level)
-        return TrainingForward(pred=pred, target=target, x0_pred=x0_pred, weight=self.signal_weight(level),
-                               noise_level=level, noisy=noisy, timesteps=timesteps)
+        # (B, C, F, H, W) -> (B, F, C, H, W); target ε − x0
+        return self.to_bfchw(noisy), self.to_bfchw(pred), noise - latents
