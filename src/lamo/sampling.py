@@ -8,19 +8,25 @@
     record = SampleRun(SampleConfig(model="path/to/pipeline", prior="path/to/prior",
                                     prompt=["a red ball bounces"], seeds=[0, 1], out="samples")).run()
 
-Every (prompt, seed, λ) makes ``OUT/<prompt_idx>_<seed>_<λ>.mp4``; the videos of one prompt and seed share their
-initial noise, so λ is the only difference between them. ``OUT/run.json`` records the arguments, library versions,
+Every (prompt, seed, λ) makes ``OUT/<prompt_idx>_<seed>_<λ>.mp4`` (λ as ``1``, ``0.3``, ``3``; a λ that 6 significant
+digits would confuse with another is written exactly, e.g. ``1.0000001``; the same λ twice is refused); the videos of
+one prompt and seed share their initial noise, so λ is the only difference between them. ``OUT/run.json`` records the arguments, library versions,
 the prior's config, the settings actually used and where each came from (``settings`` / ``settings_sources``:
 the caller, the prior's ``sampling.json``, or a default — :func:`lamo.pipelines.resolve_sampling_settings`), and
 each video's file, seconds and per-step ``L_guide`` (measured at every step whenever a prior is given, λ = 0
 included, unless ``no_guide_loss``); it is rewritten after each video so an interrupted run keeps what it made.
 Each video's ``recipe`` holds everything that changes its pixels; ``skip_existing`` keeps exactly the videos whose
-recipe matches what is asked now (:func:`recipe_differences`).
+recipe matches what is asked now (:func:`recipe_differences`) and that still decode to the frames recorded (a video
+cut short or corrupt is made again). Each run has a ``run_id``, and each video row names the ``run`` that made it;
+``videos`` lists this run's sweep (made now or reused), ``other_videos`` the videos earlier runs left in ``OUT`` that
+this run did not ask for (still there and intact; ``run`` ``None`` for a video nobody recorded), so run.json accounts
+for every video in the folder. While a run writes, ``OUT/.lamo-sample.lock`` (pid and host) refuses a second sampler
+in the same folder; a lock whose process is gone (same host) is taken over.
 
 Under ``torchrun`` / ``accelerate launch`` (``RANK`` / ``WORLD_SIZE`` set) the (prompt, seed) pairs are shared out:
 pair ``k`` (prompts in order, seeds in order within a prompt) is made, with all its λ, by process ``k mod N``, and
 each process records its videos in ``OUT/run.rank-<r>-of-<N>.json`` as it goes (so that an interrupted run can be
-resumed). Rank 0 gathers every process's record (:meth:`lamo.sharding.Shards.gather`, torch.distributed's
+resumed); rank 0 alone holds the folder's lock. Rank 0 gathers every process's record (:meth:`lamo.sharding.Shards.gather`, torch.distributed's
 ``gather_object``), merges them into ``run.json`` — the rows one process would write, in the same order — and
 deletes the per-process files.
 Every video is seeded by its own seed, so the videos do not depend on ``N``. An interrupted run, sharded or not,
