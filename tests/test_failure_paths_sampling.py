@@ -317,3 +317,19 @@ def test_cache_identifies_its_dataset_by_content_not_the_path_as_typed(dataset, 
     os.utime(video, ns=(video.stat().st_atime_ns, video.stat().st_mtime_ns + 10**9))
     assert main(_cache(dataset, out, data=str(a / "data"))) == 2
     assert "changed" in capsys.readouterr().err
+
+
+def test_folder_lock_refuses_a_garbled_lock_and_releases_only_its_own(tmp_path):
+    from lamo.errors import InputError
+    from lamo.locks import FolderLock
+
+    lock = FolderLock(tmp_path / "f", "lamo sample", ".x.lock")
+    with lock:
+        assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+        with pytest.raises(InputError, match="in use by another lamo sample"):  # the same folder, a second time
+            FolderLock(tmp_path / "f", "lamo sample", ".x.lock").acquire()
+    assert not lock.path.exists()
+    lock.path.write_text("")  # being written by another process, or garbled: refused, left alone
+    with pytest.raises(InputError, match="garbled") as e:
+        FolderLock(tmp_path / "f", "lamo sample", ".x.lock").acquire()
+    assert str(lock.path) in str(e.value) and lock.path.exists()

@@ -69,7 +69,8 @@ class FolderLock:
                 if isinstance(pid, int) and host == me["host"] and not _alive(pid):
                     print(f"{self.what}: taking over the stale lock {self.path} of pid {pid} (no longer running)",
                           file=sys.stderr, flush=True)
-                    self.path.unlink(missing_ok=True)
+                    if self._owner() == owner:  # not already taken over by another process meanwhile
+                        self.path.unlink(missing_ok=True)
                     continue
                 who = (f"pid {pid} on host {host}, since {owner.get('started')}" if owner else
                        "its lock file is being written or is garbled")
