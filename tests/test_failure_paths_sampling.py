@@ -293,6 +293,10 @@ def test_cache_stores_the_models_own_prompt_length(dataset, tmp_path):
     assert str(out) in str(e.value) and str(text_len) in str(e.value)
     with pytest.raises(Exception, match="lamo cache"):
         check_text_len(other)
+    # the path: a fine-tune on the default cache of the shipped kind of backbone (was: 354 vs 160 traceback)
+    assert main(["train", "finetune", "--model", str(dataset / "model"), "--cache", str(out), "--lora-rank", "0",
+                 "--steps", "1", "--batch-size", "2", "--save-every", "1", "--log-with", "none",
+                 "--out", str(tmp_path / "ft")]) == 0
 
 
 def test_cache_identifies_its_dataset_by_content_not_the_path_as_typed(dataset, tmp_path, capsys, monkeypatch):
