@@ -37,7 +37,7 @@ def test_the_demo_backbone_samples_with_defaults(tmp_path):
     (["--steps", "-3"], "--steps must be ≥ 1"),
     (["--motion-guidance-window", "1.5"], "--motion-guidance-window"),
     (["--motion-guidance-window", "nan"], "--motion-guidance-window"),
-    (["--fps", "0"], "--fps must be > 0"),
+    (["--fps", "0"], "--fps must be a whole number"),
     (["--motion-guidance-scale", "inf", "--prior", str(DEMO)], "--motion-guidance-scale"),
     (["--guidance-scale", "nan"], "--guidance-scale"),
     (["--prior", "/nonexistent/prior"], "--prior"),

@@ -43,8 +43,9 @@ def one_thread():
 
 
 def rows(out) -> list[dict]:
-    """run.json's video rows without their timings."""
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in json.loads((out / "run.json").read_text())["videos"]]
+    """run.json's video rows without their timings and the run that made them."""
+    return [{k: v for k, v in row.items() if k not in ("seconds", "run")}
+            for row in json.loads((out / "run.json").read_text())["videos"]]
 
 
 def same_videos(a, b) -> None:
@@ -85,6 +86,8 @@ def test_two_processes_make_the_files_of_one_and_resume_with_one(tmp_path, one_t
     assert rows(two) == rows(one) and len(rows(one)) == 12
     run = json.loads((two / "run.json").read_text())
     assert run["status"] == "done" and run["processes"] == 2 and "shard" not in run
+    assert {v["run"] for v in run["videos"]} == {run["run_id"]}  # one run, whichever process made the video
+    assert not (two / ".lamo-sample.lock").exists()  # rank 0's lock, released
     assert not list(two.glob("run.rank-*"))
 
     # interrupted: each process recorded part of its share (rank 1 had not finished 1_1_0.5.mp4), no run.json

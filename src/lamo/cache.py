@@ -27,7 +27,8 @@ from safetensors.torch import save_file
 
 from .errors import InputError, MissingInputError
 
-__all__ = ["CacheConfig", "build_cache", "CachedLatentDataset", "load_manifest", "cache_recipe"]
+__all__ = ["CacheConfig", "build_cache", "CachedLatentDataset", "load_manifest", "cache_recipe", "data_identity",
+           "check_text_len"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class CacheConfig:
     stride: int | None = None  # take every stride-th frame from the start (none: spread the frames over the clip)
     shard_size: int = 256  # items per safetensors shard
     batch_size: int = 4  # videos encoded at once
-    max_sequence_length: int | None = None  # prompt tokens (none: the pipeline's default)
+    max_sequence_length: int | None = None  # prompt tokens (none: the model's own, as `lamo sample` uses)
     prompt_embeds: bool = True  # store the full prompt embeddings (no: only the pooled prompt, enough for the prior)
     dtype: str = "float32"  # dtype the tensors are stored in
     device: str = "cpu"  # torch device of the encoders
@@ -53,15 +54,87 @@ class CacheConfig:
 
 
 def cache_recipe(cfg: CacheConfig) -> dict:
-    """What makes a cache's tensors: its options (not the device, batch size or shard budget) and the model's
+    """What makes a cache's tensors: its options (not the device, batch size or shard budget, nor the paths as
+    typed: the dataset is :func:`data_identity`'s fingerprint, a local model its absolute path) and the model's
     weights."""
-    from .commands.sample import folder_fingerprint
+    from .sampling import folder_fingerprint
 
     d = asdict(cfg)
-    for k in ("device", "batch_size", "max_shards"):
+    for k in ("device", "batch_size", "max_shards", "data", "out"):
         d.pop(k)
+    if os.path.exists(cfg.model):
+        d["model"] = str(Path(cfg.model).resolve())
     d["model_sha256"] = folder_fingerprint(cfg.model, sample=1 << 20)
     return d
+
+
+def data_identity(data: str | os.PathLike, items: list | None = None) -> dict:
+    """Which dataset ``data`` is, whatever directory it is named from: ``{"path": absolute resolved path,
+    "sha256": fingerprint}``. The fingerprint covers each listed video's name (relative to the dataset folder),
+    size and modification time, and its caption — so this dataset with videos added, removed or rewritten, or
+    captions edited, has another fingerprint. ``items``: the dataset's ``(video, caption)`` list if read already."""
+    import hashlib
+
+    from .data import read_index
+
+    root = Path(data).resolve()
+    base = root if root.is_dir() else root.parent
+    h = hashlib.sha256()
+    for video, caption in (items if items is not None else read_index(data)):
+        v = Path(video).resolve()
+        try:
+            name, st = v.relative_to(base).as_posix(), v.stat()
+            h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        except ValueError:  # a video outside the dataset folder: its absolute path
+            st = v.stat() if v.exists() else None
+            h.update(f"{v}\0{st and st.st_size}\0{st and st.st_mtime_ns}\0".encode())
+        except OSError:  # listed but missing (skipped when encoded)
+            h.update(f"{video}\0missing\0".encode())
+        h.update(f"{caption}\n".encode())
+    return {"path": str(root), "sha256": h.hexdigest()}
+
+
+def _manifest_text_len(manifest: dict, folder: str | os.PathLike | None) -> int | None:
+    """The prompt length a cache's embeddings were made with: recorded, else its option, else a shard's width."""
+    if manifest.get("text_len"):
+        return int(manifest["text_len"])
+    given = (manifest.get("recipe") or {}).get("max_sequence_length") or \
+        (manifest.get("config") or {}).get("max_sequence_length")
+    if given:
+        return int(given)
+    if folder is not None:
+        for s in manifest.get("shards", []):
+            if s.get("n"):
+                try:
+                    with safe_open(str(Path(folder) / s["file"]), framework="pt") as f:
+                        if "prompt_embeds" in f.keys():
+                            return int(f.get_slice("prompt_embeds").get_shape()[1])
+                except (OSError, KeyError, ValueError):
+                    pass
+                break
+    return None
+
+
+def check_text_len(manifest: dict, model_sizes: dict | None = None, folder: str | os.PathLike | None = None) -> None:
+    """Refuse a cache whose prompt embeddings were made at another prompt length than the model's own.
+
+    ``model_sizes``: :func:`lamo.pipelines.settings.model_sizes` of the model trained on the cache (``lamo train
+    finetune``); without it, the length of the model the cache was made with, as its manifest records
+    (``lamo train prior``: the pooled prompt a prior learns from must be the one ``lamo sample`` gives it).
+    ``folder``: the cache folder, named in the message (and read for the length of caches that do not record
+    it). A cache that records neither length passes with a warning.
+    """
+    where = f"the latent cache {folder}" if folder is not None else "the latent cache"
+    have = _manifest_text_len(manifest, folder)
+    want = model_sizes["text_len"] if model_sizes else manifest.get("model_text_len")
+    if have is None or want is None:
+        log.warning("%s does not record the prompt length it was made with; rebuild it with `lamo cache` so that "
+                    "it is checked against the model's", where)
+        return
+    if int(have) != int(want):
+        raise InputError(f"{where} holds prompt embeddings of {have} tokens but the model takes {want} (as `lamo "
+                         f"sample` encodes prompts): rebuild it with `lamo cache` without --max-sequence-length (the "
+                         f"model's own) or with --max-sequence-length {want}, into another --out")
 
 
 def load_manifest(folder: str | os.PathLike) -> dict:
@@ -88,15 +161,34 @@ def build_cache(cfg: CacheConfig) -> dict:
     from .pipelines import pipeline_class
     from .video_io import VideoReadError
 
+    from .pipelines.settings import model_sizes
+
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     ds = VideoCaptionDataset(cfg.data, cfg.frames, cfg.height, cfg.width, cfg.stride)
     family = get_adapter(DiffusionPipeline.load_config(cfg.model)).family
     manifest = load_manifest(out) if (out / "manifest.json").is_file() else None
-    recipe = cache_recipe(cfg)
-    if manifest and (manifest["config"]["data"], manifest["config"]["model"]) != (cfg.data, cfg.model):
+    data = data_identity(cfg.data, ds.items)
+    if manifest and manifest.get("data"):  # the dataset by where it is and what it holds, not the path as typed
+        old = manifest["data"]
+        if old.get("path") != data["path"]:
+            raise InputError(f"{out} caches another dataset ({old.get('path')}) than --data {cfg.data} "
+                             f"({data['path']}): its shards would mix two datasets; use another --out")
+        if old.get("sha256") != data["sha256"]:
+            raise InputError(f"the dataset {data['path']} changed since {out} was started (videos added, removed or "
+                             "rewritten, or captions edited): its shards would mix two datasets; use another --out")
+    elif manifest and os.path.abspath(manifest["config"]["data"]) != os.path.abspath(cfg.data):  # made before
         raise InputError(f"{out} caches {manifest['config']['data']} with {manifest['config']['model']}; "
                          "use another --out for another dataset or model")
+    pipe = pipeline_class(family).from_pretrained(cfg.model).to(cfg.device)
+    text_len = model_sizes(pipe, family)["text_len"]  # the model's own prompt length: what `lamo sample` encodes
+    if cfg.max_sequence_length is None:
+        from dataclasses import replace
+
+        cfg = replace(cfg, max_sequence_length=text_len)
+    elif cfg.max_sequence_length != text_len:
+        log.warning("--max-sequence-length %d differs from the model's own %d: `lamo sample` encodes prompts at %d, "
+                    "so `lamo train` will refuse this cache", cfg.max_sequence_length, text_len, text_len)
+    recipe = cache_recipe(cfg)
     if manifest:  # resuming: every shard must be encoded the same way (same size, model weights, dtype …)
         old = manifest.get("recipe") or {k: manifest["config"].get(k) for k in recipe if k in manifest["config"]}
         changed = [k for k in recipe if k in old and old[k] != recipe[k]]
@@ -106,7 +198,8 @@ def build_cache(cfg: CacheConfig) -> dict:
                              "use the same options or another --out")
     if manifest is None:
         manifest = {"family": family, "config": asdict(cfg), "recipe": recipe, "n_items": len(ds), "shards": []}
-    pipe = pipeline_class(family).from_pretrained(cfg.model).to(cfg.device)
+    manifest.update(data=data, text_len=cfg.max_sequence_length, model_text_len=text_len)
+    out.mkdir(parents=True, exist_ok=True)
     adapter = get_adapter(pipe)
     dtype = getattr(torch, cfg.dtype)
     n_shards = (len(ds) + cfg.shard_size - 1) // cfg.shard_size

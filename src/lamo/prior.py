@@ -168,6 +168,18 @@ def _hub_sampling_settings(repo_id: str, **kwargs: Any) -> dict[str, Any] | None
         return read_sampling_settings(tmp)
 
 
+def _finite(prior: Any, weights: str) -> Any:
+    """``prior``, or an ``InputError`` naming ``weights`` when a tensor holds NaN or inf (a diverged training)."""
+    bad = [n for n, t in [*prior.named_parameters(), *prior.named_buffers()]
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        if not os.path.exists(weights):  # saved under another name (sharded, variant): name the folder
+            weights = os.path.dirname(weights) or weights
+        raise InputError(f"{weights}: the prior's weights hold NaN or inf values ({len(bad)} tensor(s), e.g. "
+                         f"{bad[0]}), as a diverged training leaves them; retrain it (e.g. with a lower --lr)")
+    return prior
+
+
 def pool_prompt_embeds(prompt_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Masked mean of token embeddings: ``(B, L, D)`` (+ mask ``(B, L)``) → ``(B, D)``.
 
@@ -429,7 +441,7 @@ class MotionPrior(ModelMixin, ConfigMixin):
                 prior = prior.to(dtype) if dtype is not None else prior
                 record = read_sampling_settings(folder)
                 prior.sampling_settings = None if record is None else record["settings"]
-                return prior
+                return _finite(prior, os.path.join(folder, "predictor.safetensors"))
             if not os.path.isfile(os.path.join(folder, "config.json")):
                 raise FileNotFoundError(
                     f"{folder} is not a LaMo motion prior checkpoint: config.json is missing. A prior folder "
@@ -446,7 +458,7 @@ class MotionPrior(ModelMixin, ConfigMixin):
             record = read_sampling_settings(folder)  # a garbled file is refused before the weights are read
             prior = super().from_pretrained(path, **kwargs)
             prior.sampling_settings = None if record is None else record["settings"]
-            return prior
+            return _finite(prior, os.path.join(folder, "diffusion_pytorch_model.safetensors"))
         try:
             prior = super().from_pretrained(path, **kwargs)
         except (OSError, EnvironmentError) as e:
@@ -458,7 +470,7 @@ class MotionPrior(ModelMixin, ConfigMixin):
             ) from e
         record = _hub_sampling_settings(path, **kwargs)
         prior.sampling_settings = None if record is None else record["settings"]
-        return prior
+        return _finite(prior, f"{path} (Hub)")
 
     # ------------------------------------------------------------------ conditioning
     def condition(self, cond: torch.Tensor | None, n: int, drop: torch.Tensor | None = None) -> torch.Tensor:

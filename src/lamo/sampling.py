@@ -8,19 +8,25 @@
     record = SampleRun(SampleConfig(model="path/to/pipeline", prior="path/to/prior",
                                     prompt=["a red ball bounces"], seeds=[0, 1], out="samples")).run()
 
-Every (prompt, seed, λ) makes ``OUT/<prompt_idx>_<seed>_<λ>.mp4``; the videos of one prompt and seed share their
-initial noise, so λ is the only difference between them. ``OUT/run.json`` records the arguments, library versions,
+Every (prompt, seed, λ) makes ``OUT/<prompt_idx>_<seed>_<λ>.mp4`` (λ as ``1``, ``0.3``, ``3``; a λ that 6 significant
+digits would confuse with another is written exactly, e.g. ``1.0000001``; the same λ twice is refused); the videos of
+one prompt and seed share their initial noise, so λ is the only difference between them. ``OUT/run.json`` records the arguments, library versions,
 the prior's config, the settings actually used and where each came from (``settings`` / ``settings_sources``:
 the caller, the prior's ``sampling.json``, or a default — :func:`lamo.pipelines.resolve_sampling_settings`), and
 each video's file, seconds and per-step ``L_guide`` (measured at every step whenever a prior is given, λ = 0
 included, unless ``no_guide_loss``); it is rewritten after each video so an interrupted run keeps what it made.
 Each video's ``recipe`` holds everything that changes its pixels; ``skip_existing`` keeps exactly the videos whose
-recipe matches what is asked now (:func:`recipe_differences`).
+recipe matches what is asked now (:func:`recipe_differences`) and that still decode to the frames recorded (a video
+cut short or corrupt is made again). Each run has a ``run_id``, and each video row names the ``run`` that made it;
+``videos`` lists this run's sweep (made now or reused), ``other_videos`` the videos earlier runs left in ``OUT`` that
+this run did not ask for (still there and intact; ``run`` ``None`` for a video nobody recorded), so run.json accounts
+for every video in the folder. While a run writes, ``OUT/.lamo-sample.lock`` (pid and host) refuses a second sampler
+in the same folder; a lock whose process is gone (same host) is taken over.
 
 Under ``torchrun`` / ``accelerate launch`` (``RANK`` / ``WORLD_SIZE`` set) the (prompt, seed) pairs are shared out:
 pair ``k`` (prompts in order, seeds in order within a prompt) is made, with all its λ, by process ``k mod N``, and
 each process records its videos in ``OUT/run.rank-<r>-of-<N>.json`` as it goes (so that an interrupted run can be
-resumed). Rank 0 gathers every process's record (:meth:`lamo.sharding.Shards.gather`, torch.distributed's
+resumed); rank 0 alone holds the folder's lock. Rank 0 gathers every process's record (:meth:`lamo.sharding.Shards.gather`, torch.distributed's
 ``gather_object``), merges them into ``run.json`` — the rows one process would write, in the same order — and
 deletes the per-process files.
 Every video is seeded by its own seed, so the videos do not depend on ``N``. An interrupted run, sharded or not,
@@ -57,10 +63,12 @@ __all__ = ["SampleConfig", "SampleRun", "run_sampling", "save_prompt_embeds", "l
 
 FAMILIES = ("cogvideox", "wan")
 DEFAULT_FPS = {"cogvideox": 8, "wan": 16}
+MAX_FPS = 1000  # most frames per second a video may be written at
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _VIDEO_NAME = re.compile(r"\d+_-?\d+_[^_/]+\.mp4")  # <prompt_idx>_<seed>_<λ>.mp4
 _SHARD_GLOB = "run.rank-*-of-*.json"  # what each process of a sharded run records while it runs
 _NO_RECORD = "(no record)"
+LOCK_FILE = ".lamo-sample.lock"  # in OUT while a run writes there
 
 
 @dataclass
@@ -141,7 +149,20 @@ def load_prompt_embeds(path: str | os.PathLike) -> tuple[Any, Any, list[str] | N
                                  or negative.shape[1:] != embeds.shape[1:]):
         raise InputError(f"{path}: negative_prompt_embeds must be (N or 1, L, D) like prompt_embeds "
                          f"{tuple(embeds.shape)}, got {tuple(negative.shape)}")
-    prompts = json.loads(meta["prompts"]) if "prompts" in meta else None
+    prompts = None
+    if "prompts" in meta:
+        try:
+            prompts = json.loads(meta["prompts"])
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: its metadata 'prompts' is not JSON ({e}); write the file with "
+                             "lamo.sampling.save_prompt_embeds(..., prompts=[one text per embedding])") from e
+        if not (isinstance(prompts, list) and all(isinstance(t, str) for t in prompts)):
+            raise InputError(f"{path}: its metadata 'prompts' must be a JSON list of texts, got "
+                             f"{type(prompts).__name__}; write the file with lamo.sampling.save_prompt_embeds")
+        if len(prompts) != embeds.shape[0]:
+            raise InputError(f"{path}: its metadata lists {len(prompts)} prompt text(s) for {embeds.shape[0]} "
+                             "prompt embedding(s); give one text per embedding (save_prompt_embeds(..., prompts=…)) "
+                             "or drop the 'prompts' metadata")
     return embeds, negative, prompts
 
 
@@ -261,8 +282,9 @@ def check_config(cfg: SampleConfig) -> None:
         raise InputError(f"--motion-guidance-window (ρ) must lie in [0, 1], got {cfg.motion_guidance_window}")
     if cfg.guidance_scale is not None and not math.isfinite(cfg.guidance_scale):
         raise InputError(f"--guidance-scale must be a finite number, got {cfg.guidance_scale}")
-    if cfg.fps is not None and not (math.isfinite(cfg.fps) and cfg.fps > 0):
-        raise InputError(f"--fps must be > 0, got {cfg.fps}")
+    if cfg.fps is not None and not (math.isfinite(cfg.fps) and 1 <= cfg.fps <= MAX_FPS and cfg.fps == int(cfg.fps)):
+        raise InputError(f"--fps must be a whole number of frames per second from 1 to {MAX_FPS} (an mp4 made here "
+                         f"holds a whole-number rate), got {cfg.fps!r}")
     for name in ("frames", "height", "width", "max_sequence_length"):
         v = getattr(cfg, name)
         if v is not None and v < 1:
@@ -275,6 +297,12 @@ def check_config(cfg: SampleConfig) -> None:
     lambdas = cfg.motion_guidance_scale or []
     if any(not (math.isfinite(lam) and lam >= 0) for lam in lambdas):
         raise InputError(f"--motion-guidance-scale values must be finite and ≥ 0, got {lambdas}")
+    seen: dict[float, Any] = {}
+    for lam in lambdas:
+        if lam in seen:  # also 1 and 1.0, 0 and -0: one video name, one video
+            raise InputError(f"--motion-guidance-scale lists λ = {_fmt_lambda(float(lam))} twice ({seen[lam]!r} and "
+                             f"{lam!r}): give each value once")
+        seen[lam] = lam
     if any(lam > 0 for lam in lambdas) and not cfg.prior:
         raise InputError("--motion-guidance-scale > 0 needs a motion prior: pass --prior PATH")
     if cfg.motion_guidance_more_priors and not cfg.prior:
@@ -322,14 +350,53 @@ def _earlier_videos(out: Path, skip_existing: bool, overwrite: bool) -> dict[str
     videos: dict[str, dict] = {}
     for path in records:
         try:
-            rows = json.loads(path.read_text()).get("videos", [])
-        except (json.JSONDecodeError, AttributeError) as e:
+            rec = json.loads(path.read_text())
+            rows = list(rec.get("other_videos") or []) + list(rec.get("videos") or [])  # its own videos win
+        except (json.JSONDecodeError, AttributeError, TypeError) as e:
             if skip_existing:
                 raise InputError(f"{path} is not a run record ({e}), so its videos cannot be checked for reuse; "
                                  "pass --overwrite to make them again") from e
             continue
-        videos.update({v["file"]: v for v in rows if isinstance(v, dict) and "file" in v})
+        run_id = rec.get("run_id") or (rec.get("shard") or {}).get("run_id")  # runs before run_id: the shard's
+        for v in rows:
+            if isinstance(v, dict) and isinstance(v.get("file"), str):
+                videos[v["file"]] = {"run": run_id, **v}  # the run that made it (rows since run_id say so)
     return videos
+
+
+def _decoded_frames(path: Path, decode: bool = True) -> int | None:
+    """How many frames ``path`` decodes to (PyAV); ``None`` when it does not decode to the end. ``decode=False``
+    counts the stream's packets instead (a file cut short, but not every corruption, is caught; far faster)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if decode:
+                return sum(1 for _ in container.decode(stream))
+            return sum(1 for packet in container.demux(stream) if packet.size)
+    except Exception:  # noqa: BLE001 — PyAV's many errors for a cut or corrupt file
+        return None
+
+
+def _intact(path: Path, frames: Any, decode: bool = True) -> bool:
+    """Whether ``path`` decodes to the end, to ``frames`` frames when known (as run.json records each video)."""
+    n = _decoded_frames(path, decode)
+    return bool(n) and (not isinstance(frames, int) or n == frames)
+
+
+def _other_videos(out: Path, earlier: dict[str, dict], made_now: set[str]) -> list[dict]:
+    """The videos of ``out`` that this run does not make: earlier runs' rows (each names its ``run``) whose file
+    is still there and whole (all its frames' packets), and any video nobody recorded (``run``: ``None``); sorted by
+    file name."""
+    rows = []
+    for p in sorted(out.glob("*.mp4")) if out.is_dir() else []:
+        if p.name in made_now or p.name.startswith("."):
+            continue
+        row = earlier.get(p.name) or dict(file=p.name, run=None, recipe=None)
+        if _intact(p, row.get("frames"), decode=False):  # not used by this run: a quick check that it is whole
+            rows.append(row)
+    return rows
 
 
 def _start(out: Path, earlier: dict[str, dict] | None, overwrite: bool) -> str:
@@ -361,7 +428,10 @@ def _merge(records: list[dict], order: dict[str, int], t_start: float) -> dict:
 
 
 def _fmt_lambda(lam: float) -> str:
-    return f"{lam:g}"
+    """λ as it appears in a video's name: ``1``, ``0.3``, ``3`` for ordinary values (6 significant digits), the
+    shortest exact form (``1.0000001``) when those would name two λ alike — so each λ has its own name."""
+    short = f"{lam:g}"
+    return short if float(short) == lam else repr(float(lam))
 
 
 # ---------------------------------------------------------------------------------------- the run
@@ -390,8 +460,14 @@ class SampleRun:
         cfg = self.config
         if cfg.prompt_embeds:
             embeds, negative, texts = load_prompt_embeds(cfg.prompt_embeds)
-            return texts or [None] * embeds.shape[0], embeds, negative
-        return (list(cfg.prompt) if cfg.prompt else read_prompts_file(cfg.prompts_file)), None, None
+            if embeds.shape[0] == 0:
+                raise InputError(f"--prompt-embeds {cfg.prompt_embeds} holds no prompt (prompt_embeds of shape "
+                                 f"{tuple(embeds.shape)}): nothing to sample; give a file with at least one")
+            return texts if texts is not None else [None] * embeds.shape[0], embeds, negative
+        texts = list(cfg.prompt) if cfg.prompt else read_prompts_file(cfg.prompts_file)
+        if not texts:
+            raise InputError(f"{cfg.prompts_file or '--prompt'}: no prompt given; nothing to sample")
+        return texts, None, None
 
     def _load(self, device: Any, dtype: Any) -> str:
         """Load the pipeline and priors onto ``device``; the family."""
@@ -443,8 +519,8 @@ class SampleRun:
             self.pipe, self.prior, motion_guidance_scale=(cfg.motion_guidance_scale or [None])[0],
             motion_guidance_window=cfg.motion_guidance_window, num_inference_steps=cfg.steps,
             guidance_scale=cfg.guidance_scale)
-        lambdas = [float(v) for v in cfg.motion_guidance_scale] if cfg.motion_guidance_scale else \
-            [float(values["motion_guidance_scale"])]
+        lambdas = [float(v) + 0.0 for v in cfg.motion_guidance_scale] if cfg.motion_guidance_scale else \
+            [float(values["motion_guidance_scale"]) + 0.0]  # + 0.0: λ −0 is λ 0
         self.settings = dict(
             motion_guidance_scale=lambdas, motion_guidance_window=float(values["motion_guidance_window"]),
             num_inference_steps=int(values["num_inference_steps"]), guidance_scale=float(values["guidance_scale"]),
@@ -467,7 +543,28 @@ class SampleRun:
 
     # ---------------------------------------------------------------- the run
     def run(self) -> dict[str, Any]:
-        """Make the videos; returns this process's record (rank 0: what ``run.json`` holds)."""
+        """Make the videos; returns this process's record (rank 0: what ``run.json`` holds).
+
+        While it runs, ``OUT/.lamo-sample.lock`` (taken by rank 0 only: the processes of one sharded run share the
+        folder) refuses another sampler in the same folder (:class:`lamo.locks.FolderLock`).
+        """
+        from .locks import FolderLock
+
+        t_start = time.perf_counter()
+        prompts = self._prompts()  # refused before the folder is touched
+        created = not self.out.exists()
+        lock = FolderLock(self.out, "lamo sample", LOCK_FILE) if self.shards.main else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            return self._run(t_start, *prompts)
+        finally:
+            if lock is not None:
+                lock.release()
+            if created and self.shards.main and self.out.is_dir() and not any(self.out.iterdir()):
+                self.out.rmdir()  # a run refused before it wrote anything leaves no empty folder
+
+    def _run(self, t_start: float, texts: list, embeds: Any, negative: Any) -> dict[str, Any]:
         import torch
         from tqdm.auto import tqdm
 
@@ -475,8 +572,6 @@ class SampleRun:
         from .video_io import write_video
 
         cfg, shards, out = self.config, self.shards, self.out
-        t_start = time.perf_counter()
-        texts, embeds, negative = self._prompts()
         earlier = _earlier_videos(out, cfg.skip_existing, cfg.overwrite)  # read by every process before any writes
 
         # ---- the pipeline
@@ -514,12 +609,13 @@ class SampleRun:
 
         # ---- the sweep
         run_id = shards.sync(lambda: _start(out, earlier, cfg.overwrite))
-        fps = cfg.fps or DEFAULT_FPS[family]
+        fps = int(cfg.fps) if cfg.fps is not None else DEFAULT_FPS[family]  # the rate the mp4s hold
         prior_dtype = None if prior is None else str(prior.dtype).removeprefix("torch.")
         record: dict[str, Any] = dict(
             command="lamo sample",
             args=dataclasses.asdict(cfg),
             versions=_versions(),
+            run_id=run_id,
             family=family, pipeline=type(pipe).__name__, device=str(device), dtype=dtype_name, fps=fps,
             prior_dtype=prior_dtype,
             prior=None if prior is None else dict(path=cfg.prior, config=dict(prior.config)),
@@ -578,6 +674,8 @@ class SampleRun:
         rows: dict[str, dict] = {}  # this process's videos, reused or made
         if cfg.skip_existing and earlier:
             jobs = self._reuse(jobs, name, earlier, recipe, rows)
+        if shards.main:  # the earlier runs' videos this run does not make again stay in the folder, and recorded
+            record["other_videos"] = _other_videos(out, earlier or {}, set(order))
         shard_file = _shard_file(out, shards)
 
         def save() -> None:
@@ -602,7 +700,7 @@ class SampleRun:
             path = write_video(out / name[i, seed, lam], frames, fps=fps, reproducible=True)  # same frames, same bytes
             history = pipe.motion_guidance_history
             rows[path.name] = dict(
-                file=path.name, prompt_index=i, prompt=texts[i], seed=seed, motion_guidance_scale=lam,
+                file=path.name, run=run_id, prompt_index=i, prompt=texts[i], seed=seed, motion_guidance_scale=lam,
                 frames=int(frames.shape[0]), height=int(frames.shape[1]), width=int(frames.shape[2]),
                 seconds=round(seconds, 3),
                 guided_steps=[r.step for r in history if r.guided],
@@ -632,14 +730,17 @@ class SampleRun:
 
     def _reuse(self, jobs: list, name: dict, earlier: dict[str, dict], recipe: Any, rows: dict) -> list:
         """Keep (into ``rows``) the earlier videos made exactly as asked now; the jobs left to make."""
-        keep, remake = set(), {}
+        keep, remake, broken = set(), {}, []
         for job in jobs:
             file = self.out / name[job]
             if not (file.is_file() and file.stat().st_size > 0):
                 continue
-            diff = recipe_differences(earlier.get(file.name, {}).get("recipe"), recipe(*job))
+            row = earlier.get(file.name, {})
+            diff = recipe_differences(row.get("recipe"), recipe(*job))
             if diff:
                 remake[file.name] = diff
+            elif not _intact(file, row.get("frames")):  # cut short or corrupt: made again
+                broken.append(file.name)
             else:
                 keep.add(file.name)
         rows.update({file: earlier[file] for file in keep})
@@ -651,6 +752,9 @@ class SampleRun:
             why = ([f"they were made with another {', '.join(changed)}"] if changed else []) + \
                   ([f"run.json does not say how {len(unknown)} of them were made"] if unknown else [])
             print(f"making {len(remake)} video(s) in {self.out} again: {'; '.join(why)}")
+        if broken:
+            print(f"making {len(broken)} video(s) in {self.out} again: they do not decode to the frames run.json "
+                  f"records (truncated or corrupt): {', '.join(broken)}")
         return [j for j in jobs if name[j] not in keep]
 
 

@@ -74,8 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=int, default=None, help="video height in pixels (default: the model's config, else the pipeline's)")
     p.add_argument("--width", type=int, default=None, help="video width in pixels (default: the model's config, else the pipeline's)")
     p.add_argument("--max-sequence-length", type=int, default=None, help="prompt tokens (default: the model's config, else the pipeline's)")
-    p.add_argument("--fps", type=float, default=None, help="frames per second of the mp4s (default: CogVideoX "
-                                                           f"{DEFAULT_FPS['cogvideox']}, Wan {DEFAULT_FPS['wan']})")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frames per second of the mp4s, a whole number from 1 to 1000 (default: CogVideoX "
+                        f"{DEFAULT_FPS['cogvideox']}, Wan {DEFAULT_FPS['wan']})")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
                    help="model dtype (default: bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -88,11 +89,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-guide-loss", action="store_true",
                    help="measure L_guide only at guided steps (saves one prior forward per unguided step) "
                         "(default: measured at every step)")
-    p.add_argument("--out", default="samples", help="output folder (default: samples)")
+    p.add_argument("--out", default="samples",
+                   help="output folder; one sampler at a time (OUT/.lamo-sample.lock) (default: samples)")
     p.add_argument("--skip-existing", action="store_true",
                    help="resume: keep the videos in OUT that were made exactly as asked now (same model, prior, "
                         "λ, ρ, guidance options, steps, CFG, size, prompt, seed, scheduler, dtype; see run.json) and "
-                        "make the others (default: off)")
+                        "make the others; earlier videos not asked for now stay recorded in run.json's other_videos "
+                        "(default: off)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run in OUT (its videos are deleted first); without it, or "
                         "--skip-existing, an OUT holding a run.json is refused (default: off)")
