@@ -14,7 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import commands
 
     parser = argparse.ArgumentParser(prog="lamo", description="Latent motion priors for video diffusion.")
-    parser.add_argument("--version", action="version", version=f"lamo {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"lamo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):  # helpers of other commands (e.g. _eval_prior, under `lamo eval`)
@@ -53,6 +53,10 @@ def is_user_error(e: BaseException) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["--version"], ["-V"]):  # answered before any command module is imported
+        print(f"lamo {__version__}")
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -20,16 +20,22 @@ import argparse
 import shlex
 import sys
 
+from ._args import one_of, world_preset
+
 __all__ = ["register_eval_prior", "run_eval_prior"]
 
 #: Clips of the physics world scored by default (``-n``).
 DEFAULT_WORLD_CLIPS = 256
 
 
-def register_eval_prior(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``prior`` sub-command to ``subparsers`` (those of ``lamo eval``); returns its parser."""
+def _counterfactuals() -> list[str]:
     from ..prior_quality import COUNTERFACTUALS
 
+    return list(COUNTERFACTUALS)
+
+
+def register_eval_prior(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``prior`` sub-command to ``subparsers`` (those of ``lamo eval``); returns its parser."""
     p = subparsers.add_parser(
         "prior", help="prior quality: validation cosine and real-vs-counterfactual win rates (run before sampling)",
         description=__doc__.split("\n\n")[1])
@@ -39,15 +45,17 @@ def register_eval_prior(subparsers: argparse._SubParsersAction) -> argparse.Argu
     src.add_argument("--world", action="store_true", help="score clips of the physics world through --backbone")
     p.add_argument("--backbone", default=None,
                    help="with --world: the backbone folder (default: the shipped demo backbone)")
-    p.add_argument("--world-preset", default="tiny", help="with --world: the world the backbone makes (default: tiny)")
+    p.add_argument("--world-preset", type=world_preset, default="tiny", help="with --world: the world the backbone makes (default: tiny)")
     p.add_argument("-n", type=int, default=None,
                    help=f"clips to score: with --world (default {DEFAULT_WORLD_CLIPS}); with --cache the first N rows "
                         "(default: all)")
     p.add_argument("--seed", type=int, default=5,
                    help="world clips of this seed (default 5: not the clips `lamo demo` trains on); shuffling")
     p.add_argument("--tau", type=int, default=None, help="lag of L_guide and the cosine (default: the prior's own)")
-    p.add_argument("--counterfactuals", default=None,
-                   help=f"comma-separated subset of {','.join(COUNTERFACTUALS)} (default: all that apply)")
+    p.add_argument("--counterfactuals", default=None, type=one_of(_counterfactuals, "counterfactual", comma_list=True),
+                   help="comma-separated subset of reversed, shuffled, frozen, dropped (2× speed), doubled (½ speed) "
+                        "and, with --world, gravity_flipped, ball_hidden, teleported, restitution "
+                        "(default: all that apply)")
     p.add_argument("--batch-size", type=int, default=64, help="clips per batch (default 64)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -75,9 +83,9 @@ def run_eval_prior(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be ≥ 1, got {args.batch_size}")
     if args.cache and args.backbone:
         raise InputError("--backbone goes with --world; a cache already holds the backbone's latents")
-    names = None
-    if args.counterfactuals:
-        names = [c.strip() for c in args.counterfactuals.split(",") if c.strip()]
+    names = args.counterfactuals
+    if isinstance(names, str):  # a caller that built ``args`` by hand
+        names = [c.strip() for c in names.split(",") if c.strip()]
     prior = MotionPrior.from_pretrained(args.prior).float().to(args.device).eval()
     t0 = time.time()
     if args.cache:

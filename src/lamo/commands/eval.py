@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..errors import InputError, MissingInputError, UserError
 from ..sharding import Shards
+from ._args import world_preset
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 
@@ -63,12 +64,10 @@ def add_common_arguments(p: argparse.ArgumentParser, report_name: str) -> None:
 
 
 def _register_physics(esub: argparse._SubParsersAction) -> None:
-    from ..physics.world import WORLD_PRESETS
-
     p = esub.add_parser("physics", help="physics metrics of clips of the ball world (tracker + fits)",
                         description=__doc__.split("\n\n")[0])
     add_common_arguments(p, "eval_physics.json")
-    p.add_argument("--preset", choices=sorted(WORLD_PRESETS), default=None,
+    p.add_argument("--preset", type=world_preset, default=None,
                    help="world preset of the clips (default: DIR/world.json)")
     p.add_argument("--world", default=None, help="a world.json to use (overrides DIR/world.json and --preset)")
     p.set_defaults(func=_physics, report_name="eval_physics.json")

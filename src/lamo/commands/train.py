@@ -30,7 +30,7 @@ def check_config(cfg) -> None:
     def finite(x) -> bool:
         return isinstance(x, (int, float)) and math.isfinite(x)
 
-    for name in ("steps", "batch_size", "save_every", "validation_steps", "tau"):
+    for name in ("steps", "batch_size", "save_every", "validation_steps", "drift_tau"):
         if hasattr(cfg, name):
             need(getattr(cfg, name) >= 1, name, "≥ 1")
     for name in ("lora_rank", "validation_every", "seed"):
@@ -96,8 +96,7 @@ def prepare_run_folder(cfg, overwrite: bool) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..training.finetune import FinetuneConfig
-    from ..training.prior import PriorTrainConfig
+    from ..configs import FinetuneConfig, PriorTrainConfig
 
     p = sub.add_parser("train", help="train a motion prior, or fine-tune a backbone with the drift loss")
     tsub = p.add_subparsers(dest="train_command", metavar="SUBCOMMAND")

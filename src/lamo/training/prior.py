@@ -20,12 +20,13 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..configs import PriorTrainConfig
 from ..errors import InputError
 from .checkpoints import resume_step, save_checkpoint
 
@@ -39,31 +40,6 @@ PRIOR_RECIPES: dict[str, dict[str, Any]] = {
 }
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PriorTrainConfig:
-    """Hyper-parameters of a prior training run (YAML keys = these names)."""
-
-    cache: str = ""  # latent cache folder made by `lamo cache` (required)
-    out: str = "runs/prior"  # run folder: checkpoints, logs, the trained prior
-    preset: str = "base"  # MotionPrior preset (lamo.prior.PRIOR_PRESETS)
-    steps: int = 3000  # training steps
-    batch_size: int = 32  # clips per step and process
-    lr: float = 3e-4  # learning rate
-    weight_decay: float = 0.0  # AdamW weight decay
-    grad_clip: float = 1.0  # gradient-norm clip
-    seed: int = 0  # random seed (data order, noise, initial weights)
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    val_fraction: float = 0.1  # fraction of the cache held out for validation
-    save_every: int = 500  # steps between checkpoints
-    log_with: str = "tensorboard"  # tensorboard | none
-    resume_from_checkpoint: str | None = None  # latest | a checkpoint folder: continue that run
-    max_steps_this_run: int | None = None  # stop early (a checkpoint is written) — for tests and time limits
-    recipe: str = ""  # "" | "lamo-release" (the authors' predictor training; see the module docstring)
-    lr_schedule: str = "constant"  # constant | cosine (lr·½(1 + cos(π·step/steps)))
-    prior_options: str = ""  # MotionPrior config overrides on the preset, e.g. "tau=1,noise_aug=diffusion"
-    aug_model: str = ""  # model whose scheduler gives ᾱ_t for noise_aug="diffusion" ("": the cache's model)
 
 
 def apply_recipe(cfg: Any, recipes: dict[str, dict[str, Any]]) -> Any:
