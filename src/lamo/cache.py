@@ -87,7 +87,10 @@ def build_cache(cfg: CacheConfig) -> dict:
                              "use the same options or another --out")
     if manifest is None:
         manifest = {"family": family, "config": asdict(cfg), "recipe": recipe, "n_items": len(ds), "shards": []}
-    pipe = pipeline_class(family).from_pretrained(cfg.model).to(cfg.device)
+    from ._quiet import quiet_loading
+
+    with quiet_loading():
+        pipe = pipeline_class(family).from_pretrained(cfg.model).to(cfg.device)
     adapter = get_adapter(pipe)
     dtype = getattr(torch, cfg.dtype)
     n_shards = (len(ds) + cfg.shard_size - 1) // cfg.shard_size

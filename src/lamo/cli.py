@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] in (["--version"], ["-V"]):  # answered before any command module is imported
         print(f"lamo {__version__}")
         return 0
+    from ._quiet import silence_notices
+
+    silence_notices()  # before any command imports transformers or diffusers
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

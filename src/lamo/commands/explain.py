@@ -22,6 +22,7 @@ def _explain(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image
 
+    from .._quiet import quiet_loading
     from ..adapters import get_adapter
     from ..explain import drift_heatmap, field_heatmap, render_overlay
     from ..pipelines import pipeline_class
@@ -41,7 +42,8 @@ def _explain(args: argparse.Namespace) -> int:
     from diffusers import DiffusionPipeline
 
     family = get_adapter(DiffusionPipeline.load_config(args.model)).family
-    pipe = pipeline_class(family).from_pretrained(args.model)
+    with quiet_loading():
+        pipe = pipeline_class(family).from_pretrained(args.model)
     adapter = get_adapter(pipe)
     with torch.no_grad():
         z = adapter.encode_video(pipe.vae, frames, sample=False)[0]  # (F, C, h, w)

@@ -125,7 +125,10 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
     # the text encoder and VAE are loaded only when validation videos are asked for
     skip = {} if validate else {k: None for k, v in index.items()
                                 if isinstance(v, list) and k in ("tokenizer", "text_encoder", "vae")}
-    pipe = pipe_cls.from_pretrained(cfg.model, **skip)
+    from .._quiet import quiet_loading
+
+    with quiet_loading():
+        pipe = pipe_cls.from_pretrained(cfg.model, **skip)
     if validate and (pipe.text_encoder is None or pipe.vae is None):
         raise ValueError(f"validation videos need {cfg.model}'s text encoder and VAE; it has none — drop --validation-every")
     transformer, scheduler, adapter = pipe.transformer, pipe.scheduler, get_adapter(pipe)
