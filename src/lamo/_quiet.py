@@ -10,6 +10,9 @@ matches that one message only — every other warning of these libraries still s
   of a pipeline holding one of LaMo's own components (the shipped demo backbone's small autoencoder), which
   LaMo passes on purpose. The same notice about any other class still shows.
 
+and one Python warning, by its message: huggingface_hub's "The ``local_dir_use_symlinks`` argument is
+deprecated", which diffusers triggers on every load of a Hub id (an argument diffusers passes, not LaMo's user).
+
 :func:`quiet_loading` also turns off, while a pipeline loads, transformers' per-model "Loading weights" bar,
 which otherwise draws inside diffusers' "Loading pipeline components" bar (two bars interleaved on one line).
 
@@ -20,10 +23,11 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["silence_notices", "quiet_loading", "NOTICES"]
+__all__ = ["silence_notices", "quiet_loading", "NOTICES", "WARNINGS"]
 
 #: logger name → patterns of the messages dropped from it (``re.search`` on the formatted message)
 NOTICES: dict[str, tuple[re.Pattern, ...]] = {
@@ -32,6 +36,10 @@ NOTICES: dict[str, tuple[re.Pattern, ...]] = {
     "diffusers.pipelines.pipeline_utils": (
         re.compile(r"^Expected types for \w+: .*, got <class 'lamo\.[\w.]+'>\.?$", re.S),),
 }
+
+
+#: the Python warnings dropped (a regular expression matched at the start of the message)
+WARNINGS = r"The `local_dir_use_symlinks` argument is deprecated and ignored in `hf_hub_download`"
 
 
 class _DropNotices(logging.Filter):
@@ -56,6 +64,8 @@ def silence_notices() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropNotices) for f in logger.filters):
             logger.addFilter(_DropNotices(patterns))
+    warnings.filterwarnings("ignore", message=WARNINGS, category=UserWarning)  # the same filter is added once
+
 
 
 @contextmanager

@@ -37,7 +37,7 @@ class PriorTrainConfig:
     """Hyper-parameters of a prior training run (YAML keys = these names)."""
 
     cache: str = ""  # latent cache folder made by `lamo cache` (required)
-    out: str = "runs/prior"  # run folder: checkpoints, logs, the trained prior
+    out: str = "runs/prior"  # run folder: checkpoints, loss.jsonl, tracker logs, the trained prior
     preset: str = "base"  # MotionPrior preset (lamo.prior.PRIOR_PRESETS)
     steps: int = 3000  # training steps
     batch_size: int = 32  # clips per step and process
@@ -48,7 +48,7 @@ class PriorTrainConfig:
     mixed_precision: str = "no"  # no | fp16 | bf16
     val_fraction: float = 0.1  # fraction of the cache held out for validation
     save_every: int = 500  # steps between checkpoints
-    log_with: str = "tensorboard"  # tensorboard | none
+    log_with: str = "none"  # also to a tracker: tensorboard (pip install 'lamo[train]') | another accelerate tracker
     resume_from_checkpoint: str | None = None  # latest | a checkpoint folder: continue that run
     max_steps_this_run: int | None = None  # stop early (a checkpoint is written) — for tests and time limits
     recipe: str = ""  # "" | "lamo-release" (the authors' predictor training; see lamo.training.prior)
@@ -76,7 +76,7 @@ class FinetuneConfig:
     seed: int = 0  # random seed (data order, noise, LoRA initialisation)
     mixed_precision: str = "no"  # no | fp16 | bf16
     save_every: int = 250  # steps between checkpoints
-    log_with: str = "tensorboard"  # tensorboard | none | another accelerate tracker
+    log_with: str = "none"  # also to a tracker: tensorboard (pip install 'lamo[train]') | another accelerate tracker
     resume_from_checkpoint: str | None = None  # latest | a checkpoint folder: continue that run
     max_steps_this_run: int | None = None  # stop early (a checkpoint is written) — for tests and time limits
     validation_every: int = 0  # every N steps, sample the validation prompts to OUT/validation/step-N/*.mp4 (0: off)

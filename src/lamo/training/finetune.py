@@ -29,9 +29,9 @@ from typing import Any
 import torch
 
 from ..configs import FinetuneConfig
-from ..errors import InputError
+from ..errors import InputError, require
 from .checkpoints import resume_step, save_checkpoint, trim_jsonl_log
-from .prior import apply_recipe, build_prior, lr_factor
+from .prior import apply_recipe, build_prior, lr_factor, require_tracker
 
 __all__ = ["FinetuneConfig", "FinetuneLoss", "train_finetune", "FINETUNE_RECIPES", "DRIFT_WEIGHTINGS"]
 
@@ -110,6 +110,9 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
         lr_factor(schedule, 0, 1)  # an unknown schedule fails before anything is loaded
     if cfg.drift_weighting not in DRIFT_WEIGHTINGS:
         raise InputError(f"unknown drift_weighting {cfg.drift_weighting!r}; choose from {DRIFT_WEIGHTINGS}")
+    require_tracker(cfg.log_with)
+    if cfg.lora_rank > 0:
+        require("peft", f"LoRA fine-tuning (--lora-rank {cfg.lora_rank})", "or pass --lora-rank 0 for full fine-tuning")
     out = Path(cfg.out)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=None if cfg.log_with == "none" else cfg.log_with,
                       project_dir=str(out))

@@ -18,6 +18,7 @@ Other MotionPrior config values are set with ``prior_options`` (``"tau=1,noise_a
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import math
 from dataclasses import asdict, fields, replace
@@ -40,6 +41,28 @@ PRIOR_RECIPES: dict[str, dict[str, Any]] = {
 }
 
 log = logging.getLogger(__name__)
+
+
+#: ``--log-with`` tracker → the package accelerate needs for it (any one of them)
+TRACKER_PACKAGES: dict[str, tuple[str, ...]] = {"tensorboard": ("tensorboard", "tensorboardX")}
+
+
+def require_tracker(log_with: str) -> None:
+    """Refuse in one line a ``log_with`` tracker whose package is not installed (accelerate would only warn and log
+    nothing), saying how to install it; ``"none"`` needs nothing. Losses always go to ``OUT/loss.jsonl`` too."""
+    if log_with == "none":
+        return
+    from ..errors import require
+
+    packages = TRACKER_PACKAGES.get(log_with, (log_with,))
+    for package in packages[1:]:  # an alternative that is installed is enough
+        try:
+            __import__(package)
+            return
+        except ImportError:
+            pass
+    require(packages[0], f"--log-with {log_with}",
+            "or pass --log-with none (the losses are written to OUT/loss.jsonl either way)")
 
 
 def apply_recipe(cfg: Any, recipes: dict[str, dict[str, Any]]) -> Any:
@@ -138,6 +161,7 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
 
     cfg = apply_recipe(cfg, PRIOR_RECIPES)
     lr_factor(cfg.lr_schedule, 0, 1)  # an unknown schedule fails before anything is loaded
+    require_tracker(cfg.log_with)
     out = Path(cfg.out)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=None if cfg.log_with == "none" else cfg.log_with,
                       project_dir=str(out))
@@ -203,12 +227,18 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
+        record = {"step": step, "loss": loss.item()}
         if cfg.log_with != "none":
             acc.log({"train/loss": loss.item()}, step=step)
         if step % cfg.save_every == 0 or step == stop:
-            save_checkpoint(acc, out, step, cfg, validate())
+            val = validate()
+            save_checkpoint(acc, out, step, cfg, val)
+            record.update(val)
             if cfg.log_with != "none" and acc.is_main_process:
-                acc.log({f"val/{k[4:]}": v for k, v in validate().items()}, step=step)
+                acc.log({f"val/{k[4:]}": v for k, v in val.items()}, step=step)
+        if acc.is_main_process:  # one line per step, as the fine-tune writes; a resumed run first cuts it back
+            with open(out / "loss.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
     bar.close()
     final = out / "prior"
     if step >= cfg.steps and acc.is_main_process:
