@@ -141,7 +141,8 @@ def add_config_command(sub: argparse._SubParsersAction, name: str, cls: type, *,
                 generated.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false",
                                        default=False)
         else:
-            generated.add_argument(flag(f.name), dest=f.name, type=kind, default=_default(f), **f.metadata)
+            default = None if f.default is MISSING and f.default_factory is MISSING else _default(f)
+            generated.add_argument(flag(f.name), dest=f.name, type=kind, default=default, **f.metadata)
     for action in generated._actions:
         f = by_name[action.dest]
         if isinstance(action, argparse._StoreFalseAction):  # --no-FIELD of a field that defaults to yes

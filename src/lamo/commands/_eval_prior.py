@@ -57,7 +57,7 @@ def register_eval_prior(subparsers: argparse._SubParsersAction) -> argparse.Argu
                         "and, with --world, gravity_flipped, ball_hidden, teleported, restitution "
                         "(default: all that apply)")
     p.add_argument("--batch-size", type=int, default=64, help="clips per batch (default 64)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0: torch's choice (default: 0)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--out", required=True, help="output folder: table.json and prior_quality.png")
     p.set_defaults(func=run_eval_prior)
