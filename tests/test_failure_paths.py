@@ -467,7 +467,7 @@ def test_a_failing_evaluator_keeps_the_report_and_the_videos(two_models, tmp_pat
 
 
 def test_eval_out_pointing_at_a_folder_is_refused_before_scoring(tmp_path, capsys, monkeypatch):
-    import lamo.commands.eval as ev
+    import lamo.evaluation as ev
 
     assert main(["data", "physics", "--out", str(tmp_path / "d"), "-n", "1"]) == 0
     (tmp_path / "reports").mkdir()
