@@ -92,8 +92,16 @@ class FinetuneLoss(torch.nn.Module):
                 prior_loss.detach(), prior_cos.detach())
 
 
-def train_finetune(cfg: FinetuneConfig) -> Path:
-    """Fine-tune (or resume); save LoRA weights or the full transformer under ``cfg.out``."""
+def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
+    """Fine-tune (or resume); save LoRA weights or the full transformer under ``cfg.out``.
+
+    ``cfg`` is checked first and a folder holding another run is refused unless ``overwrite`` (which deletes that
+    run) or ``cfg.resume_from_checkpoint`` (:mod:`lamo.training.runs`).
+    """
+    from .runs import check_train_config, prepare_run_folder
+
+    check_train_config(cfg)
+    prepare_run_folder(cfg, overwrite)
 
     import yaml
     from accelerate import Accelerator

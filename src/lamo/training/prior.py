@@ -150,8 +150,16 @@ def _batch(ds, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([it["latents"] for it in items]).float(), torch.stack([it["pooled"] for it in items]).float()
 
 
-def train_prior(cfg: PriorTrainConfig) -> Path:
-    """Train (or resume) and save the prior to ``cfg.out/prior``; returns that folder."""
+def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
+    """Train (or resume) and save the prior to ``cfg.out/prior``; returns that folder.
+
+    ``cfg`` is checked first and a folder holding another run is refused unless ``overwrite`` (which deletes that
+    run) or ``cfg.resume_from_checkpoint`` (:mod:`lamo.training.runs`).
+    """
+    from .runs import check_train_config, prepare_run_folder
+
+    check_train_config(cfg)
+    prepare_run_folder(cfg, overwrite)
     import yaml
     from accelerate import Accelerator
     from accelerate.utils import set_seed
