@@ -87,3 +87,28 @@ lamo.cli.build_parser().format_help()
 print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
 """)
     assert got == []
+
+
+def test_running_one_command_imports_only_its_own_module():
+    got = _run(f"""
+import contextlib, io, json, sys
+import lamo.cli
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    try:
+        lamo.cli.main(["data", "physics", "--help"])
+    except SystemExit:
+        pass
+print(json.dumps({{"commands": sorted(m for m in sys.modules if m.startswith("lamo.commands.")),
+                  "heavy": [m for m in {HEAVY!r} if m in sys.modules], "help": out.getvalue()}}))
+""")
+    assert got["commands"] == ["lamo.commands._args", "lamo.commands.data"] and got["heavy"] == []
+    assert "--num-clips" in got["help"]
+
+
+def test_the_full_parser_still_lists_every_command():
+    from lamo.cli import build_parser, command_names
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert sorted(sub.choices) == command_names() == COMMANDS
+    only = next(a for a in build_parser(only="share")._actions if a.dest == "command")
+    assert list(only.choices) == ["share"]

@@ -22,17 +22,27 @@ from ._version import __version__
 _PACKAGE = Path(__file__).resolve().parent
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_names() -> list[str]:
+    """The modules of :mod:`lamo.commands` that add a command (each adds the command of its own name)."""
+    from . import commands
+
+    # a name starting with _ is a helper of another command (e.g. _eval_prior, under `lamo eval`)
+    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``lamo`` argument parser with every command — or, with ``only``, just that command (what ``main`` builds
+    to run one: the other command modules are not even imported)."""
     from . import commands
 
     parser = argparse.ArgumentParser(prog="lamo", description="Latent motion priors for video diffusion.")
     parser.add_argument("-V", "--version", action="version", version=f"lamo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):  # helpers of other commands (e.g. _eval_prior, under `lamo eval`)
-            continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        module.register(sub)
+    for name in command_names():
+        if only is None or name == only:
+            importlib.import_module(f"{commands.__name__}.{name}").register(sub)
+    if only is not None and only not in sub.choices:  # a module that adds a command of another name: build them all
+        return build_parser()
     return parser
 
 
@@ -137,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     from ._quiet import silence_notices
 
     silence_notices()  # before any command imports transformers or diffusers
-    parser = build_parser()
+    named = argv[0] if argv and argv[0] in command_names() else None
+    parser = build_parser(only=named)  # `lamo CMD …` imports CMD's module alone; `lamo --help` lists them all
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -315,7 +315,7 @@ def _generate_with_lamo_sample(argv: list[str]) -> None:
     """Run ``lamo sample`` with ``argv`` in this process (under a launcher, every process takes its share)."""
     from .cli import build_parser
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(only=argv[0]).parse_args(argv)
     args.func(args)
 
 
