@@ -118,3 +118,24 @@ def test_a_base_model_in_the_local_hub_cache_is_checked_against_its_config(prior
     err = capsys.readouterr().err
     assert "512-wide text embeddings" in err and "local Hub cache" in err, err
     assert main(["share", "card", str(prior_folder), "--base-model", "me/unknown-backbone"]) == 0  # cannot check
+
+
+def test_help_texts_that_list_choices_name_every_one():
+    """The world presets and counterfactuals are checked when given (their modules load torch or numpy), so the help
+    writes their names out; it must name each one there is."""
+    from lamo.physics.world import WORLD_PRESETS
+    from lamo.prior_quality import COUNTERFACTUALS
+
+    parsers = dict(all_parsers(build_parser()))
+
+    def help_of(path, option):
+        return next(a.help for a in parsers[path]._actions if option in a.option_strings)
+
+    for path in ("lamo data physics",):
+        assert all(name in help_of(path, "--preset") for name in WORLD_PRESETS)
+    assert all(name in help_of("lamo eval prior", "--counterfactuals") for name in COUNTERFACTUALS)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["data", "physics", "--out", "x", "-n", "1", "--preset", "huge"])
+    args = build_parser().parse_args(["eval", "prior", "--prior", "p", "--cache", "c", "--out", "o",
+                                      "--counterfactuals", "frozen, reversed"])
+    assert args.counterfactuals == ["frozen", "reversed"]

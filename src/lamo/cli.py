@@ -102,7 +102,7 @@ def missing_piece(e: BaseException, args: argparse.Namespace | None = None) -> s
       no such repository, a gated one, a revision or a file it lacks: which option, why, and what to do;
     * a local folder given as a diffusers model that has no ``model_index.json`` / ``config.json``.
     """
-    from .errors import install_advice, OPTIONAL_PACKAGES
+    from .errors import OPTIONAL_PACKAGES, install_advice
 
     for x in _chain(e):
         if isinstance(x, ImportError) and (x.name or "").split(".")[0] in OPTIONAL_PACKAGES:
