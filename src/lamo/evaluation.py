@@ -454,12 +454,14 @@ def evaluate_prior(prior: str | os.PathLike, out: str | os.PathLike, *, cache: s
         result = prior_quality(model, latents, cond, names or tuple(GENERIC_COUNTERFACTUALS), tau=tau, seed=seed,
                                batch_size=batch_size, source=f"latent cache {cache} ({k} of {len(ds)} clips)")
     else:
+        from ._quiet import quiet_loading
         from .demo.run import DEFAULT_BACKBONE, DemoConfig, _load_pipeline
         from .prior_quality import world_prior_quality
 
         cfg = DemoConfig(backbone=str(backbone or DEFAULT_BACKBONE), world=world_preset)
         try:
-            pipe, _, preset, world = _load_pipeline(cfg)
+            with quiet_loading():  # one bar: the components', not transformers' per-model one inside it
+                pipe, _, preset, world = _load_pipeline(cfg)
         except FileNotFoundError as e:
             raise MissingInputError(str(e)) from e
         pipe = pipe.to(device)
