@@ -299,7 +299,7 @@ def test_train_refuses_a_bad_config_yaml(latent_cache, tmp_path, capsys, text, m
 def test_train_finetune_refuses_bad_numbers(latent_cache, tmp_path, capsys):
     base = ["train", "finetune", "--model", str(tmp_path / "m"), "--cache", str(latent_cache), "--out",
             str(tmp_path / "r")]
-    for flags, message in [(["--tau", "0"], "--tau must be ≥ 1"),
+    for flags, message in [(["--drift-tau", "0"], "--drift-tau must be ≥ 1"),
                            (["--lora-rank", "-1"], "--lora-rank must be ≥ 0"),
                            (["--drift-mode", "fancy"], "--drift-mode must be one of"),
                            (["--drift-weight", "nan"], "--drift-weight must be"),
@@ -343,7 +343,7 @@ def test_a_resumed_fine_tune_logs_each_step_once(tmp_path):
         "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 4, "captions": [""] * 4, "skipped": []}]}))
     args = ["train", "finetune", "--model", str(tmp_path / "model"), "--cache", str(tmp_path / "cache"), "--out",
             str(tmp_path / "o"), "--lora-rank", "0", "--steps", "5", "--batch-size", "2", "--save-every", "2",
-            "--log-with", "none", "--tau", "1"]
+            "--log-with", "none", "--drift-tau", "1"]
     assert main(args + ["--max-steps-this-run", "3"]) == 0  # checkpoints at steps 2 and 3, loss logged for 1–3
     shutil.rmtree(tmp_path / "o" / "checkpoints" / "step-000003")  # killed after logging step 3, before its save
     with open(tmp_path / "o" / "loss.jsonl", "a") as f:
@@ -467,7 +467,7 @@ def test_a_failing_evaluator_keeps_the_report_and_the_videos(two_models, tmp_pat
 
 
 def test_eval_out_pointing_at_a_folder_is_refused_before_scoring(tmp_path, capsys, monkeypatch):
-    import lamo.commands.eval as ev
+    import lamo.evaluation as ev
 
     assert main(["data", "physics", "--out", str(tmp_path / "d"), "-n", "1"]) == 0
     (tmp_path / "reports").mkdir()

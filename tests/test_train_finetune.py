@@ -66,7 +66,7 @@ def _drift_error(transformer_dir, root, latents, embeds):
 def test_drift_loss_lowers_the_drift_error_on_the_training_clips(setup, tmp_path):
     root, latents, embeds = setup
     common = ["train", "finetune", "--model", str(root / "model"), "--cache", str(root / "cache"), "--lora-rank", "0",
-              "--steps", "100", "--batch-size", "4", "--lr", "5e-3", "--tau", "1", "--save-every", "100",
+              "--steps", "100", "--batch-size", "4", "--lr", "5e-3", "--drift-tau", "1", "--save-every", "100",
               "--log-with", "none", "--seed", "3"]
     assert main(common + ["--out", str(tmp_path / "plain"), "--drift-weight", "0"]) == 0
     assert main(common + ["--out", str(tmp_path / "mdl"), "--drift-weight", "4"]) == 0  # a strong term: a clear effect

@@ -18,39 +18,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .configs import CacheConfig
 from .errors import InputError, MissingInputError
 
 __all__ = ["CacheConfig", "build_cache", "CachedLatentDataset", "load_manifest", "cache_recipe", "data_identity",
            "check_text_len"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CacheConfig:
-    """What ``lamo cache`` encodes and how."""
-
-    model: str  # diffusers pipeline folder or hub id whose VAE and text encoder encode the data
-    data: str  # dataset: folder (videos.txt + prompts.txt, metadata.jsonl / .csv) or a CSV / JSON / JSONL index
-    out: str  # cache folder (shards + manifest.json; re-running resumes)
-    frames: int  # frames sampled from each video
-    height: int  # video height in pixels after resize and centre crop
-    width: int  # video width in pixels after resize and centre crop
-    stride: int | None = None  # take every stride-th frame from the start (none: spread the frames over the clip)
-    shard_size: int = 256  # items per safetensors shard
-    batch_size: int = 4  # videos encoded at once
-    max_sequence_length: int | None = None  # prompt tokens (none: the model's own, as `lamo sample` uses)
-    prompt_embeds: bool = True  # store the full prompt embeddings (no: only the pooled prompt, enough for the prior)
-    dtype: str = "float32"  # dtype the tensors are stored in
-    device: str = "cpu"  # torch device of the encoders
-    max_shards: int | None = None  # stop after this many new shards (for tests and partial runs)
 
 
 def cache_recipe(cfg: CacheConfig) -> dict:
@@ -179,7 +160,10 @@ def build_cache(cfg: CacheConfig) -> dict:
     elif manifest and os.path.abspath(manifest["config"]["data"]) != os.path.abspath(cfg.data):  # made before
         raise InputError(f"{out} caches {manifest['config']['data']} with {manifest['config']['model']}; "
                          "use another --out for another dataset or model")
-    pipe = pipeline_class(family).from_pretrained(cfg.model).to(cfg.device)
+    from ._quiet import quiet_loading
+
+    with quiet_loading():
+        pipe = pipeline_class(family).from_pretrained(cfg.model).to(cfg.device)
     text_len = model_sizes(pipe, family)["text_len"]  # the model's own prompt length: what `lamo sample` encodes
     if cfg.max_sequence_length is None:
         from dataclasses import replace

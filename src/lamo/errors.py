@@ -1,12 +1,17 @@
-"""The one exception type for mistakes in what the user asked for.
+"""The one exception type for mistakes in what the user asked for, and for pieces that are missing.
 
 ``lamo`` prints a :class:`UserError` as one line (``lamo COMMAND: error: …``) and exits with status 2;
-any other exception is a bug in LaMo or in a library it calls, and shows its traceback. The two
-subclasses keep the built-in type a caller of the Python API would catch.
+any other exception is a bug in LaMo or in a library it calls, and shows its traceback. The subclasses
+keep the built-in type a caller of the Python API would catch. :func:`require` names an optional package
+that a feature needs and is not installed (:class:`MissingDependencyError`), with how to get it.
 """
 from __future__ import annotations
 
-__all__ = ["UserError", "InputError", "MissingInputError"]
+import importlib
+from types import ModuleType
+
+__all__ = ["UserError", "InputError", "MissingInputError", "MissingDependencyError", "OPTIONAL_PACKAGES", "require",
+           "install_advice"]
 
 
 class UserError(Exception):
@@ -19,3 +24,41 @@ class InputError(UserError, ValueError):
 
 class MissingInputError(UserError, FileNotFoundError):
     """A file or folder the user named does not exist."""
+
+
+class MissingDependencyError(UserError, ImportError):
+    """An optional package that what was asked for needs is not installed. The message says how to install it."""
+
+
+#: import name → how to install it: the packages LaMo uses only for some features (experiment trackers of
+#: ``--log-with``; peft for LoRA, a main dependency, listed so that a broken install is named as one)
+OPTIONAL_PACKAGES: dict[str, str] = {
+    "peft": "pip install peft",
+    "tensorboard": "pip install 'lamo[train]' (or pip install tensorboard)",
+    "tensorboardX": "pip install 'lamo[train]' (or pip install tensorboard)",
+    "wandb": "pip install wandb",
+    "aim": "pip install aim",
+    "trackio": "pip install trackio",
+    "comet_ml": "pip install comet_ml",
+    "mlflow": "pip install mlflow",
+    "clearml": "pip install clearml",
+    "dvclive": "pip install dvclive",
+    "swanlab": "pip install swanlab",
+}
+
+
+def install_advice(package: str) -> str:
+    """How to install ``package`` (an import name)."""
+    return OPTIONAL_PACKAGES.get(package, f"pip install {package}")
+
+
+def require(package: str, needed_for: str, instead: str = "") -> ModuleType:
+    """Import and return ``package``, or raise :class:`MissingDependencyError` in one line: what needs it, how to
+    install it and (``instead``) what to do without it. E.g. ``require("peft", "LoRA fine-tuning (--lora-rank > 0)",
+    "or pass --lora-rank 0 for full fine-tuning")``."""
+    try:
+        return importlib.import_module(package)
+    except ImportError as e:
+        tail = f", {instead}" if instead else ""
+        raise MissingDependencyError(f"{needed_for} needs the package {package}, which is not installed: "
+                                     f"{install_advice(package)}{tail}") from e

@@ -22,7 +22,7 @@ import torch
 from .motion import check_latents, lag_delta
 from .prior import MotionPrior
 
-__all__ = ["Heatmaps", "drift_heatmap", "field_heatmap", "render_overlay"]
+__all__ = ["Heatmaps", "drift_heatmap", "field_heatmap", "render_overlay", "explain_video"]
 
 
 @dataclass
@@ -76,3 +76,56 @@ def render_overlay(frames: np.ndarray, heat: np.ndarray, tau: int = 2, alpha: fl
         a = alpha * hm[..., None]
         out.append((frames[t] * (1 - a) + colour * a).round().astype(np.uint8))
     return np.stack(out)
+
+
+def explain_video(video, model: str, prior=None, prompt: str | None = None, out="explain", fps: float = 8.0):
+    """Drift (and, with ``prior``, field) heatmaps of ``video`` in the latents of backbone ``model`` (a diffusers
+    pipeline folder or Hub id): ``OUT/heatmaps.gif`` (the video beside each heatmap, at half ``fps``) and
+    ``OUT/contact_sheet.png`` (one row per map). ``prior``: a prior folder or :class:`~lamo.prior.MotionPrior`,
+    conditioned on ``prompt`` when the pipeline has a text encoder. Returns the two paths (what ``lamo explain`` runs).
+    """
+    import math
+    from pathlib import Path
+
+    from diffusers import DiffusionPipeline
+    from PIL import Image
+
+    from ._quiet import quiet_loading
+    from .adapters import get_adapter
+    from .errors import InputError
+    from .pipelines import pipeline_class
+    from .report import side_by_side
+    from .video_io import read_video
+
+    if not (math.isfinite(fps) and fps > 0):
+        raise InputError(f"--fps must be > 0, got {fps}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    frames = read_video(video)  # (T, H, W, 3)
+    family = get_adapter(DiffusionPipeline.load_config(model)).family
+    with quiet_loading():
+        pipe = pipeline_class(family).from_pretrained(model)
+    adapter = get_adapter(pipe)
+    with torch.no_grad():
+        z = adapter.encode_video(pipe.vae, frames, sample=False)[0]  # (F, C, h, w)
+    if prior is not None and not isinstance(prior, MotionPrior):
+        prior = MotionPrior.from_pretrained(prior)
+    tau = prior.config.tau if prior is not None else 2  # both maps over the same (i, i + τ) pairs
+    maps, labels = [drift_heatmap(z, tau)], ["drift"]
+    if prior is not None:
+        pipe.check_motion_prior(prior)
+        cond = None
+        if prompt and pipe.text_encoder is not None:
+            cond = adapter.pool_prompt(adapter.encode_prompt(pipe, [prompt]))
+        maps.append(field_heatmap(prior, z, cond, tau))
+        labels.append("field")
+    overlays = [render_overlay(frames, m, tau) for m in maps]
+    P = overlays[0].shape[0]
+    idx = [min(len(frames) - 1, int(round(i * len(frames) / (P + tau)))) for i in range(P)]
+    gif = side_by_side(out / "heatmaps.gif", [frames[idx]] + overlays, ["video"] + labels, fps=fps / 2)
+    sheet = np.concatenate([np.concatenate(list(o), axis=1) for o in [frames[idx]] + overlays], axis=0)
+    scale = max(1, 256 // frames.shape[1])
+    sheet_path = out / "contact_sheet.png"
+    Image.fromarray(sheet).resize((sheet.shape[1] * scale, sheet.shape[0] * scale), Image.NEAREST).save(sheet_path)
+    return gif, sheet_path

@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from .prior_quality import PriorQuality
 
 __all__ = ["prior_model_card", "write_model_card", "push_prior_to_hub", "push_prior_folder", "training_info",
-           "load_quality", "check_prior_folder", "CARD_FILE", "LICENSE", "TAGS", "PIPELINE_NAMES", "folder_files"]
+           "load_quality", "check_prior_folder", "CARD_FILE", "LICENSE", "TAGS", "PIPELINE_NAMES", "folder_files",
+           "check_base_model", "KNOWN_BACKBONES"]
 
 CARD_FILE = "README.md"
 LICENSE = "apache-2.0"  # LaMo's licence (pyproject.toml); the card's default
@@ -60,6 +61,19 @@ TAGS = ("motion-prior", "video-diffusion")
 PIPELINE_NAMES = {"cogvideox": "LaMoCogVideoXPipeline", "wan": "LaMoWanPipeline"}
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
+#: Hub id → (text embedding width D, latent channels C) of backbones whose transformer config is public: what a
+#: prior for them must have been trained on (CogVideoX: T5-XXL, Wan: umT5-XXL, both 4096-wide; Wan 2.2 TI2V-5B's
+#: VAE has 48 latent channels, the others 16). Ids not listed are checked against their config in the local Hub
+#: cache, when it is there.
+KNOWN_BACKBONES: dict[str, tuple[int, int]] = {
+    **{f"{owner}/{name}": (4096, 16) for owner in ("THUDM", "zai-org")
+       for name in ("CogVideoX-2b", "CogVideoX-5b", "CogVideoX-5b-I2V", "CogVideoX1.5-5B", "CogVideoX1.5-5B-I2V")},
+    **{f"Wan-AI/{name}-Diffusers": (4096, 16)
+       for name in ("Wan2.1-T2V-1.3B", "Wan2.1-T2V-14B", "Wan2.1-I2V-14B-480P", "Wan2.1-I2V-14B-720P",
+                    "Wan2.1-FLF2V-14B-720P", "Wan2.1-VACE-1.3B", "Wan2.1-VACE-14B", "Wan2.2-T2V-A14B",
+                    "Wan2.2-I2V-A14B")},
+    "Wan-AI/Wan2.2-TI2V-5B-Diffusers": (4096, 48),
+}
 # bookkeeping keys of a run's config.yaml that say nothing about how the prior was trained
 _BOOKKEEPING = {"out", "resume_from_checkpoint", "max_steps_this_run", "log_with", "save_every"}
 _WEIGHTS = re.compile(r"diffusion_pytorch_model(\.[\w-]+)?(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?")
@@ -169,6 +183,48 @@ def _hub_id(value: Any) -> str | None:
     if isinstance(value, str) and _HUB_ID.fullmatch(value) and not os.path.exists(value):
         return value
     return None
+
+
+def _backbone_widths(repo_id: str) -> tuple[int, int, str] | None:
+    """``(text width, latent channels, where that was read)`` of Hub model ``repo_id``: from
+    :data:`KNOWN_BACKBONES`, else from its ``transformer/config.json`` in the local Hub cache; ``None`` when neither
+    knows it (nothing is downloaded)."""
+    if repo_id in KNOWN_BACKBONES:
+        return (*KNOWN_BACKBONES[repo_id], "its published config")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(repo_id, "transformer/config.json")
+        config = json.loads(Path(path).read_text()) if isinstance(path, str) else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    width = config.get("text_embed_dim", config.get("text_dim"))  # CogVideoX, Wan
+    channels = config.get("out_channels")
+    if not isinstance(width, int):
+        return None
+    return width, channels if isinstance(channels, int) else None, "its config in the local Hub cache"
+
+
+def check_base_model(config: Mapping[str, Any], base_model: str) -> None:
+    """Refuse (:class:`~lamo.errors.InputError`, one line) a ``base_model`` the prior of ``config`` cannot guide: its
+    text embedding width ``D`` (``text_embed_dim``) or latent channels ``C`` differ from the model's. A model whose
+    widths are not known here (:func:`_backbone_widths`) is accepted unchecked."""
+    known = _backbone_widths(base_model)
+    if known is None:
+        return
+    width, channels, source = known
+    problems = []
+    if config.get("text_embed_dim") != width:
+        problems.append(f"{width}-wide text embeddings, the prior was trained on {config.get('text_embed_dim')}-wide "
+                        "ones (text_embed_dim)")
+    if channels is not None and config.get("latent_channels") != channels:
+        problems.append(f"{channels} latent channels, the prior {config.get('latent_channels')}")
+    if problems:
+        raise InputError(f"base model {base_model} does not fit this prior: the model has {'; '.join(problems)} "
+                         f"(from {source}); name the backbone the prior was trained for, or train a prior on "
+                         f"{base_model}'s own latents (`lamo cache --model {base_model}`, then `lamo train prior`)")
 
 
 def _base_model_of(settings: Mapping[str, Any]) -> str | None:
@@ -286,6 +342,8 @@ def prior_model_card(
     train = _split_stats(training) if training else {"settings": {}, "validation": {}, "sources": []}
     if base_model is not None and not _hub_id(base_model):
         raise InputError(f"base_model {base_model!r} is not a Hugging Face Hub id (owner/name)")
+    if base_model is not None:
+        check_base_model(config, base_model)
     base_model = base_model or _base_model_of(train["settings"])
     q, provenance = load_quality(quality) if quality is not None else (None, {})
 

@@ -1,9 +1,10 @@
 """The one typed layer between LaMo's dataclass configs and the command line.
 
-Options are made from a dataclass by :class:`transformers.HfArgumentParser` (a dependency already, kept by
-Hugging Face): a field's type annotation gives the option's type (``int | None`` → an integer, ``bool`` → a
+Options are made from a dataclass the way :class:`transformers.HfArgumentParser` makes them (and with its yes/no
+parser's rules): a field's type annotation gives the option's type (``int | None`` → an integer, ``bool`` → a
 yes/no option, with ``--no-FIELD`` for fields that default to yes), and a field without a default is a required
-option. This module adds what LaMo's commands need on top of it:
+option. It is written here, on argparse alone, because importing transformers costs ¾ s on every ``lamo --help``.
+On top of that this module gives LaMo's commands:
 
 * options are spelled with dashes only (``--batch-size``), as every other ``lamo`` option is;
 * every option has help: the field's ``metadata["help"]``, else the text the command passes for it, else the
@@ -11,8 +12,8 @@ option. This module adds what LaMo's commands need on top of it:
 * with ``config_file=True`` the command takes ``--config FILE.yaml``: its options are then unset (``None``) unless
   given, and :func:`config_from_args` layers field defaults < the YAML file (each key checked against its field's
   type, naming the key) < the command line;
-* :func:`yes_no` is the one yes/no parser of the command line (transformers' ``string_to_bool``: yes/no, true/false,
-  y/n, t/f, 1/0, any case), for these options and hand-written ones alike.
+* :func:`yes_no` is the one yes/no parser of the command line (yes/no, true/false, y/n, t/f, 1/0, any case), for
+  these options and hand-written ones alike.
 """
 from __future__ import annotations
 
@@ -24,19 +25,58 @@ import re
 import tokenize
 import typing
 from dataclasses import MISSING, fields
+from collections.abc import Callable, Iterable
 from typing import Any
-
-from transformers import HfArgumentParser
-from transformers.hf_argparser import string_to_bool
 
 from ..errors import InputError, MissingInputError
 
-__all__ = ["yes_no", "YES_NO", "add_config_command", "config_from_args", "read_config_file", "flag"]
+__all__ = ["yes_no", "YES_NO", "add_config_command", "config_from_args", "read_config_file", "flag", "one_of",
+           "world_preset"]
 
-#: the one yes/no parser: ``"yes"`` / ``"no"`` (and true/false, y/n, t/f, 1/0, any case) → bool, else an argparse error
-yes_no = string_to_bool
+
+def yes_no(value: str | bool) -> bool:
+    """The one yes/no parser: ``"yes"`` / ``"no"`` (and true/false, y/n, t/f, 1/0, any case) → bool, else an
+    :class:`argparse.ArgumentTypeError` (argparse prints it as a usage error)."""
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("yes", "true", "t", "y", "1"):
+        return True
+    if value.lower() in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"yes or no expected (also true/false, y/n, t/f, 1/0), got {value!r}")
+
 #: metavar of yes/no options
 YES_NO = "yes|no"
+
+
+def one_of(load: Callable[[], Iterable[str]], what: str, *, comma_list: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type=`` that accepts a name among ``load()`` — called only when the option is given, so the
+    module that knows the names (and the torch or numpy it imports) is not loaded for ``--help``.
+
+    ``comma_list``: the value is ``"a,b,c"``, returned as a list of names. An unknown name is a usage error that
+    lists the choices.
+    """
+    def parse(value: str) -> Any:
+        names = list(load())
+        given = [v.strip() for v in value.split(",") if v.strip()] if comma_list else [value]
+        unknown = [v for v in given if v not in names]
+        if unknown or not given:
+            raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(map(repr, unknown)) or repr(value)}; "
+                                             f"choose from {', '.join(names)}")
+        return given if comma_list else value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+def _world_presets() -> list[str]:
+    from ..physics.world import WORLD_PRESETS
+
+    return sorted(WORLD_PRESETS)
+
+
+#: ``type=`` of every ``--preset`` / ``--world-preset`` option naming a physics-world preset
+world_preset = one_of(_world_presets, "world preset")
 
 
 def flag(name: str) -> str:
@@ -91,10 +131,20 @@ def add_config_command(sub: argparse._SubParsersAction, name: str, cls: type, *,
     comments = _field_comments(cls)
     by_name = {f.name: f for f in fields(cls)}
     types = _field_types(cls)
-    generated = HfArgumentParser(cls, add_help=False)
+    generated = argparse.ArgumentParser(add_help=False)
+    for f in fields(cls):
+        kind = types[f.name]
+        if kind is bool:
+            generated.add_argument(flag(f.name), dest=f.name, type=yes_no, nargs="?", const=True,
+                                   default=False if f.default is MISSING else f.default, **f.metadata)
+            if f.default is True:
+                generated.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false",
+                                       default=False)
+        else:
+            default = None if f.default is MISSING and f.default_factory is MISSING else _default(f)
+            generated.add_argument(flag(f.name), dest=f.name, type=kind, default=default, **f.metadata)
     for action in generated._actions:
         f = by_name[action.dest]
-        action.option_strings = [o for o in action.option_strings if "_" not in o] or action.option_strings
         if isinstance(action, argparse._StoreFalseAction):  # --no-FIELD of a field that defaults to yes
             action.help = f"same as {flag(f.name)} no"
             action.default = None if config_file else action.default

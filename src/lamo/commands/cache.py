@@ -7,7 +7,7 @@ from ._args import add_config_command, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..cache import CacheConfig
+    from ..configs import CacheConfig
 
     p = add_config_command(sub, "cache", CacheConfig,
                            help="encode videos and prompts once with the backbone's VAE and text encoder")

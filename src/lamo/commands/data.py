@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import world_preset
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="make datasets (physics-world clips with ground truth)")
@@ -16,8 +18,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_physics(dsub: argparse._SubParsersAction) -> None:
-    from ..physics.world import WORLD_PRESETS
-
     p = dsub.add_parser(
         "physics",
         help="write N clips of the physics world: videos/*.mp4, metadata.jsonl (captions, ground truth), world.json",
@@ -27,8 +27,9 @@ def _register_physics(dsub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("-n", "--num-clips", type=int, required=True, help="number of clips")
-    p.add_argument("--preset", choices=sorted(WORLD_PRESETS), default="tiny",
-                   help="world preset (default: tiny = 32×32 px, 16 frames)")
+    p.add_argument("--preset", type=world_preset, default="tiny",
+                   help="world preset: tiny (32×32 px, 16 frames), small (48 px, 24) or medium (64 px, 32) "
+                        "(default: tiny)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed; clip i uses seed·10⁶ + i (default: 0)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a non-empty OUT (the new dataset takes its place only once complete)")

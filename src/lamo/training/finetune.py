@@ -22,59 +22,25 @@ trained jointly (lr 5e-4, cosine). It replaces only values left at their default
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import InputError
+from ..configs import FinetuneConfig
+from ..errors import InputError, require
 from .checkpoints import resume_step, save_checkpoint, trim_jsonl_log
-from .prior import apply_recipe, build_prior, lr_factor
+from .prior import apply_recipe, build_prior, lr_factor, require_tracker
 
 __all__ = ["FinetuneConfig", "FinetuneLoss", "train_finetune", "FINETUNE_RECIPES", "DRIFT_WEIGHTINGS"]
 
 DRIFT_WEIGHTINGS = ("per_sample", "batch_mean")
 FINETUNE_RECIPES: dict[str, dict[str, Any]] = {
-    "lamo-release": dict(lora_rank=128, lora_alpha=64.0, lr=5e-5, steps=2000, batch_size=1, drift_weight=0.4, tau=2,
+    "lamo-release": dict(lora_rank=128, lora_alpha=64.0, lr=5e-5, steps=2000, batch_size=1, drift_weight=0.4, drift_tau=2,
                          drift_weighting="batch_mean", prior_preset="release", prior_lr=5e-4,
                          prior_lr_schedule="cosine"),
 }
-
-
-@dataclass
-class FinetuneConfig:
-    """Hyper-parameters of a fine-tuning run (YAML keys = these names)."""
-
-    model: str = ""  # diffusers pipeline folder or hub id of the backbone (required)
-    cache: str = ""  # latent cache folder made by `lamo cache` with prompt embeddings (required)
-    out: str = "runs/finetune"  # run folder: checkpoints, logs, loss.jsonl, the fine-tuned weights
-    steps: int = 1000  # training steps
-    batch_size: int = 1  # clips per step and process
-    lr: float = 1e-4  # backbone learning rate
-    lora_rank: int = 64  # 0: full fine-tuning
-    drift_weight: float = 0.4  # λ_drift (0: plain denoising fine-tune)
-    drift_mode: str = "normalized"  # lamo.losses.ALL_DRIFT_MODES (normalized: the paper's)
-    tau: int = 2  # lag τ (latent frames) of the Motion Drift Loss
-    gradient_checkpointing: bool = False  # recompute the transformer's activations in the backward pass (less memory)
-    grad_clip: float = 1.0  # gradient-norm clip
-    seed: int = 0  # random seed (data order, noise, LoRA initialisation)
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    save_every: int = 250  # steps between checkpoints
-    log_with: str = "tensorboard"  # tensorboard | none | another accelerate tracker
-    resume_from_checkpoint: str | None = None  # latest | a checkpoint folder: continue that run
-    max_steps_this_run: int | None = None  # stop early (a checkpoint is written) — for tests and time limits
-    validation_every: int = 0  # every N steps, sample the validation prompts to OUT/validation/step-N/*.mp4 (0: off)
-    validation_prompts: str = ""  # "|"-separated prompts (needs the model's text encoder and VAE)
-    validation_steps: int = 25  # denoising steps of the validation videos
-    recipe: str = ""  # "" | "lamo-release" (the authors' joint LoRA + predictor run; see the module docstring)
-    lora_alpha: float = 0.0  # LoRA alpha (0: = lora_rank, scale 1)
-    lr_schedule: str = "constant"  # backbone lr: constant | cosine
-    drift_weighting: str = "per_sample"  # per_sample (w(t) per sample) | batch_mean (batch mean of (1 − σ²)₊)
-    prior_preset: str = ""  # train a MotionPrior jointly ("" = none; e.g. "release")
-    prior_options: str = ""  # MotionPrior config overrides, e.g. "hidden_channels=128"
-    prior_lr: float = 5e-4  # learning rate of the jointly trained prior
-    prior_lr_schedule: str = "cosine"  # constant | cosine
 
 
 class FinetuneLoss(torch.nn.Module):
@@ -126,8 +92,16 @@ class FinetuneLoss(torch.nn.Module):
                 prior_loss.detach(), prior_cos.detach())
 
 
-def train_finetune(cfg: FinetuneConfig) -> Path:
-    """Fine-tune (or resume); save LoRA weights or the full transformer under ``cfg.out``."""
+def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
+    """Fine-tune (or resume); save LoRA weights or the full transformer under ``cfg.out``.
+
+    ``cfg`` is checked first and a folder holding another run is refused unless ``overwrite`` (which deletes that
+    run) or ``cfg.resume_from_checkpoint`` (:mod:`lamo.training.runs`).
+    """
+    from .runs import check_train_config, prepare_run_folder
+
+    check_train_config(cfg)
+    prepare_run_folder(cfg, overwrite)
 
     import yaml
     from accelerate import Accelerator
@@ -144,6 +118,9 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
         lr_factor(schedule, 0, 1)  # an unknown schedule fails before anything is loaded
     if cfg.drift_weighting not in DRIFT_WEIGHTINGS:
         raise InputError(f"unknown drift_weighting {cfg.drift_weighting!r}; choose from {DRIFT_WEIGHTINGS}")
+    require_tracker(cfg.log_with)
+    if cfg.lora_rank > 0:
+        require("peft", f"LoRA fine-tuning (--lora-rank {cfg.lora_rank})", "or pass --lora-rank 0 for full fine-tuning")
     out = Path(cfg.out)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=None if cfg.log_with == "none" else cfg.log_with,
                       project_dir=str(out))
@@ -159,7 +136,10 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
     # the text encoder and VAE are loaded only when validation videos are asked for
     skip = {} if validate else {k: None for k, v in index.items()
                                 if isinstance(v, list) and k in ("tokenizer", "text_encoder", "vae")}
-    pipe = pipe_cls.from_pretrained(cfg.model, **skip)
+    from .._quiet import quiet_loading
+
+    with quiet_loading():
+        pipe = pipe_cls.from_pretrained(cfg.model, **skip)
     if validate and (pipe.text_encoder is None or pipe.vae is None):
         raise ValueError(f"validation videos need {cfg.model}'s text encoder and VAE; it has none — drop --validation-every")
     transformer, scheduler, adapter = pipe.transformer, pipe.scheduler, get_adapter(pipe)
@@ -183,7 +163,7 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
             raise InputError(f"the cached clips have {m['latent_shape'][0]} latent frames; the prior's τ = "
                              f"{prior.config.tau} needs more")
     opt = torch.optim.AdamW(groups)
-    loss_module = FinetuneLoss(transformer, scheduler, adapter, cfg.drift_weight, cfg.drift_mode, cfg.tau,
+    loss_module = FinetuneLoss(transformer, scheduler, adapter, cfg.drift_weight, cfg.drift_mode, cfg.drift_tau,
                                cfg.drift_weighting, prior, levels)
     model, opt = acc.prepare(loss_module, opt)
     if acc.is_main_process:

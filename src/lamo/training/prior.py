@@ -18,14 +18,16 @@ Other MotionPrior config values are set with ``prior_options`` (``"tau=1,noise_a
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..configs import PriorTrainConfig
 from ..errors import InputError
 from .checkpoints import resume_step, save_checkpoint
 
@@ -41,29 +43,26 @@ PRIOR_RECIPES: dict[str, dict[str, Any]] = {
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PriorTrainConfig:
-    """Hyper-parameters of a prior training run (YAML keys = these names)."""
+#: ``--log-with`` tracker → the package accelerate needs for it (any one of them)
+TRACKER_PACKAGES: dict[str, tuple[str, ...]] = {"tensorboard": ("tensorboard", "tensorboardX")}
 
-    cache: str = ""  # latent cache folder made by `lamo cache` (required)
-    out: str = "runs/prior"  # run folder: checkpoints, logs, the trained prior
-    preset: str = "base"  # MotionPrior preset (lamo.prior.PRIOR_PRESETS)
-    steps: int = 3000  # training steps
-    batch_size: int = 32  # clips per step and process
-    lr: float = 3e-4  # learning rate
-    weight_decay: float = 0.0  # AdamW weight decay
-    grad_clip: float = 1.0  # gradient-norm clip
-    seed: int = 0  # random seed (data order, noise, initial weights)
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    val_fraction: float = 0.1  # fraction of the cache held out for validation
-    save_every: int = 500  # steps between checkpoints
-    log_with: str = "tensorboard"  # tensorboard | none
-    resume_from_checkpoint: str | None = None  # latest | a checkpoint folder: continue that run
-    max_steps_this_run: int | None = None  # stop early (a checkpoint is written) — for tests and time limits
-    recipe: str = ""  # "" | "lamo-release" (the authors' predictor training; see the module docstring)
-    lr_schedule: str = "constant"  # constant | cosine (lr·½(1 + cos(π·step/steps)))
-    prior_options: str = ""  # MotionPrior config overrides on the preset, e.g. "tau=1,noise_aug=diffusion"
-    aug_model: str = ""  # model whose scheduler gives ᾱ_t for noise_aug="diffusion" ("": the cache's model)
+
+def require_tracker(log_with: str) -> None:
+    """Refuse in one line a ``log_with`` tracker whose package is not installed (accelerate would only warn and log
+    nothing), saying how to install it; ``"none"`` needs nothing. Losses always go to ``OUT/loss.jsonl`` too."""
+    if log_with == "none":
+        return
+    from ..errors import require
+
+    packages = TRACKER_PACKAGES.get(log_with, (log_with,))
+    for package in packages[1:]:  # an alternative that is installed is enough
+        try:
+            __import__(package)
+            return
+        except ImportError:
+            pass
+    require(packages[0], f"--log-with {log_with}",
+            "or pass --log-with none (the losses are written to OUT/loss.jsonl either way)")
 
 
 def apply_recipe(cfg: Any, recipes: dict[str, dict[str, Any]]) -> Any:
@@ -151,8 +150,16 @@ def _batch(ds, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([it["latents"] for it in items]).float(), torch.stack([it["pooled"] for it in items]).float()
 
 
-def train_prior(cfg: PriorTrainConfig) -> Path:
-    """Train (or resume) and save the prior to ``cfg.out/prior``; returns that folder."""
+def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
+    """Train (or resume) and save the prior to ``cfg.out/prior``; returns that folder.
+
+    ``cfg`` is checked first and a folder holding another run is refused unless ``overwrite`` (which deletes that
+    run) or ``cfg.resume_from_checkpoint`` (:mod:`lamo.training.runs`).
+    """
+    from .runs import check_train_config, prepare_run_folder
+
+    check_train_config(cfg)
+    prepare_run_folder(cfg, overwrite)
     import yaml
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -162,6 +169,7 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
 
     cfg = apply_recipe(cfg, PRIOR_RECIPES)
     lr_factor(cfg.lr_schedule, 0, 1)  # an unknown schedule fails before anything is loaded
+    require_tracker(cfg.log_with)
     out = Path(cfg.out)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=None if cfg.log_with == "none" else cfg.log_with,
                       project_dir=str(out))
@@ -227,12 +235,18 @@ def train_prior(cfg: PriorTrainConfig) -> Path:
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
+        record = {"step": step, "loss": loss.item()}
         if cfg.log_with != "none":
             acc.log({"train/loss": loss.item()}, step=step)
         if step % cfg.save_every == 0 or step == stop:
-            save_checkpoint(acc, out, step, cfg, validate())
+            val = validate()
+            save_checkpoint(acc, out, step, cfg, val)
+            record.update(val)
             if cfg.log_with != "none" and acc.is_main_process:
-                acc.log({f"val/{k[4:]}": v for k, v in validate().items()}, step=step)
+                acc.log({f"val/{k[4:]}": v for k, v in val.items()}, step=step)
+        if acc.is_main_process:  # one line per step, as the fine-tune writes; a resumed run first cuts it back
+            with open(out / "loss.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
     bar.close()
     final = out / "prior"
     if step >= cfg.steps and acc.is_main_process:
