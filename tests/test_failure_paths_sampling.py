@@ -297,6 +297,15 @@ def test_cache_stores_the_models_own_prompt_length(dataset, tmp_path):
     assert main(["train", "finetune", "--model", str(dataset / "model"), "--cache", str(out), "--lora-rank", "0",
                  "--steps", "1", "--batch-size", "2", "--save-every", "1", "--log-with", "none",
                  "--out", str(tmp_path / "ft")]) == 0
+    # and the consumers call the check: a cache recorded at another length is refused by both trainers (exit 2)
+    (out / "manifest.json").write_text(json.dumps(dict(m, text_len=text_len + 3, model_text_len=text_len + 3)))
+    assert main(["train", "finetune", "--model", str(dataset / "model"), "--cache", str(out), "--lora-rank", "0",
+                 "--steps", "1", "--batch-size", "2", "--save-every", "1", "--log-with", "none",
+                 "--out", str(tmp_path / "ft2")]) == 2
+    # a cache made with an explicit other --max-sequence-length records the model's own beside it: the prior refuses
+    (out / "manifest.json").write_text(json.dumps(dict(m, text_len=text_len + 3, model_text_len=text_len)))
+    assert main(["train", "prior", "--cache", str(out), "--preset", "tiny", "--steps", "1", "--batch-size", "2",
+                 "--log-with", "none", "--out", str(tmp_path / "pr2")]) == 2
 
 
 def test_cache_identifies_its_dataset_by_content_not_the_path_as_typed(dataset, tmp_path, capsys, monkeypatch):

@@ -486,8 +486,11 @@ class SampleRun:
                                  f"{index.get('_class_name')} (text-to-video only)")
             if is_image_to_video_model(index) and not cfg.image:
                 raise InputError(f"{cfg.model} is an image-to-video model ({index.get('_class_name')}): pass --image PATH")
-        pipe = pipeline_class(family, image_to_video=bool(cfg.image)).from_pretrained(
-            cfg.model, **_load_kwargs(cfg.model, dtype)).to(device)
+        from ._quiet import quiet_loading
+
+        with quiet_loading():
+            pipe = pipeline_class(family, image_to_video=bool(cfg.image)).from_pretrained(
+                cfg.model, **_load_kwargs(cfg.model, dtype)).to(device)
         pipe.set_progress_bar_config(disable=True)
         # without --prior-dtype, load_motion_prior picks bf16 beside a bf16 transformer, fp32 otherwise
         prior_kwargs = {"torch_dtype": getattr(torch, cfg.prior_dtype)} if cfg.prior_dtype else {}

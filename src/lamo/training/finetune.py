@@ -143,6 +143,10 @@ def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
     if validate and (pipe.text_encoder is None or pipe.vae is None):
         raise ValueError(f"validation videos need {cfg.model}'s text encoder and VAE; it has none — drop --validation-every")
     transformer, scheduler, adapter = pipe.transformer, pipe.scheduler, get_adapter(pipe)
+    from ..cache import check_text_len
+    from ..pipelines.settings import model_sizes
+
+    check_text_len(ds.manifest, model_sizes(pipe, family), folder=cfg.cache)  # prompts as `lamo sample` encodes them
     if cfg.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     if cfg.lora_rank > 0:

@@ -176,6 +176,9 @@ def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
     set_seed(cfg.seed)
     ds = CachedLatentDataset(cfg.cache)
     m = ds.manifest
+    from ..cache import check_text_len
+
+    check_text_len(m, folder=cfg.cache)  # a cache made at another prompt length than `lamo sample` uses is refused
     g = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(ds), generator=g).tolist()
     n_val = max(1, int(round(cfg.val_fraction * len(ds)))) if len(ds) > 1 else 0
