@@ -217,6 +217,7 @@ def test_sampler_settings_scores_each_setting_on_validation_clips(tiny_backbone,
 def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the_test(tiny_backbone, tmp_path,
                                                                                        monkeypatch):
     import lamo.demo.run as run
+    import lamo.demo.selection as selection
 
     base, _ = tiny_backbone
     windows_used = []
@@ -226,7 +227,8 @@ def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the
         windows_used.append((args[6], window))  # (λ, ρ) of every sampling call
         return real(*args, window=window, **kwargs)
 
-    monkeypatch.setattr(run, "_sample", spy)
+    monkeypatch.setattr(run, "_sample", spy)  # the test's sampling
+    monkeypatch.setattr(selection, "_sample", spy)  # the validation's
     cfg = DemoConfig(out=str(tmp_path / "w"), backbone=str(base), finetunes={}, world_overrides=WORLD, prior="",
                      selection="", prior_taus=(1,), prior_clips=16, prior_preset="tiny", prior_steps=3, prior_batch=4,
                      val_prompts=3, val_seeds=(100,), sweep=(0.1, 1.0), windows=(0.8, 0.5), flowmo_sweep=(),
