@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from ..effect import BETTER, COMPOSITE, PHYSICS_PARTS
+from ..effect import BETTER, COMPOSITE, PHYSICS_PARTS, fmt_change
 from ..report import fmt_mean_std, plot_forest, plot_sweep_effects, side_by_side, write_html
 from .config import MDL, DemoConfig
 from .stats import HEADLINE, TABLE
@@ -22,12 +22,20 @@ PAPER_FIGURES = [
 ]
 
 
+#: The note under a verdict table with a † cell.
+INTERVAL_ONLY_NOTE = ("† The interval excludes 0 but the paired test, Holm-corrected over the comparison's metrics, "
+                      "does not reach p < 0.05: the interval is one metric's alone, the correction guards the whole "
+                      "family against a chance finding, and a change is counted only when both agree — so it reads "
+                      "as no detectable change (the comparison's section below gives its p-values).")
+
+
 def _cell(e) -> str:
-    """``-12.3 % [-20.1 … -4.0] ✓`` for a table (✓ improved, ✗ worsened, · no detectable change)."""
+    """``-12.3 % [-20.1 … -4.0] ✓`` for a table (✓ improved, ✗ worsened, · no detectable change, · † no
+    detectable change although the interval excludes 0: :data:`INTERVAL_ONLY_NOTE`)."""
     if e.verdict == "too few clips" or not math.isfinite(e.rel):
         return f"n = {e.n}: too few"
-    mark = {"improved": " ✓", "worsened": " ✗"}.get(e.verdict, " ·")
-    return f"{100 * e.rel:+.1f} % [{100 * e.rel_ci[0]:+.1f} … {100 * e.rel_ci[1]:+.1f}]{mark}"
+    mark = {"improved": " ✓", "worsened": " ✗"}.get(e.verdict, " · †" if e.interval_only else " ·")
+    return f"{fmt_change(e.rel, e.rel_ci)}{mark}"
 
 
 def _abs_cell(s: dict) -> str:
@@ -43,6 +51,15 @@ def _drift_recipe(folder: Path) -> str:
     if not {"drift_mode", "drift_tau", "drift_weight"} <= set(train):
         return ""
     return f" ({train['drift_mode']}, τ = {train['drift_tau']}, λ_drift = {train['drift_weight']:g})"
+
+
+def _chosen_series(sel: dict, rho: float) -> str | None:
+    """The validation series of the chosen prior and window (named ``"τ=1"`` or ``"τ=1 ρ=0.5"``)."""
+    series = sel.get("validation", {})
+    for name in (f"{sel.get('prior')} ρ={rho:g}", sel.get("prior")):
+        if name in series:
+            return name
+    return None
 
 
 def print_table(effects: dict, n: int) -> None:
@@ -74,11 +91,13 @@ def write_report(outdir: Path, cfg: DemoConfig, *, meta: dict, priors: dict, pri
     if sel.get("validation"):
         images.append(plot_sweep_effects(media / "sweep.png", sel["validation"],
                                          title=f"validation ({sel['val_prompts']} prompts × {len(sel['val_seeds'])} seeds): "
-                                               "effect of λ, 95 % CI").relative_to(outdir))
+                                               "effect of λ, 95 % CI", chosen=lam,
+                                         chosen_series=_chosen_series(sel, rho)).relative_to(outdir))
     anims = []
     for i, c in enumerate(test[:cfg.gifs]):
         clips_i = [c.frames] + [frames[n][0, i] for n in variants]
-        anims.append(side_by_side(media / f"prompt_{i}.gif", clips_i, names, fps=world.fps, scale=4).relative_to(outdir))
+        gif = side_by_side(media / f"prompt_{i}.gif", clips_i, names, fps=world.fps, scale=4).relative_to(outdir)
+        anims.append({"src": gif, "caption": f"prompt {i}: “{c.caption}”"})
     effect_table = [[key] + [_cell(e[m]) for m in HEADLINE] for key, e in effects.items()]
     abs_rows = [[m, BETTER.get(m, "")] + [_abs_cell(summary[n][m]) for n in names] for m in TABLE]
     abs_rows.append(["failed clips", ""] + [str(summary[n]["failed_clips"]) for n in names])
@@ -106,7 +125,8 @@ def write_report(outdir: Path, cfg: DemoConfig, *, meta: dict, priors: dict, pri
             "excludes 0), · no detectable change. The composite physics error is the headline; fidelity "
             "(detection, permanence, radius stability, distance to the ground truth's sharpness) is shown beside "
             "it, never folded in."],
-         "table": {"header": ["comparison", *HEADLINE], "rows": effect_table}},
+         "table": {"header": ["comparison", *HEADLINE], "rows": effect_table},
+         "notes": [INTERVAL_ONLY_NOTE] if any("†" in c for r in effect_table for c in r) else []},
         {"title": "Forest plot and λ sweep", "images": images},
         *({"title": key, "text": [e.sentence() for e in [*effects[key].values(), *secondary[key].values()]]}
           for key in effects),
@@ -116,6 +136,8 @@ def write_report(outdir: Path, cfg: DemoConfig, *, meta: dict, priors: dict, pri
         {"title": "The paper's own figures, for context (VideoPhy SA / PC, not comparable with this world)",
          "table": {"header": ["model", "SA / PC"], "rows": PAPER_FIGURES}},
         {"title": "Sampling wall time per variant (s, all test clips, this machine)",
+         "text": ["Timed after a warm-up call (one short MPG sampling of the first prompt, not counted), so no variant "
+                  "pays for the first call's one-off costs; sampling only (a fine-tune's loading is not counted)."],
          "table": {"header": ["variant", "seconds", "× baseline"],
                    "rows": [[n, f"{v:.1f}", f"{v / sample_s['baseline']:.2f}"] for n, v in sample_s.items()]}},
         {"title": "Timings (s)", "json": timings},

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -167,6 +167,10 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         log.warning("fine-tuned transformers not found (%s): the MDL variants are skipped", ", ".join(cfg.finetunes.values()))
     frames, rows, sample_s = {}, {}, {}
     base_transformer = pipe.transformer
+    # warm-up (not timed): the first call's one-off costs (allocations, kernels chosen, lazy imports) would
+    # otherwise land on whichever variant samples first and bias the wall-time table
+    _sample(pipe, prompts[:1], cfg.test_seeds[:1], replace(cfg, steps=min(cfg.steps, 2)), preset, chosen, lam,
+            desc="warm-up", window=rho)
     for name, v in tqdm(variants.items(), desc="test variants", unit="variant", dynamic_ncols=True):
         pipe.transformer = (base_transformer if v.transformer is None else  # shipped in bf16, run in fp32 like the base
                             CogVideoXTransformer3DModel.from_pretrained(tuned[v.transformer], torch_dtype=torch.float32))
