@@ -54,7 +54,7 @@ class DemoConfig:
     test_seeds: tuple[int, ...] = (0, 1)
     ablations: bool = False  # direct latent edit; MPG with each other prior
     steps: int = 25
-    cfg_scale: float = 2.0  # chosen on validation prompts: benchmarks/sampler_settings.py
+    guidance_scale: float = 2.0  # classifier-free guidance; chosen on validation prompts: benchmarks/sampler_settings.py
     window: float = 0.8  # ρ when no selection says otherwise
     windows: tuple[float, ...] = ()  # the ρ values swept with λ on validation prompts; () sweeps `window` only
     seed: int = 0

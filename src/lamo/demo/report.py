@@ -113,8 +113,8 @@ def write_report(outdir: Path, cfg: DemoConfig, *, meta: dict, priors: dict, pri
             f"({sel.get('flowmo_why', '')}) — chosen on {sel.get('val_prompts')} validation prompts × "
             f"{len(sel.get('val_seeds', []))} seeds, never on the test prompts.",
             f"Test: {cfg.test_prompts} held-out prompts × {len(cfg.test_seeds)} seeds = {n_test} clips per variant, "
-            f"the same initial noise per (prompt, seed) in every variant; {cfg.steps} sampling steps, CFG "
-            f"{cfg.cfg_scale}.",
+            f"the same initial noise per (prompt, seed) in every variant; {cfg.steps} sampling steps, classifier-free guidance scale "
+            f"{cfg.guidance_scale}.",
             "MDL: the backbone's transformer fine-tuned with the Motion Drift Loss"
             f"{_drift_recipe(tuned[MDL])}, compared with the same fine-tune without it (same data, steps and seed), "
             "so extra training is not mistaken for MDL."

@@ -47,7 +47,8 @@ from .config import (ASSETS, DEFAULT_BACKBONE, DEFAULT_FINETUNES, DEFAULT_PRIOR,
                      PRESETS, DemoConfig, _commit, provenance)
 from .priors import _prior_hash, _sha256, _train_priors, encode_world_clips, fit_prior, train_prior  # noqa: F401
 from .report import PAPER_FIGURES, _abs_cell, _cell, _drift_recipe, print_table, write_report  # noqa: F401
-from .selection import _effect_summary, _select, choose  # noqa: F401
+from .selection import (_effect_summary, _select, apply_sampling_settings, choose,  # noqa: F401
+                        record_sampling_settings, sampling_settings)
 from .stats import HEADLINE, SECONDARY, TABLE, _summary, analyse, reanalyse  # noqa: F401
 from .variants import (TEST_WORLD_SEED, VAL_WORLD_SEED, Variant, _load_pipeline, _prompts, _sample,  # noqa: F401
                        _score, add_ground_truth, add_sharpness_error, held_out_clips, validation_prompts)
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 def _check_out(outdir: Path) -> None:
     """The report folder is new, empty, or an earlier (possibly interrupted) report of this command —
     replaced, and said so; anything else is refused so no one's files are overwritten."""
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"{outdir} is a file; the report needs a folder: pass a new or empty --out")
     if not outdir.exists() or not any(outdir.iterdir()):
         return
     if not (outdir / MARKER).is_file():
@@ -121,19 +124,27 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         if sel.get("prior_sha256") != _prior_hash(cfg.prior):
             raise InputError(f"{cfg.selection} was made for another prior than {cfg.prior} (its weights differ); "
                              "pass that prior, or --selection '' to choose λ on validation prompts here")
-        made = {k: sel[k] for k in ("steps", "cfg_scale") if k in sel}
-        here = {"steps": cfg.steps, "cfg_scale": cfg.cfg_scale}
+        made = {k: sel[k] for k in ("steps", "guidance_scale", "cfg_scale") if k in sel}  # cfg_scale: older files
+        here = {"steps": cfg.steps, "guidance_scale": cfg.guidance_scale, "cfg_scale": cfg.guidance_scale}
         if any(float(v) != float(here[k]) for k, v in made.items()):
             raise InputError(f"{cfg.selection} chose λ under other sampler settings ({made}) than this run's "
-                             f"({ {k: here[k] for k in made} }); pass the same --steps / --cfg-scale, or "
+                             f"({ {k: here[k] for k in made} }); pass the same --steps / --guidance-scale, or "
                              "--selection '' to choose λ on validation prompts under these")
         sel["source"] = str(cfg.selection)
         sel["prior"] = label
+        sel = apply_sampling_settings(sel, cfg.prior, cfg)  # the prior's own sampling.json wins where present
     else:
         sel = _select(cfg, pipe, preset, world, priors)
         sel["source"] = "chosen in this run"
-        sel["prior_sha256"] = _prior_hash(cfg.prior or outdir / f"prior-tau{priors[sel['prior']].config.tau}")
+        chosen_folder = Path(cfg.prior or outdir / f"prior-tau{priors[sel['prior']].config.tau}")
+        sel["prior_sha256"] = _prior_hash(chosen_folder)
         (outdir / "selection.json").write_text(json.dumps(sel, indent=2))
+        # the chosen prior carries what it was validated at; a prior passed in is not written to: its settings
+        # land beside the report, to be copied into the prior's folder
+        written = record_sampling_settings(chosen_folder if not cfg.prior else outdir, sel, cfg)
+        if written is not None:
+            sel["sampling_settings_file"] = str(written)
+            log.info("wrote the validated settings %s to %s", sampling_settings(sel, cfg), written)
     timings["selection_s"] = time.time() - t
     chosen, lam, eta = priors[sel["prior"]], float(sel["lambda"]), float(sel["flowmo_eta"])
     rho = float(sel.get("window", cfg.window))  # a knob of the selection, like λ

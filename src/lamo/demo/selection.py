@@ -2,13 +2,23 @@
 (:func:`choose`: the lowest validation composite physics error that keeps the detection rate)."""
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
 
 from ..effect import COMPOSITE, compare
+from ..errors import InputError
 from .config import DemoConfig
 from .variants import _sample, _score, validation_prompts
 
-__all__ = ["choose"]
+try:  # the prior's validated settings (sampling.json), lamo.prior's interface
+    from ..prior import read_sampling_settings, write_sampling_settings
+except ImportError:  # a lamo without it: selection.json alone carries the knobs
+    read_sampling_settings = write_sampling_settings = None
+
+__all__ = ["choose", "sampling_settings", "record_sampling_settings", "apply_sampling_settings"]
+
+log = logging.getLogger(__name__)
 
 
 def choose(effects: dict[str, dict], tolerance: float) -> tuple[str | None, str]:
@@ -70,6 +80,44 @@ def _select(cfg: DemoConfig, pipe, preset, world, priors: dict) -> dict:
         "flowmo_eta": eta if eta is not None else (min(cfg.flowmo_sweep) if cfg.flowmo_sweep else 0.0),
         "flowmo_why": eta_why, "flowmo_variant": cfg.flowmo_variant, "flowmo_fraction": cfg.flowmo_fraction,
         "validation": validation, "validation_flowmo": {str(k): _effect_summary(v) for k, v in eta_effects.items()},
-        "val_prompts": cfg.val_prompts, "val_seeds": list(cfg.val_seeds), "steps": cfg.steps, "cfg_scale": cfg.cfg_scale,
+        "val_prompts": cfg.val_prompts, "val_seeds": list(cfg.val_seeds), "steps": cfg.steps, "guidance_scale": cfg.guidance_scale,
         "detection_tolerance": cfg.detection_tolerance,
     }
+
+
+def sampling_settings(sel: dict, cfg: DemoConfig) -> dict:
+    """The settings a selection validated, as a prior's ``sampling.json`` holds them: λ and ρ chosen on
+    validation, and the steps and classifier-free guidance scale they were chosen under."""
+    return {"motion_guidance_scale": float(sel["lambda"]), "motion_guidance_window": float(sel.get("window", cfg.window)),
+            "num_inference_steps": int(cfg.steps), "guidance_scale": float(cfg.guidance_scale)}
+
+
+def record_sampling_settings(folder: str | Path, sel: dict, cfg: DemoConfig) -> Path | None:
+    """Write the selection's :func:`sampling_settings` into ``folder`` (a prior's) as ``sampling.json``, with
+    what chose them, so ``lamo sample --prior FOLDER`` and ``pipe(..., motion_prior=...)`` use them.
+    Returns the file (``None`` when this lamo cannot write prior settings)."""
+    if write_sampling_settings is None:
+        log.warning("this lamo cannot write a prior's sampling.json; the chosen knobs are in selection.json only")
+        return None
+    source = (f"lamo bench effect: {sel.get('lambda_why', 'chosen on validation prompts')}, on {sel['val_prompts']} "
+              f"validation prompts × {len(sel['val_seeds'])} seeds")
+    return write_sampling_settings(folder, sampling_settings(sel, cfg), source)
+
+
+def apply_sampling_settings(sel: dict, prior_folder: str | Path, cfg: DemoConfig) -> dict:
+    """The selection with λ and ρ from the prior's own ``sampling.json`` when it has one (else ``sel`` as is).
+    Its steps and guidance scale must be this run's: λ validated under other ones is refused."""
+    record = read_sampling_settings(prior_folder) if read_sampling_settings is not None else None
+    if record is None:
+        return sel
+    s = record["settings"]
+    made = {k: s[k] for k in ("num_inference_steps", "guidance_scale") if k in s}
+    here = {"num_inference_steps": cfg.steps, "guidance_scale": cfg.guidance_scale}
+    if any(float(v) != float(here[k]) for k, v in made.items()):
+        raise InputError(f"{Path(prior_folder) / 'sampling.json'} validated λ under other sampler settings ({made}) "
+                         f"than this run's ({ {k: here[k] for k in made} }); pass the same --steps / --guidance-scale, "
+                         "or --prior '' --selection '' to choose λ here")
+    return {**sel, "lambda": float(s.get("motion_guidance_scale", sel["lambda"])),
+            "window": float(s.get("motion_guidance_window", sel.get("window", cfg.window))),
+            "sampling_settings": record,
+            "source": f"{Path(prior_folder) / 'sampling.json'} ({record.get('source', '')}); η from {sel['source']}"}

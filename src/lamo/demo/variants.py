@@ -84,7 +84,7 @@ def _sample(pipe, prompts: list[str], seeds: tuple[int, ...], cfg: DemoConfig, p
         with peer:
             out = pipe(prompt=[prompts[i] for _, i in chunk], generator=gens, num_frames=preset["num_frames"],
                        height=preset["size"], width=preset["size"], num_inference_steps=cfg.steps,
-                       guidance_scale=cfg.cfg_scale, max_sequence_length=preset["max_text_len"], output_type="np",
+                       guidance_scale=cfg.guidance_scale, max_sequence_length=preset["max_text_len"], output_type="np",
                        motion_prior=prior, motion_guidance_scale=lam, motion_guidance_window=cfg.window if window is None else window,
                        motion_guidance_mode=mode, motion_guidance_record=prior is not None)
         history = pipe.motion_guidance_history if prior is not None else []
