@@ -75,7 +75,7 @@ def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(
         record = json.loads((out / f"prior-tau{sel['prior'][-1]}" / "sampling.json").read_text())
         assert record["settings"] == {"motion_guidance_scale": lam, "motion_guidance_window": res["window"],
                                       "num_inference_steps": 3, "guidance_scale": cfg.guidance_scale}
-        assert record["source"].startswith("lamo bench effect: lowest validation composite")
+        assert record["source"].startswith("lamo bench effect: ") and "4 validation prompts × 2 seeds" in record["source"]
         assert "sampling.json" in res2["selection"]["source"]  # and the demo path reads them
     assert set(res2["sampling_s"]) == expected - {f"MPG {other} prior λ={sel['lambda_per_prior'][other]:g}",
                                                   f"direct latent edit λ={lam:g}"}
