@@ -7,9 +7,10 @@ physically, by how much, and is the change real? Steps (all on the CPU):
 2. the motion prior: the shipped one (``assets/demo-prior``), or priors trained here — one per lag in
    ``prior_taus`` — on fresh clips of the world encoded by the backbone's own VAE and text encoder
    (videos and captions only, never the simulator's states);
-3. the knobs (which prior, λ, the peer's step size η): read from a *selection* made on validation
-   prompts by a full run (``assets/demo-prior/selection.json``), or chosen here on validation prompts ×
-   seeds — the held-out test prompts never choose anything;
+3. the knobs (which prior, λ, window ρ, the peer's step size η): read from the prior's own ``sampling.json``
+   (λ, ρ) and the *selection* made on validation prompts by a full run (``assets/demo-prior/selection.json``),
+   or chosen here on validation prompts × seeds — the held-out test prompts never choose anything — and then
+   written into the chosen prior's ``sampling.json`` (:func:`lamo.prior.write_sampling_settings`);
 4. held-out test prompts × seeds under every variant, with the same initial noise per (prompt, seed);
 5. every clip tracked and scored (:mod:`lamo.physics.metrics`, :mod:`lamo.motion_metrics`); the
    ground-truth renders of the same captions too;
