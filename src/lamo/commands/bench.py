@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
-from .demo import add_effect_args, effect_config
+from .demo import _effect_logging, add_effect_args, effect_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,5 +21,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..demo.run import run_demo
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _effect_logging()
     return run_demo(cfg=effect_config(args))

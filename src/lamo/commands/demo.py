@@ -123,5 +123,12 @@ def _train_backbone(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from ..demo.run import run_demo
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _effect_logging()
     return run_demo(cfg=effect_config(args))
+
+
+def _effect_logging() -> None:
+    """INFO from the benchmark; the pipeline's per-call notes (every knob is passed explicitly, hundreds of
+    calls) would interleave with the progress bars, so only its warnings."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lamo.pipelines").setLevel(logging.WARNING)
