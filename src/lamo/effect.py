@@ -86,7 +86,7 @@ class MetricEffect:
                 f"(difference {self.diff:+.4g}, control {self.control_mean:.4g}, n = {self.n}/{self.n_total}, "
                 f"Holm p = {self.p_holm:.2g})")
         if self.verdict == "no detectable change":
-            head += f"; smallest detectable effect ≈ {100 * self.mde_rel:.1f} % ({self.mde:.3g})"
+            head += f"; smallest detectable effect ≈ {fmt_change(self.mde_rel)[1:]} ({self.mde:.3g})"
             if self.interval_only:
                 head += (f" — the interval excludes 0 but the paired test, Holm-corrected over this comparison's "
                          f"metrics, does not reach p < 0.05 (p = {self.p_holm:.2g}; uncorrected {self.p:.2g}): "

@@ -108,10 +108,14 @@ def plot_forest(path: str | Path, effects: Mapping[str, Mapping[str, object]], t
     plt = _pyplot()
     comps = list(effects)
     metrics = list(next(iter(effects.values()))) if effects else []
-    fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=(2.1 * max(1, len(metrics)) + 2.5, 0.42 * len(comps) + 1.4),
+    cols = min(4, max(1, len(metrics)))  # at most 4 panels a row, so the page shows them at a readable size
+    nrows = -(-max(1, len(metrics)) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(2.4 * cols + 3.0, nrows * (0.42 * len(comps) + 1.3) + 0.3),
                              dpi=110, sharey=True, squeeze=False)
     ys = np.arange(len(comps))[::-1]
-    for ax, m in zip(axes[0], metrics):
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    for ax, m in zip(axes.flat, metrics):
         for y, c in zip(ys, comps):
             e = effects[c][m]
             if not math.isfinite(e.rel):
@@ -125,7 +129,8 @@ def plot_forest(path: str | Path, effects: Mapping[str, Mapping[str, object]], t
         ax.set_title(f"{m}\n({e.better} is better)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("change, %", fontsize=7)
-    axes[0][0].set_yticks(ys, comps, fontsize=7)
+    for row in axes:
+        row[0].set_yticks(ys, comps, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -215,7 +220,7 @@ def write_html(path: str | Path, title: str, sections: Sequence[Mapping]) -> Pat
             parts.append(f"<pre>{html.escape(json.dumps(s['json'], indent=2))}</pre>")
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-             "text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
+             "text-align:right;white-space:nowrap}th{background:#f3f3f3}td:first-child{text-align:left}"
              ".scroll{overflow-x:auto}.imgs{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}figcaption{font-size:11px;color:#666}"
              ".note{font-size:13px;color:#444}figcaption{max-width:60em}"
              "img{image-rendering:pixelated;max-width:100%}pre{background:#f7f7f7;padding:8px;font-size:11px}")

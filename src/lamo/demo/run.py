@@ -177,7 +177,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         comparisons += [(MDL, PLAIN_FT), (MDL, "baseline"), (mdl_mpg, "baseline"), (mdl_mpg, mpg)]
     else:
         log.warning("fine-tuned transformers not found (%s): the MDL variants are skipped", ", ".join(cfg.finetunes.values()))
-    frames, rows, sample_s = {}, {}, {}
+    frames, rows, sample_s, sample_cpu_s = {}, {}, {}, {}
     base_transformer = pipe.transformer
     # warm-up (not timed): the first call's one-off costs (allocations, kernels chosen, lazy imports) would
     # otherwise land on whichever variant samples first and bias the wall-time table
@@ -187,10 +187,11 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         pipe.transformer = (base_transformer if v.transformer is None else  # shipped in bf16, run in fp32 like the base
                             CogVideoXTransformer3DModel.from_pretrained(tuned[v.transformer], torch_dtype=torch.float32))
         prior = chosen if v.prior is None else priors[v.prior]
-        t_v = time.time()
+        t_v, cpu_v = time.time(), time.process_time()
         frames[name], guide = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, v.lam, v.mode, v.flowmo, desc=name,
                                       window=v.window)
         sample_s[name] = time.time() - t_v
+        sample_cpu_s[name] = time.process_time() - cpu_v
         rows[name] = _score(frames[name], world, prompts, cfg.test_seeds)
         if v.prior is None:  # L_guide under the chosen prior, comparable across these variants
             for r, g in zip(rows[name], guide):
@@ -211,7 +212,8 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     timings["total_s"] = time.time() - t_start
     results = {
         "config": asdict(cfg), **provenance(), "backbone": meta, "prior": prior_stats, "selection": sel,
-        "lambda": lam, "window": rho, "flowmo_eta": eta, "n_test_clips": n_test, "sampling_s": sample_s, "summary": summary,
+        "lambda": lam, "window": rho, "flowmo_eta": eta, "n_test_clips": n_test, "sampling_s": sample_s,
+        "sampling_cpu_s": sample_cpu_s, "summary": summary,
         "effects": {k: {m: e.to_dict() for m, e in v.items()} for k, v in effects.items()},
         "secondary": {k: {m: e.to_dict() for m, e in v.items()} for k, v in secondary.items()},
         "headline": head.sentence(), "per_clip": rows, "prompts": prompts, "timings": timings,
@@ -219,7 +221,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     (outdir / "results.json").write_text(json.dumps(results, indent=2, default=float))
     page = write_report(outdir, cfg, meta=meta, priors=priors, prior_stats=prior_stats, sel=sel, lam=lam, rho=rho,
                         eta=eta, test=test, frames=frames, variants=variants, effects=effects, secondary=secondary,
-                        summary=summary, sample_s=sample_s, timings=timings, tuned=tuned, world=world,
+                        summary=summary, sample_s=sample_s, sample_cpu_s=sample_cpu_s, timings=timings, tuned=tuned, world=world,
                         headline=head.sentence())
     print_table(effects, n_test)
     print(f"\nreport: {page}  ({timings['total_s']:.0f} s)")
