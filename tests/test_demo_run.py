@@ -253,8 +253,11 @@ def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the
     windows_used = []
     real = run._sample
 
+    descs = []
+
     def spy(*args, window=None, **kwargs):
         windows_used.append((args[6], window))  # (λ, ρ) of every sampling call
+        descs.append(kwargs.get("desc"))
         return real(*args, window=window, **kwargs)
 
     monkeypatch.setattr(run, "_sample", spy)  # the test's sampling
@@ -272,6 +275,8 @@ def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the
     # validation: the baseline, then every (ρ, λ) pair once; the test: the baseline and MPG at the chosen pair
     assert sorted(windows_used[1:5]) == sorted([(0.1, 0.8), (1.0, 0.8), (0.1, 0.5), (1.0, 0.5)])
     assert windows_used[-1] == (res["lambda"], sel["window"])
+    # the wall-time table is not biased by warm-up: an untimed call precedes the first timed variant
+    assert descs[descs.index("baseline") - 1] == "warm-up"
     mpg = [k for k in res["per_clip"] if k.startswith("MPG")]
     assert mpg == [f"MPG λ={res['lambda']:g} ρ={sel['window']:g}"]  # ρ ≠ the run's fallback: named
 
