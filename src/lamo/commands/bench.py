@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Trains a motion prior per lag, chooses the prior, λ and the peer's step size on "
                                     "32 validation prompts × 2 seeds, then samples 128 held-out prompts × 2 seeds under "
                                     "every variant (and the ablations) and reports paired effects with 95 % intervals, "
-                                    "Holm-corrected tests and verdicts. About 20 minutes on 2 CPU cores.")
+                                    "Holm-corrected tests and verdicts; writes the chosen λ, ρ, steps and guidance scale into the "
+                                    "chosen prior's sampling.json (OUT/prior-tauN), which `lamo sample --prior` and "
+                                    "`lamo demo --prior` then use. About 20 minutes on 2 CPU cores.")
     add_effect_args(e, "full")
     e.set_defaults(func=_run)
 

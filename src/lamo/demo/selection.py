@@ -120,4 +120,4 @@ def apply_sampling_settings(sel: dict, prior_folder: str | Path, cfg: DemoConfig
     return {**sel, "lambda": float(s.get("motion_guidance_scale", sel["lambda"])),
             "window": float(s.get("motion_guidance_window", sel.get("window", cfg.window))),
             "sampling_settings": record,
-            "source": f"{Path(prior_folder) / 'sampling.json'} ({record.get('source', '')}); η from {sel['source']}"}
+            "source": f"λ and ρ from {Path(prior_folder) / 'sampling.json'}, η from {sel['source']}"}
