@@ -246,7 +246,7 @@ def run(cfg, out: Path, results: Path, variants: list[Variant], ft: dict, shippe
     val_prompts = validation_prompts(world, cfg.val_prompts)
     test = held_out_clips(world, cfg.test_prompts)
     test_prompts = [c.caption for c in test]
-    common = dict(backbone=str(Path(cfg.backbone).resolve()), steps=cfg.steps, cfg_scale=cfg.cfg_scale, chunk=cfg.chunk)
+    common = dict(backbone=str(Path(cfg.backbone).resolve()), steps=cfg.steps, guidance_scale=cfg.guidance_scale, chunk=cfg.chunk)
     bar = tqdm(total=len(variants), desc="cells", unit="cell", dynamic_ncols=True)
 
     def cell(label: str, name: str | None, prompts: list[str], seeds: tuple[int, ...]) -> list[dict]:

@@ -71,7 +71,7 @@ def row_of(label: str, res: dict) -> dict:
     mpg, eff = key.split(" vs ")[0], res["effects"][key]
     return {
         "checkpoint": label, "step": steps_in_all(res["backbone"]), "lambda": lam, "window": res.get("window", 0.8),
-        "cfg_scale": res["config"].get("cfg_scale"), "n": res["n_test_clips"],
+        "cfg_scale": res["config"].get("guidance_scale", res["config"].get("cfg_scale")), "n": res["n_test_clips"],
         "prior": res["selection"].get("prior"), "commit": res.get("commit"), "command": res.get("command"),
         "baseline": {m: s["baseline"][m] for m in APPEARANCE + PHYSICS if m in s["baseline"]},
         "ground_truth": {m: s["ground truth"][m] for m in APPEARANCE + PHYSICS if m in s["ground truth"]},
@@ -146,7 +146,7 @@ def main() -> None:
     p.add_argument("--val-prompts", type=int, default=32)
     p.add_argument("--sweep", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0])
     p.add_argument("--windows", type=float, nargs="+", default=[0.8], help="guidance windows ρ swept with λ")
-    p.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale (default: the benchmark's)")
+    p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance scale (default: the benchmark's)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--table", default="", help="print the table of a finished graded.json and exit")
     args = p.parse_args()
@@ -160,7 +160,7 @@ def main() -> None:
         p.error(f"--backbone takes LABEL=PATH, got {args.backbone}")
     rows = graded(backbones, args.prior, args.out, test_prompts=args.test_prompts, test_seeds=tuple(args.seeds),
                   val_prompts=args.val_prompts, sweep=tuple(args.sweep), windows=tuple(args.windows), threads=args.threads,
-                  **({} if args.cfg_scale is None else {"cfg_scale": args.cfg_scale}),
+                  **({} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}),
                   **({"prior_taus": (args.own_prior,)} if args.own_prior else {}))
     print(table(rows))
 

@@ -168,7 +168,7 @@ def run(cfg, out: Path, results: Path, prior_path: Path | None, variants: list[V
     val_prompts = validation_prompts(world, cfg.val_prompts)
     test = held_out_clips(world, cfg.test_prompts)
     test_prompts = [c.caption for c in test]
-    common = dict(backbone=str(Path(cfg.backbone).resolve()), steps=cfg.steps, cfg_scale=cfg.cfg_scale,
+    common = dict(backbone=str(Path(cfg.backbone).resolve()), steps=cfg.steps, guidance_scale=cfg.guidance_scale,
                   chunk=cfg.chunk)
     bar = tqdm(total=1 + sum(len(v.sweep) for v in variants), desc="cells", unit="cell", dynamic_ncols=True)
 

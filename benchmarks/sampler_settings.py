@@ -66,7 +66,7 @@ def run(backbone: str, settings: list[tuple[int, float]], n_prompts: int = 32, s
     rows, seconds = {}, {}
     for steps, scale in settings:
         t = time.time()
-        frames, _ = _sample(pipe, prompts, seeds, DemoConfig(backbone=backbone, steps=steps, cfg_scale=scale, **config), preset,
+        frames, _ = _sample(pipe, prompts, seeds, DemoConfig(backbone=backbone, steps=steps, guidance_scale=scale, **config), preset,
                             None, 0.0, desc=label(steps, scale))
         rows[label(steps, scale)] = _score(frames, world, prompts, seeds)
         seconds[label(steps, scale)] = time.time() - t

@@ -7,6 +7,7 @@ from lamo.cli import main
 from dataclasses import replace
 
 from lamo.demo.run import HEADLINE, MDL, PLAIN_FT, DemoConfig, choose, run_demo
+from lamo.demo.selection import write_sampling_settings
 from lamo.effect import COMPOSITE, compare
 from lamo.demo.train_backbone import BackboneTrainConfig, train_backbone
 from lamo.physics.dataset import write_dataset
@@ -69,7 +70,13 @@ def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(
                    ablations=False)
     assert run_demo(cfg=demo) == 0
     res2 = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert res2["lambda"] == lam and res2["selection"]["source"] == str(out / "selection.json")
+    assert res2["lambda"] == lam and str(out / "selection.json") in res2["selection"]["source"]
+    if write_sampling_settings is not None:  # the chosen prior carries the settings it was validated at
+        record = json.loads((out / f"prior-tau{sel['prior'][-1]}" / "sampling.json").read_text())
+        assert record["settings"] == {"motion_guidance_scale": lam, "motion_guidance_window": res["window"],
+                                      "num_inference_steps": 3, "guidance_scale": cfg.guidance_scale}
+        assert record["source"].startswith("lamo bench effect: ") and "4 validation prompts × 2 seeds" in record["source"]
+        assert "sampling.json" in res2["selection"]["source"]  # and the demo path reads them
     assert set(res2["sampling_s"]) == expected - {f"MPG {other} prior λ={sel['lambda_per_prior'][other]:g}",
                                                   f"direct latent edit λ={lam:g}"}
     # same prompts, seeds and knobs: the baseline clips are the full run's, clip for clip
@@ -80,7 +87,7 @@ def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(
         run_demo(cfg=wrong)
     # ... and for other sampler settings than the ones λ was chosen under
     with pytest.raises(ValueError, match="other sampler settings"):
-        run_demo(cfg=replace(demo, out=str(tmp_path / "cfg"), cfg_scale=demo.cfg_scale + 1))
+        run_demo(cfg=replace(demo, out=str(tmp_path / "cfg"), guidance_scale=demo.guidance_scale + 1))
     assert not (tmp_path / "cfg" / "results.json").exists()
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
@@ -94,6 +101,28 @@ def test_demo_refuses_a_missing_backbone_or_another_world(tmp_path, tiny_backbon
     assert "demo backbone is missing" in capsys.readouterr().err
     with pytest.raises(ValueError, match="pick the world it was trained on"):
         run_demo(cfg=DemoConfig(out=str(tmp_path / "r"), backbone=str(tiny_backbone[0]), prior="", selection=""))
+
+
+def test_demo_cli_speaks_the_one_vocabulary_and_refuses_a_file_as_out(tmp_path, capsys):
+    import argparse
+
+    from lamo.commands.demo import add_effect_args
+
+    (tmp_path / "report.html").write_text("x")
+    assert main(["demo", "--out", str(tmp_path / "report.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a file" in err and "Traceback" not in err
+    p = argparse.ArgumentParser()
+    add_effect_args(p, "demo")
+    text = p.format_help()
+    assert "--guidance-scale" in text and "--cfg-scale" not in text
+    with pytest.raises(SystemExit):
+        p.parse_args(["--cfg-scale", "2"])
+    capsys.readouterr()
+    for action in p._actions:  # every option's help shows its default
+        if action.option_strings and action.dest != "help":
+            assert "(default:" in p._get_formatter()._expand_help(action) or "default:" in (action.help or ""), \
+                action.option_strings
 
 
 def test_choose_keeps_fidelity_and_prefers_the_lowest_composite():
@@ -130,8 +159,8 @@ def test_aa_on_the_shipped_backbone_finds_no_change():
 def test_bench_effect_cli_checks_its_numbers_and_presets(capsys):
     assert main(["bench", "effect", "--test-prompts", "0", "--out", "unused"]) == 2
     assert "--test-prompts must be at least 1" in capsys.readouterr().err
-    assert main(["bench", "effect", "--cfg-scale", "0.5", "--out", "unused"]) == 2
-    assert "--cfg-scale must be a number ≥ 1" in capsys.readouterr().err
+    assert main(["bench", "effect", "--guidance-scale", "0.5", "--out", "unused"]) == 2
+    assert "--guidance-scale must be a number ≥ 1" in capsys.readouterr().err
     assert main(["bench", "effect", "--windows", "0.8", "1.5", "--out", "unused"]) == 2
     assert "--windows are guidance windows" in capsys.readouterr().err
     from lamo.commands.demo import add_effect_args, effect_config
@@ -142,7 +171,8 @@ def test_bench_effect_cli_checks_its_numbers_and_presets(capsys):
         add_effect_args(p, preset)
         cfg = effect_config(p.parse_args([]))
         assert (cfg.preset, cfg.test_prompts * len(cfg.test_seeds), cfg.prior) == (preset, 2 * n_test, prior)
-        assert cfg.cfg_scale == DemoConfig().cfg_scale and effect_config(p.parse_args(["--cfg-scale", "1.5"])).cfg_scale == 1.5
+        assert cfg.guidance_scale == DemoConfig().guidance_scale
+        assert effect_config(p.parse_args(["--guidance-scale", "1.5"])).guidance_scale == 1.5
 
 
 def test_graded_backbones_runs_each_checkpoint_with_one_prior(tiny_backbone, tmp_path):
@@ -217,16 +247,21 @@ def test_sampler_settings_scores_each_setting_on_validation_clips(tiny_backbone,
 def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the_test(tiny_backbone, tmp_path,
                                                                                        monkeypatch):
     import lamo.demo.run as run
+    import lamo.demo.selection as selection
 
     base, _ = tiny_backbone
     windows_used = []
     real = run._sample
 
+    descs = []
+
     def spy(*args, window=None, **kwargs):
         windows_used.append((args[6], window))  # (λ, ρ) of every sampling call
+        descs.append(kwargs.get("desc"))
         return real(*args, window=window, **kwargs)
 
-    monkeypatch.setattr(run, "_sample", spy)
+    monkeypatch.setattr(run, "_sample", spy)  # the test's sampling
+    monkeypatch.setattr(selection, "_sample", spy)  # the validation's
     cfg = DemoConfig(out=str(tmp_path / "w"), backbone=str(base), finetunes={}, world_overrides=WORLD, prior="",
                      selection="", prior_taus=(1,), prior_clips=16, prior_preset="tiny", prior_steps=3, prior_batch=4,
                      val_prompts=3, val_seeds=(100,), sweep=(0.1, 1.0), windows=(0.8, 0.5), flowmo_sweep=(),
@@ -240,6 +275,8 @@ def test_the_guidance_window_is_chosen_with_lambda_on_validation_and_used_on_the
     # validation: the baseline, then every (ρ, λ) pair once; the test: the baseline and MPG at the chosen pair
     assert sorted(windows_used[1:5]) == sorted([(0.1, 0.8), (1.0, 0.8), (0.1, 0.5), (1.0, 0.5)])
     assert windows_used[-1] == (res["lambda"], sel["window"])
+    # the wall-time table is not biased by warm-up: an untimed call precedes the first timed variant
+    assert descs[descs.index("baseline") - 1] == "warm-up"
     mpg = [k for k in res["per_clip"] if k.startswith("MPG")]
     assert mpg == [f"MPG λ={res['lambda']:g} ρ={sel['window']:g}"]  # ρ ≠ the run's fallback: named
 

@@ -37,7 +37,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["COMPOSITE", "PHYSICS_PARTS", "FIDELITY", "BETTER", "MetricEffect", "holm", "composite",
-           "paired_effect", "compare", "smallest_detectable"]
+           "paired_effect", "compare", "smallest_detectable", "fmt_change"]
 
 #: The composite physics error's name and its parts (each lower is better).
 COMPOSITE = "physics_error"
@@ -78,19 +78,43 @@ class MetricEffect:
     verdict: str  # "improved" | "worsened" | "no detectable change" | "too few clips"
 
     def sentence(self) -> str:
-        """One line for a report: ``metric: verdict — effect [CI] (n)``."""
+        """One line for a report: ``metric: verdict — effect [CI] (n)``; a "no detectable change" whose interval
+        excludes 0 says right there why it is not counted (the Holm-corrected test did not fire)."""
         if self.verdict == "too few clips":
             return f"{self.metric}: too few clips to tell (n = {self.n} of {self.n_total})"
-        head = (f"{self.metric} ({self.better} is better): {self.verdict} — {100 * self.rel:+.1f} % "
-                f"[{100 * self.rel_ci[0]:+.1f} … {100 * self.rel_ci[1]:+.1f}] "
+        head = (f"{self.metric} ({self.better} is better): {self.verdict} — {fmt_change(self.rel, self.rel_ci)} "
                 f"(difference {self.diff:+.4g}, control {self.control_mean:.4g}, n = {self.n}/{self.n_total}, "
                 f"Holm p = {self.p_holm:.2g})")
         if self.verdict == "no detectable change":
-            head += f"; smallest detectable effect ≈ {100 * self.mde_rel:.1f} % ({self.mde:.3g})"
+            head += f"; smallest detectable effect ≈ {fmt_change(self.mde_rel)[1:]} ({self.mde:.3g})"
+            if self.interval_only:
+                head += (f" — the interval excludes 0 but the paired test, Holm-corrected over this comparison's "
+                         f"metrics, does not reach p < 0.05 (p = {self.p_holm:.2g}; uncorrected {self.p:.2g}): "
+                         "a change needs both, so this one is not counted")
         return head
+
+    @property
+    def interval_only(self) -> bool:
+        """The 95 % interval excludes 0 while the Holm-corrected test does not fire (verdict: no detectable change)."""
+        lo, hi = self.rel_ci if all(map(math.isfinite, self.rel_ci)) else self.diff_ci
+        return self.verdict == "no detectable change" and math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def fmt_change(rel: float, ci: Sequence[float] | None = None) -> str:
+    """A relative change (fraction) as a signed percentage, ``"+12.3 %"``, with its interval ``"[−20.1 … −4.0]"``
+    when ``ci`` is given. One decimal, or as many as the change needs to show its first two significant digits
+    (``+0.041 %``, never ``+0.0 %`` for a change that is not zero); the interval shares the change's decimals."""
+    pct = 100 * rel
+    decimals = 1
+    if math.isfinite(pct) and pct != 0 and abs(pct) < 0.095:
+        decimals = min(6, 1 - math.floor(math.log10(abs(pct))))
+    text = f"{pct:+.{decimals}f} %"
+    if ci is not None:
+        text += f" [{100 * ci[0]:+.{decimals}f} … {100 * ci[1]:+.{decimals}f}]"
+    return text
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:

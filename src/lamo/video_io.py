@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["VideoReadError", "read_video", "write_video", "write_gif", "to_uint8_frames"]
+__all__ = ["VideoReadError", "read_video", "write_video", "write_gif", "to_uint8_frames", "PIX_FMTS"]
 
 
 class VideoReadError(UserError, RuntimeError):
@@ -32,11 +32,21 @@ def to_uint8_frames(frames) -> np.ndarray:
     return arr
 
 
-def write_video(path: str | os.PathLike, frames, fps: float = 8.0, crf: int = 12, reproducible: bool = False) -> Path:
-    """Write ``(T, H, W, 3)`` frames to an H.264 mp4 (yuv444p keeps small clips' colours crisp).
+#: Pixel formats :func:`write_video` accepts: ``yuv420p`` plays everywhere (browsers, QuickTime, phones);
+#: ``yuv444p`` keeps full colour resolution (High 4:4:4, which most players refuse) for data only programs read.
+PIX_FMTS = ("yuv420p", "yuv444p")
 
-    Odd sizes are fine: the frames are padded to even width/height only when the codec needs it.
-    The file is written to a temporary name and renamed, so an interrupted write leaves no half file.
+
+def write_video(path: str | os.PathLike, frames, fps: float = 8.0, crf: int = 12, reproducible: bool = False,
+                pix_fmt: str = "yuv420p") -> Path:
+    """Write ``(T, H, W, 3)`` frames to an H.264 (libx264) mp4 that browsers and QuickTime play.
+
+    ``pix_fmt``: ``"yuv420p"`` (default: H.264 High profile, plays everywhere) or ``"yuv444p"`` (full colour
+    resolution, High 4:4:4 — for datasets only programs read; most players refuse it). yuv420p needs an even
+    width and height: a clip with an odd one is **padded** by repeating its last column / row (never scaled,
+    so no pixel of the clip changes place) — the file is then one pixel wider / taller than the frames.
+    The file holds exactly ``T`` frames. It is written to a temporary name and renamed, so an interrupted
+    write leaves no half file.
     ``reproducible``: make the file's bytes a function of the frames alone — one x264 thread and no
     macroblock-tree rate control. Without it the same frames were now and then encoded into other bytes: by
     x264's threads under load, and by its macroblock tree depending on what the process had encoded before
@@ -44,14 +54,18 @@ def write_video(path: str | os.PathLike, frames, fps: float = 8.0, crf: int = 12
     """
     import av
 
+    if pix_fmt not in PIX_FMTS:
+        raise ValueError(f"pix_fmt must be one of {PIX_FMTS}, got {pix_fmt!r}")
     arr = to_uint8_frames(frames)
+    if pix_fmt == "yuv420p" and (arr.shape[1] % 2 or arr.shape[2] % 2):
+        arr = np.pad(arr, ((0, 0), (0, arr.shape[1] % 2), (0, arr.shape[2] % 2), (0, 0)), mode="edge")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     with av.open(str(tmp), mode="w") as container:
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height = arr.shape[2], arr.shape[1]
-        stream.pix_fmt = "yuv444p"
+        stream.pix_fmt = pix_fmt
         stream.options = {"crf": str(crf), "preset": "medium",
                           **({"threads": "1", "x264-params": "mbtree=0"} if reproducible else {})}
         for frame in arr:

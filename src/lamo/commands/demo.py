@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+from pathlib import Path
 
 from ._args import YES_NO, add_config_command, config_from_args, yes_no
 
@@ -50,20 +51,24 @@ def add_effect_args(p: argparse.ArgumentParser, preset: str) -> None:
     from ..demo.run import MDL, PLAIN_FT, PRESETS, DemoConfig
 
     d = DemoConfig(**PRESETS[preset])
-    p.add_argument("--out", default=d.out, help="report folder (default: %(default)s)")
-    p.add_argument("--backbone", default=d.backbone, help="demo backbone pipeline folder (default: the shipped one)")
+    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter  # every option's help shows its default
+    p.add_argument("--out", default=d.out, help="report folder (created; an earlier report there is replaced)")
+    p.add_argument("--backbone", default=d.backbone, help="demo backbone pipeline folder (default: the shipped one%(default).0s)")
     p.add_argument("--finetune-plain", default=d.finetunes[PLAIN_FT],
-                   help="transformer folder fine-tuned without the drift loss (the MDL control)")
-    p.add_argument("--finetune-mdl", default=d.finetunes[MDL], help="transformer folder fine-tuned with the Motion Drift Loss")
+                   help="transformer folder fine-tuned without the drift loss (the MDL control; default: the shipped "
+                        "one%(default).0s)")
+    p.add_argument("--finetune-mdl", default=d.finetunes[MDL], help="transformer folder fine-tuned with the Motion Drift Loss "
+                        "(default: the shipped one%(default).0s)")
     p.add_argument("--prior", default=d.prior,
-                   help="trained motion prior folder; '' trains one per --prior-taus here (default: %(default)r)")
+                   help="trained motion prior folder (its sampling.json, when present, gives λ and ρ); '' trains one per "
+                        "--prior-taus here (default: the shipped one for `lamo demo`, '' for `lamo bench effect`%(default).0s)")
     p.add_argument("--selection", default=d.selection,
                    help="selection.json of λ / η chosen on validation prompts with --prior; '' chooses them here "
-                        "(default: %(default)r)")
+                        "(default: the shipped prior's for `lamo demo`, '' for `lamo bench effect`%(default).0s)")
     p.add_argument("--prior-taus", type=int, nargs="+", default=list(d.prior_taus), help="lags of the priors trained here")
     p.add_argument("--prior-steps", type=int, default=d.prior_steps, help="motion prior training steps")
     p.add_argument("--steps", type=int, default=d.steps, help="sampling steps")
-    p.add_argument("--cfg-scale", type=float, default=d.cfg_scale,
+    p.add_argument("--guidance-scale", type=float, default=d.guidance_scale,
                    help="classifier-free guidance scale (chosen on validation prompts: benchmarks/sampler_settings.py)")
     p.add_argument("--val-prompts", type=int, default=d.val_prompts, help="validation prompts (when choosing knobs here)")
     p.add_argument("--val-seeds", type=int, nargs="+", default=list(d.val_seeds), help="validation seeds")
@@ -75,7 +80,7 @@ def add_effect_args(p: argparse.ArgumentParser, preset: str) -> None:
     p.add_argument("--flowmo-sweep", type=float, nargs="+", default=list(d.flowmo_sweep),
                    help="peer step sizes tried on validation prompts")
     p.add_argument("--ablations", type=yes_no, default=d.ablations, metavar=YES_NO,
-                   help="also the direct latent edit and MPG with every other prior (default: %(default)s)")
+                   help="also the direct latent edit and MPG with every other prior")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch's default)")
     p.set_defaults(effect_preset=preset)
 
@@ -91,12 +96,14 @@ def effect_config(args: argparse.Namespace):
             raise InputError(f"{flag} must be at least 1, got {value}")
     if not all(math.isfinite(w) and 0 < w <= 1 for w in args.windows):
         raise InputError(f"--windows are guidance windows ρ in (0, 1], got {args.windows}")
-    if not (math.isfinite(args.cfg_scale) and args.cfg_scale >= 1):
-        raise InputError(f"--cfg-scale must be a number ≥ 1 (1: no classifier-free guidance), got {args.cfg_scale}")
+    if not (math.isfinite(args.guidance_scale) and args.guidance_scale >= 1):
+        raise InputError(f"--guidance-scale must be a number ≥ 1 (1: no classifier-free guidance), got {args.guidance_scale}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InputError(f"--out {args.out} is a file; --out is the report folder: pass a new or empty folder")
     return DemoConfig(**{**PRESETS[args.effect_preset], "preset": args.effect_preset, "out": args.out,
                          "backbone": args.backbone, "finetunes": {PLAIN_FT: args.finetune_plain, MDL: args.finetune_mdl},
                          "prior": args.prior, "selection": args.selection, "prior_taus": tuple(args.prior_taus),
-                         "prior_steps": args.prior_steps, "steps": args.steps, "cfg_scale": args.cfg_scale,
+                         "prior_steps": args.prior_steps, "steps": args.steps, "guidance_scale": args.guidance_scale,
                          "val_prompts": args.val_prompts,
                          "val_seeds": tuple(args.val_seeds), "test_prompts": args.test_prompts,
                          "test_seeds": tuple(args.seeds), "sweep": tuple(args.sweep), "windows": tuple(args.windows),
@@ -116,5 +123,12 @@ def _train_backbone(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from ..demo.run import run_demo
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _effect_logging()
     return run_demo(cfg=effect_config(args))
+
+
+def _effect_logging() -> None:
+    """INFO from the benchmark; the pipeline's per-call notes (every knob is passed explicitly, hundreds of
+    calls) would interleave with the progress bars, so only its warnings."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lamo.pipelines").setLevel(logging.WARNING)

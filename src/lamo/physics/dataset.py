@@ -155,7 +155,7 @@ def write_dataset(
                 s = clip_seed(seed, i)
                 clip = make_clip(cfg, s)
                 rel = f"videos/{i:06d}.mp4"
-                write_video(tmp / rel, clip.frames, fps=cfg.fps)
+                write_video(tmp / rel, clip.frames, fps=cfg.fps, pix_fmt="yuv444p")  # data for programs: full colour
                 record = {"video": rel, "caption": clip.caption, "scenario": clip.trajectory.scenario, "seed": s,
                           "index": i, "frames": cfg.frames, "size": cfg.size, "states": clip.trajectory.to_json()}
                 f.write(json.dumps(record) + "\n")

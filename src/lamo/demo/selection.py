@@ -1,0 +1,123 @@
+"""Choosing the knobs on validation prompts only: which prior, λ and window ρ, and the peer's step size η
+(:func:`choose`: the lowest validation composite physics error that keeps the detection rate)."""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from ..effect import COMPOSITE, compare
+from ..errors import InputError
+from .config import DemoConfig
+from .variants import _sample, _score, validation_prompts
+
+try:  # the prior's validated settings (sampling.json), lamo.prior's interface
+    from ..prior import read_sampling_settings, write_sampling_settings
+except ImportError:  # a lamo without it: selection.json alone carries the knobs
+    read_sampling_settings = write_sampling_settings = None
+
+__all__ = ["choose", "sampling_settings", "record_sampling_settings", "apply_sampling_settings"]
+
+log = logging.getLogger(__name__)
+
+
+def choose(effects: dict[str, dict], tolerance: float) -> tuple[str | None, str]:
+    """The candidate with the lowest validation composite physics error among those whose detection
+    rate fell by at most ``tolerance`` (absolute, point estimate); ties go to the earlier candidate.
+    ``effects``: candidate → :func:`lamo.effect.compare` output against the baseline. Returns the
+    winner (``None`` when no candidate keeps fidelity) and the reason, in words."""
+    ok = {k: e for k, e in effects.items()
+          if math.isfinite(e[COMPOSITE].rel) and not (e["detection_rate"].diff < -tolerance)}
+    if not ok:
+        return None, f"no candidate kept the detection rate within {tolerance:g} of the baseline's"
+    best = min(ok, key=lambda k: ok[k][COMPOSITE].rel)
+    return best, (f"lowest validation composite physics error ({100 * ok[best][COMPOSITE].rel:+.1f} %) among "
+                  f"{len(ok)} of {len(effects)} candidates with detection within {tolerance:g}")
+
+
+def _effect_summary(effects: dict) -> dict:
+    """What a selection keeps of a validation comparison: composite and detection with intervals."""
+    return {m: {"rel": e.rel, "rel_ci": list(e.rel_ci), "diff": e.diff, "diff_ci": list(e.diff_ci), "n": e.n}
+            for m, e in effects.items()}
+
+
+def _select(cfg: DemoConfig, pipe, preset, world, priors: dict) -> dict:
+    """Choose the prior, λ and the peer's step size on validation prompts × seeds (never the test's)."""
+    val_prompts = validation_prompts(world, cfg.val_prompts)
+    first = next(iter(priors.values()))
+
+    def rows_of(prior, lam, flowmo=0.0, desc="", window=None):
+        frames, _ = _sample(pipe, val_prompts, cfg.val_seeds, cfg, preset, prior, lam, flowmo=flowmo, desc=desc,
+                            window=window)
+        return _score(frames, world, val_prompts, cfg.val_seeds)
+
+    metrics = [COMPOSITE, "detection_rate"]
+    windows = tuple(cfg.windows) or (cfg.window,)
+    base = rows_of(first, 0.0, desc="validation: baseline")
+    per_prior, lam_of, win_of, validation = {}, {}, {}, {}
+    for label, prior in priors.items():
+        effects = {}  # (λ, ρ) → effects; λ and ρ are chosen together
+        for w in windows:
+            series = label if len(windows) == 1 else f"{label} ρ={w:g}"
+            for lam in cfg.sweep:
+                effects[lam, w] = compare(base, rows_of(prior, lam, desc=f"validation: {series} λ={lam:g}", window=w),
+                                          metrics, n_resamples=cfg.n_resamples, seed=cfg.seed)
+            validation[series] = {str(lam): _effect_summary(effects[lam, w]) for lam in cfg.sweep}
+        knob, why = choose(effects, cfg.detection_tolerance)
+        if knob is None:
+            knob, why = (min(cfg.sweep), windows[0]), why + "; the smallest λ is used"
+        lam_of[label], win_of[label] = (knob[0], why), knob[1]
+        per_prior[label] = effects[knob]
+    label, why = choose(per_prior, math.inf)
+    label = label or next(iter(priors))
+    eta_effects = {eta: compare(base, rows_of(None, 0.0, flowmo=eta, desc=f"validation: peer η={eta:g}"), metrics,
+                                n_resamples=cfg.n_resamples, seed=cfg.seed) for eta in cfg.flowmo_sweep}
+    eta, eta_why = choose(eta_effects, cfg.detection_tolerance) if eta_effects else (None, "no sweep")
+    return {
+        "prior": label, "prior_why": why, "lambda": lam_of[label][0], "lambda_why": lam_of[label][1],
+        "lambda_per_prior": {k: v[0] for k, v in lam_of.items()},
+        "window": win_of[label], "window_per_prior": win_of, "windows": list(windows),
+        "flowmo_eta": eta if eta is not None else (min(cfg.flowmo_sweep) if cfg.flowmo_sweep else 0.0),
+        "flowmo_why": eta_why, "flowmo_variant": cfg.flowmo_variant, "flowmo_fraction": cfg.flowmo_fraction,
+        "validation": validation, "validation_flowmo": {str(k): _effect_summary(v) for k, v in eta_effects.items()},
+        "val_prompts": cfg.val_prompts, "val_seeds": list(cfg.val_seeds), "steps": cfg.steps, "guidance_scale": cfg.guidance_scale,
+        "detection_tolerance": cfg.detection_tolerance,
+    }
+
+
+def sampling_settings(sel: dict, cfg: DemoConfig) -> dict:
+    """The settings a selection validated, as a prior's ``sampling.json`` holds them: λ and ρ chosen on
+    validation, and the steps and classifier-free guidance scale they were chosen under."""
+    return {"motion_guidance_scale": float(sel["lambda"]), "motion_guidance_window": float(sel.get("window", cfg.window)),
+            "num_inference_steps": int(cfg.steps), "guidance_scale": float(cfg.guidance_scale)}
+
+
+def record_sampling_settings(folder: str | Path, sel: dict, cfg: DemoConfig) -> Path | None:
+    """Write the selection's :func:`sampling_settings` into ``folder`` (a prior's) as ``sampling.json``, with
+    what chose them, so ``lamo sample --prior FOLDER`` and ``pipe(..., motion_prior=...)`` use them.
+    Returns the file (``None`` when this lamo cannot write prior settings)."""
+    if write_sampling_settings is None:
+        log.warning("this lamo cannot write a prior's sampling.json; the chosen knobs are in selection.json only")
+        return None
+    source = (f"lamo bench effect: {sel.get('lambda_why', 'chosen on validation prompts')}, on {sel['val_prompts']} "
+              f"validation prompts × {len(sel['val_seeds'])} seeds")
+    return write_sampling_settings(folder, sampling_settings(sel, cfg), source)
+
+
+def apply_sampling_settings(sel: dict, prior_folder: str | Path, cfg: DemoConfig) -> dict:
+    """The selection with λ and ρ from the prior's own ``sampling.json`` when it has one (else ``sel`` as is).
+    Its steps and guidance scale must be this run's: λ validated under other ones is refused."""
+    record = read_sampling_settings(prior_folder) if read_sampling_settings is not None else None
+    if record is None:
+        return sel
+    s = record["settings"]
+    made = {k: s[k] for k in ("num_inference_steps", "guidance_scale") if k in s}
+    here = {"num_inference_steps": cfg.steps, "guidance_scale": cfg.guidance_scale}
+    if any(float(v) != float(here[k]) for k, v in made.items()):
+        raise InputError(f"{Path(prior_folder) / 'sampling.json'} validated λ under other sampler settings ({made}) "
+                         f"than this run's ({ {k: here[k] for k in made} }); pass the same --steps / --guidance-scale, "
+                         "or --prior '' --selection '' to choose λ here")
+    return {**sel, "lambda": float(s.get("motion_guidance_scale", sel["lambda"])),
+            "window": float(s.get("motion_guidance_window", sel.get("window", cfg.window))),
+            "sampling_settings": record,
+            "source": f"λ and ρ from {Path(prior_folder) / 'sampling.json'}, η from {sel['source']}"}
