@@ -1,6 +1,6 @@
 """Sampling cost: baseline vs Motion Prior Guidance vs the FlowMo peer (style and release), measured in one run.
 
-Random weights at a real architecture's size are enough for timing (DESIGN.md §5). For each variant
+Random weights at a real architecture's size are enough for timing (docs/design.md §5). For each variant
 the script samples the same latents (``output_type="latent"``: the VAE is not part of the question)
 and records wall time per video and, on CUDA, peak allocated memory. Every variant first runs a short
 warm-up call; then the timed videos go round robin (baseline, MPG…, FlowMo, baseline, …) so that a

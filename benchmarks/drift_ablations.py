@@ -2,13 +2,13 @@
 
 An ablation of the drift loss on the physics world (issue "beat the paper", part 3), judged by the effect
 benchmark's machinery (:mod:`lamo.demo.run`, :func:`lamo.effect.compare`) like ``guidance_ablations.py``.
-Every variant is one fine-tune of the backbone, made exactly as the shipped fine-tunes are (the README's
+Every variant is one fine-tune of the backbone, made exactly as the shipped fine-tunes are (benchmarks/README.md's
 ``FT`` options: 8000 clips of world seed 1, 800 steps, batch 16, lr 1e-4, seed 5, text encoder frozen, stored
 in bfloat16) with only the drift loss changed:
 
 * **plain**: no drift loss (λ_drift = 0), the control;
 * **batch**: macro drift normalised by the batch's drift energy, λ_drift = 0.4 (the MDL shipped before this ablation);
-* **paper**: macro drift normalised per pair (the paper's form, DESIGN.md §1.3), λ_drift = 0.4;
+* **paper**: macro drift normalised per pair (the paper's form, docs/design.md §1.3), λ_drift = 0.4;
 * **dense**: the per-location lag delta ``Δ_τ z`` instead of the macro drift, normalised per pair (the paper's
   "dense motion loss" ablation), λ_drift = 0.4;
 * **dense-batch**: the dense loss normalised by the batch's mean ``‖Δ_τ z*‖²`` (``dense_batch_normalized``),
@@ -99,7 +99,7 @@ VARIANTS = [
 DEFAULT_RUN = [v.name for v in VARIANTS if v.name not in ("paper", "dense")]
 #: The shipped fine-tunes, and the variant each one is (the MDL: what this ablation chose on 2026-11-28).
 SHIPPED = {PLAIN: "demo-finetune-plain", ADOPTED: "demo-finetune-mdl"}
-#: The fine-tuning options every variant shares (the README's FT; ``init_from`` is the backbone).
+#: The fine-tuning options every variant shares (benchmarks/README.md's FT; ``init_from`` is the backbone).
 FT = dict(preset="world", data="world:tiny:8000:1", steps=800, batch_size=16, lr=1e-4, warmup=80, save_every=400,
           seed=5, train_text_encoder=False)
 #: Training options that do not change the weights (where and how fast it ran).

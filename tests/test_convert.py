@@ -1,6 +1,6 @@
 """Reading the authors' released predictor (``predictor.safetensors``, ``physical_lamo.*`` keys).
 
-The files here are written by the tests themselves in the released layout (DESIGN.md §8): a
+The files here are written by the tests themselves in the released layout (docs/design.md §8): a
 ``MotionPrior(arch="release")`` with random weights, its keys prefixed ``physical_lamo.``.
 """
 import pytest

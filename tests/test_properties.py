@@ -130,7 +130,7 @@ def test_what_is_not_a_latent_video_is_refused(z, error, match):
 # motion_drift_loss
 # ---------------------------------------------------------------------------------------------
 def _reference_loss(p64: torch.Tensor, t64: torch.Tensor, tau: int, mode: str, w64=None) -> torch.Tensor:
-    """DESIGN.md §1.3 (and the batch normalisations) written out in float64, independently of lamo.losses: ``(B,)``."""
+    """docs/design.md §1.3 (and the batch normalisations) written out in float64, independently of lamo.losses: ``(B,)``."""
     d_hat, d_star = p64[:, tau:] - p64[:, :-tau], t64[:, tau:] - t64[:, :-tau]  # (B, F−τ, C, H, W)
     if mode in ("dense", "dense_batch_normalized"):
         mu_hat, mu_star = d_hat.flatten(2), d_star.flatten(2)  # (B, F−τ, C·H·W)

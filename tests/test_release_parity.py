@@ -1,4 +1,4 @@
-"""The authors' released guidance update, derived here from its equations (DESIGN.md §8), against LaMo's.
+"""The authors' released guidance update, derived here from its equations (docs/design.md §8), against LaMo's.
 
 Released update, after the CFG mix, at a guided step with ``ᾱ = alphas_cumprod[t]``::
 

@@ -1,6 +1,6 @@
 """LaMo: self-supervised latent motion priors for physical realism in video diffusion.
 
-The backbone-agnostic core (DESIGN.md §1):
+The backbone-agnostic core (docs/design.md §1):
 
 * :func:`lag_delta`, :func:`macro_drift` — motion algebra on ``(B, F, C, H, W)`` latents;
 * :func:`motion_drift_loss` — the Motion Drift Loss for fine-tuning, with :func:`signal_weight`;

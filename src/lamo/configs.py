@@ -1,15 +1,17 @@
-"""The typed configs of LaMo's jobs: what ``lamo cache``, ``lamo train prior`` and ``lamo train finetune`` run.
+"""The typed configs of LaMo's jobs: what ``lamo cache``, ``lamo train prior``, ``lamo train finetune`` and
+``lamo demo train-backbone`` run.
 
 Dataclasses only, on the standard library alone, so that the command line can build its options from them (one
 option per field; the comment after a field is its help) without importing torch. The jobs that read them live in
-:mod:`lamo.cache`, :mod:`lamo.training.prior` and :mod:`lamo.training.finetune`, which re-export them. A run's
+:mod:`lamo.cache`, :mod:`lamo.training.prior`, :mod:`lamo.training.finetune` and :mod:`lamo.demo.train_backbone`,
+which re-export them. A run's
 ``config.yaml`` holds one of these with its keys named as the fields.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CacheConfig", "PriorTrainConfig", "FinetuneConfig"]
+__all__ = ["CacheConfig", "PriorTrainConfig", "FinetuneConfig", "BackboneTrainConfig"]
 
 
 @dataclass
@@ -90,3 +92,38 @@ class FinetuneConfig:
     prior_options: str = ""  # MotionPrior config overrides, e.g. "hidden_channels=128"
     prior_lr: float = 5e-4  # learning rate of the jointly trained prior
     prior_lr_schedule: str = "cosine"  # constant | cosine
+
+
+@dataclass
+class BackboneTrainConfig:
+    """Hyper-parameters of the demo backbone run (recorded next to every checkpoint)."""
+
+    data: str = ""
+    out: str = "runs/demo-backbone"
+    preset: str = "world"  # a preset of lamo.demo.model.DEMO_PRESETS: world (the shipped backbone), demo (the first, PCA latents), test
+    steps: int = 15000
+    batch_size: int = 16
+    lr: float = 5e-4
+    warmup: int = 300
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    caption_dropout: float = 0.1
+    ema_decay: float = 0.999
+    seed: int = 0
+    save_every: int = 500
+    threads: int = 0  # torch CPU threads (0: leave torch's default)
+    init_from: str = ""  # a demo pipeline folder to fine-tune instead of starting from scratch
+    drift_weight: float = 0.0  # λ_drift of the Motion Drift Loss (0: plain denoising loss)
+    drift_tau: int = 2
+    drift_mode: str = "normalized"  # lamo.losses.ALL_DRIFT_MODES: normalized (per pair, §1.3) | batch_normalized | …
+    drift_weighting: str = "per_sample"  # per_sample: w(t) = ᾱ_t per sample | batch_mean: its batch mean (the release)
+    train_text_encoder: bool = True  # False: only the transformer learns (fine-tunes keep the text space)
+    device: str = "auto"  # auto: cuda when available, else cpu
+    precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA; the weights, optimiser and EMA stay fp32)
+    workers: int = 0  # processes that simulate world:… data (0: all cores)
+    ae_steps: int = 3000  # ConvAutoencoder training steps (presets with autoencoder "conv")
+    ae_batch_size: int = 32
+    ae_lr: float = 1e-3
+    ae_latent_noise: float = 0.2  # the decoder also learns to decode latents noised by this × their std
+    export_steps: str = ""  # comma-separated steps at which the EMA pipeline is also saved (pipeline-step-N)
+    stop_at: int = 0  # stop here (0: at `steps`) and save the pipeline; the lr schedule still spans `steps`

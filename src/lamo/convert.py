@@ -1,4 +1,4 @@
-"""Read the authors' released checkpoints (thebojiang/LaMo, DESIGN.md §8) into LaMo's own objects.
+"""Read the authors' released checkpoints (thebojiang/LaMo, docs/design.md §8) into LaMo's own objects.
 
 Their predictor is saved as ``predictor.safetensors`` beside the LoRA weights, every key prefixed
 ``physical_lamo.`` followed by the module's own names::

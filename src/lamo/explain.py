@@ -1,4 +1,4 @@
-"""Where LaMo's readouts look (DESIGN.md §1.7): drift and field heatmaps over a clip's frames.
+"""Where LaMo's readouts look (docs/design.md §1.7): drift and field heatmaps over a clip's frames.
 
 For latents ``z`` ``(F, C, H, W)`` of one clip, with ``Δ_i = z_{i+τ} − z_i`` and macro drift
 ``μ_i = mean_{h,w} Δ_i``:

@@ -1,4 +1,4 @@
-"""Motion Prior Guidance (DESIGN.md §1.5).
+"""Motion Prior Guidance (docs/design.md §1.5).
 
 After the classifier-free-guidance mix, with model output ``o`` (ε, v or flow velocity) and the
 clean estimate ``x̂0(o)`` from the scheduler's own parametrisation::
@@ -12,10 +12,10 @@ clean estimate ``x̂0(o)`` from the scheduler's own parametrisation::
 independent of the latent's resolution and of the batch size (each sample's gradient depends only on
 that sample), and averaging over the τ-pairs keeps it of the same order whatever the clip length. A
 λ therefore means the same on a 32×32 toy and on CogVideoX's 60×90 latents, at batch 1 or 64. The
-paper's λ = 25 is under its own (element-mean) reduction and is *not* comparable; see the README for
+paper's λ = 25 is under its own (element-mean) reduction and is *not* comparable; see benchmarks/README.md ("What λ means, and how it was calibrated") for
 the calibrated range.
 
-**The release's reduction** (``reduction="element_mean"``, DESIGN.md §8): the authors' code takes
+**The release's reduction** (``reduction="element_mean"``, docs/design.md §8): the authors' code takes
 ``L = mean_{b,i,c,h,w} r²`` — one mean over every element of the batch — so their λ (15) shrinks
 with batch size and latent size. It is reachable exactly: ``L_b = mean_{i,c,h,w} r²`` per sample and
 ``L_guide = mean_b L_b``. Their window, "from step ⌊0.2·S⌋ on", is ``window=0.8,
@@ -60,7 +60,7 @@ GUIDANCE_REDUCTIONS = ("sum", "element_mean")
 WINDOW_ROUNDINGS = ("ceil", "floor")
 GUIDANCE_SCHEDULES = ("constant", "noise")
 
-# The authors' sampling-time guidance (DESIGN.md §8) as MotionPriorGuidance arguments; with the
+# The authors' sampling-time guidance (docs/design.md §8) as MotionPriorGuidance arguments; with the
 # release's predictor (τ = 1, from the prior) and S = 50 steps it is their update exactly.
 RELEASE_GUIDANCE = dict(scale=15.0, window=0.8, reduction="element_mean", window_rounding="floor")
 
@@ -112,7 +112,7 @@ FINITE_CHECKS = ("step", "deferred", "off")
 
 
 class MotionPriorGuidance:
-    """Motion Prior Guidance: ``o ← o − λ·∇_o L_guide`` in the low-noise window (DESIGN.md §1.5).
+    """Motion Prior Guidance: ``o ← o − λ·∇_o L_guide`` in the low-noise window (docs/design.md §1.5).
 
     ``MotionPriorGuidance(prior, **RELEASE_GUIDANCE)`` with a release-architecture prior is the
     authors' update (λ = 15 under their element-mean reduction, from step ⌊0.2·S⌋ on).

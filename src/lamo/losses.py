@@ -1,4 +1,4 @@
-"""Motion Drift Loss (DESIGN.md §1.3) and the variants the paper ablates (§1.6).
+"""Motion Drift Loss (docs/design.md §1.3) and the variants the paper ablates (§1.6).
 
 ``L_drift = mean_{b,i} ‖μ̂_i − μ*_i‖² / (‖μ*_i‖² + 1e-6)`` where ``μ̂`` is the macro drift of the
 clean latent implied by the model output and ``μ*`` that of the clean target (no gradient). The
@@ -39,7 +39,7 @@ from .motion import check_finite, check_latents, lag_delta, macro_drift
 __all__ = ["DRIFT_MODES", "BATCH_DRIFT_MODES", "ALL_DRIFT_MODES", "DriftLossOutput", "motion_drift_loss",
            "drift_loss_terms", "LAMBDA_DRIFT", "FLOOR_FRACTION"]
 
-#: The method (per-pair normalisation, DESIGN.md §1.3) and the paper's ablations (§1.6).
+#: The method (per-pair normalisation, docs/design.md §1.3) and the paper's ablations (§1.6).
 DRIFT_MODES = ("normalized", "raw", "dense")
 #: Normalisations by the batch's drift energy (see the module docstring).
 BATCH_DRIFT_MODES = ("batch_normalized", "floor_normalized", "dense_batch_normalized")
@@ -137,7 +137,7 @@ def motion_drift_loss(
     weight: torch.Tensor | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Motion Drift Loss ``mean_{b,i} ‖μ̂_i − μ*_i‖² / (‖μ*_i‖² + 1e-6)`` (DESIGN.md §1.3).
+    """Motion Drift Loss ``mean_{b,i} ‖μ̂_i − μ*_i‖² / (‖μ*_i‖² + 1e-6)`` (docs/design.md §1.3).
 
     Args:
         x0_pred: ``(B, F, C, H, W)`` clean latent implied by the model output (carries gradient).

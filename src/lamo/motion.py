@@ -1,4 +1,4 @@
-"""Motion algebra on latents (DESIGN.md §1, steps 1–2).
+"""Motion algebra on latents (docs/design.md §1, steps 1–2).
 
 Latents are laid out ``(B, F, C, H, W)`` — frames before channels, CogVideoX's order. Backbone
 adapters convert other layouts before calling anything here.
@@ -66,7 +66,7 @@ def check_finite(x: torch.Tensor, name: str) -> None:
 
 
 def lag_delta(z: torch.Tensor, tau: int = 2) -> torch.Tensor:
-    """Lag delta ``Δ_τ z_i = z_{i+τ} − z_i`` (DESIGN.md §1.1).
+    """Lag delta ``Δ_τ z_i = z_{i+τ} − z_i`` (docs/design.md §1.1).
 
     Args:
         z: ``(B, F, C, H, W)`` latents.

@@ -1,4 +1,4 @@
-"""Clean-latent estimates ``x̂0`` and the signal weight ``w(t)`` for each prediction type (DESIGN.md §1).
+"""Clean-latent estimates ``x̂0`` and the signal weight ``w(t)`` for each prediction type (docs/design.md §1).
 
 The three parametrisations diffusers' schedulers use:
 
@@ -81,7 +81,7 @@ def predict_x0(
 def signal_weight(
     prediction_type: str, *, alpha_bar: NoiseLevel | None = None, sigma: NoiseLevel | None = None
 ) -> torch.Tensor:
-    """Signal fraction ``w(t)`` of the noisy input, per sample (DESIGN.md §1.3).
+    """Signal fraction ``w(t)`` of the noisy input, per sample (docs/design.md §1.3).
 
     ``ᾱ_t`` for DDPM-family schedules (``"epsilon"``, ``"v_prediction"``), ``1 − σ_t`` for flow
     matching. In ``[0, 1]``; 1 means clean. Returns a tensor shaped like the noise level given.

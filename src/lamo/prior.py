@@ -1,4 +1,4 @@
-"""The micro motion field ``f_φ(z_i, c) ≈ Δ_τ z_i`` (DESIGN.md §1.4).
+"""The micro motion field ``f_φ(z_i, c) ≈ Δ_τ z_i`` (docs/design.md §1.4).
 
 A prompt-conditioned CNN on one latent frame: FiLM residual blocks, a zero-initialised output
 layer (so an untrained prior predicts no motion), a learned null condition used with prompt dropout,
@@ -13,7 +13,7 @@ Two architectures, one config field (``arch``):
 
 * ``"lamo"`` (default) — pre-norm FiLM residual blocks (SiLU), condition projected by a 2-layer MLP,
   a learned null condition in condition space.
-* ``"release"`` — the authors' released "temporal consistency predictor" (DESIGN.md §8), layer for
+* ``"release"`` — the authors' released "temporal consistency predictor" (docs/design.md §8), layer for
   layer: Conv3×3 + GELU in; blocks of Conv3×3 → GroupNorm(8) → FiLM ``(1 + γ)·x + β`` → GELU →
   Conv3×3 → GroupNorm(8) → squeeze-and-excitation → + input → GELU; Conv3×3 out (zero-initialised);
   prompt ``Linear(text_dim → cond_dim)`` + GELU; a learned null prompt in text space; optionally the
@@ -282,7 +282,7 @@ class PriorLossOutput:
 
 
 class MotionPrior(ModelMixin, ConfigMixin):
-    """Micro motion field ``f_φ(z_i, c) ≈ Δ_τ z_i`` (DESIGN.md §1.4).
+    """Micro motion field ``f_φ(z_i, c) ≈ Δ_τ z_i`` (docs/design.md §1.4).
 
     Args:
         latent_channels: ``C`` of the backbone's latents (16 for CogVideoX and Wan 2.1).

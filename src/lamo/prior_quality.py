@@ -6,11 +6,11 @@ backwards, frozen or re-timed has nothing to steer with. Two readings, both chea
 backbone forward pass):
 
 * **validation cosine** — the mean cosine between the prior's field ``f_φ(z_i, c)`` and the true
-  τ-lag change ``Δ_τ z_i = z_{i+τ} − z_i`` (DESIGN.md §1.4), exactly as
+  τ-lag change ``Δ_τ z_i = z_{i+τ} − z_i`` (docs/design.md §1.4), exactly as
   :meth:`~lamo.prior.MotionPrior.training_loss` reports it (eval mode: no dropout, no noise);
 * **win rates** — for each counterfactual ``κ``, how often the real clip's guidance loss is *lower*
   than its counterfactual's: ``L_b(z) < L_b(κ(z))`` with ``L_b`` =
-  :func:`lamo.guidance.guidance_loss` (DESIGN.md §1.5, the quantity MPG descends), the same prompt
+  :func:`lamo.guidance.guidance_loss` (docs/design.md §1.5, the quantity MPG descends), the same prompt
   condition ``c`` for both.
 
 Counterfactuals (:data:`GENERIC_COUNTERFACTUALS`, on any clips; :data:`PHYSICS_COUNTERFACTUALS`, on

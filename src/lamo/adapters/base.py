@@ -1,4 +1,4 @@
-"""The one adapter contract every backbone family implements (DESIGN.md §2).
+"""The one adapter contract every backbone family implements (docs/design.md §2).
 
 Everything outside ``lamo.adapters`` (prior, losses, guidance, data, metrics, trainers) is
 backbone-agnostic and talks to a backbone only through a :class:`BackboneAdapter`. An adapter knows:

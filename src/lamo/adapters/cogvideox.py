@@ -60,7 +60,7 @@ def rotary_embeddings(
 
 
 class CogVideoXAdapter(BackboneAdapter):
-    """Adapter for ``CogVideoXPipeline`` / ``CogVideoXTransformer3DModel`` (DESIGN.md §2)."""
+    """Adapter for ``CogVideoXPipeline`` / ``CogVideoXTransformer3DModel`` (docs/design.md §2)."""
 
     family = "cogvideox"
     layout = "BFCHW"

@@ -37,7 +37,7 @@ __all__ = ["WanAdapter"]
 
 
 class WanAdapter(BackboneAdapter):
-    """Adapter for ``WanPipeline`` / ``WanImageToVideoPipeline`` / ``WanTransformer3DModel`` (DESIGN.md §2)."""
+    """Adapter for ``WanPipeline`` / ``WanImageToVideoPipeline`` / ``WanTransformer3DModel`` (docs/design.md §2)."""
 
     family = "wan"
     layout = "BCFHW"

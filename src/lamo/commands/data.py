@@ -21,7 +21,7 @@ def _register_physics(dsub: argparse._SubParsersAction) -> None:
     p = dsub.add_parser(
         "physics",
         help="write N clips of the physics world: videos/*.mp4, metadata.jsonl (captions, ground truth), world.json",
-        description="Simulate and render clips of the embedded physics world (DESIGN.md §3). Writes "
+        description="Simulate and render clips of the embedded physics world (docs/design.md §3). Writes "
                     "OUT/videos/000000.mp4 …, OUT/metadata.jsonl (one JSON object per clip: video, caption, "
                     "scenario, seed, exact per-frame states) and OUT/world.json (the world's configuration).",
     )

@@ -31,7 +31,7 @@ _BACKBONE_HELP = {
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..demo.train_backbone import BackboneTrainConfig
+    from ..configs import BackboneTrainConfig
 
     p = sub.add_parser("demo", help="run the physics-world demo end to end (or reproduce its backbone)",
                        description="The effect benchmark's `demo` preset: the shipped prior and knobs, 48 held-out "
@@ -48,23 +48,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_effect_args(p: argparse.ArgumentParser, preset: str) -> None:
     """The effect benchmark's options (``lamo demo`` and ``lamo bench effect``), defaults from ``preset``."""
-    from ..demo.run import MDL, PLAIN_FT, PRESETS, DemoConfig
+    from ..demo.config import MDL, PLAIN_FT, PRESETS, DemoConfig
 
     d = DemoConfig(**PRESETS[preset])
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter  # every option's help shows its default
     p.add_argument("--out", default=d.out, help="report folder (created; an earlier report there is replaced)")
-    p.add_argument("--backbone", default=d.backbone, help="demo backbone pipeline folder (default: the shipped one%(default).0s)")
+    p.add_argument("--backbone", default=d.backbone, help="demo backbone pipeline folder (default: the shipped one, %(default)s)")
     p.add_argument("--finetune-plain", default=d.finetunes[PLAIN_FT],
                    help="transformer folder fine-tuned without the drift loss (the MDL control; default: the shipped "
-                        "one%(default).0s)")
+                        "one, %(default)s)")
     p.add_argument("--finetune-mdl", default=d.finetunes[MDL], help="transformer folder fine-tuned with the Motion Drift Loss "
-                        "(default: the shipped one%(default).0s)")
+                        "(default: the shipped one, %(default)s)")
     p.add_argument("--prior", default=d.prior,
                    help="trained motion prior folder (its sampling.json, when present, gives λ and ρ); '' trains one per "
-                        "--prior-taus here (default: the shipped one for `lamo demo`, '' for `lamo bench effect`%(default).0s)")
+                        "--prior-taus here (default: %(default)r)")
     p.add_argument("--selection", default=d.selection,
                    help="selection.json of λ / η chosen on validation prompts with --prior; '' chooses them here "
-                        "(default: the shipped prior's for `lamo demo`, '' for `lamo bench effect`%(default).0s)")
+                        "(default: %(default)r)")
     p.add_argument("--prior-taus", type=int, nargs="+", default=list(d.prior_taus), help="lags of the priors trained here")
     p.add_argument("--prior-steps", type=int, default=d.prior_steps, help="motion prior training steps")
     p.add_argument("--steps", type=int, default=d.steps, help="sampling steps")
@@ -87,7 +87,7 @@ def add_effect_args(p: argparse.ArgumentParser, preset: str) -> None:
 
 def effect_config(args: argparse.Namespace):
     """The :class:`~lamo.demo.run.DemoConfig` of parsed :func:`add_effect_args` options."""
-    from ..demo.run import MDL, PLAIN_FT, PRESETS, DemoConfig
+    from ..demo.config import MDL, PLAIN_FT, PRESETS, DemoConfig
     from ..errors import InputError
 
     for flag, value in (("--test-prompts", args.test_prompts), ("--steps", args.steps), ("--prior-steps", args.prior_steps),

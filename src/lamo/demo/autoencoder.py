@@ -11,7 +11,7 @@ non-overlapping ``t × p × p`` patch of RGB pixels (``D = 3·t·p²`` numbers) 
 ``U`` (D × C, orthonormal columns) and ``m`` come from :meth:`PatchAutoencoder.fit`; ``s`` scales
 the latents to unit variance per element (like a VAE's ``scaling_factor``, folded in here so the
 pipeline's factor is 1). Because ``t > 1`` frames are packed into one latent frame, a latent frame
-carries motion (DESIGN.md §7).
+carries motion (docs/design.md §7).
 
 It quacks like diffusers' ``AutoencoderKLCogVideoX`` where ``CogVideoXPipeline`` looks:
 ``config.block_out_channels`` (length ``log2 p + 1`` gives the spatial factor), ``config.

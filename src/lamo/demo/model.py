@@ -1,4 +1,4 @@
-"""The demo's backbone: a real ``CogVideoXPipeline`` at toy size, built offline (DESIGN.md §3).
+"""The demo's backbone: a real ``CogVideoXPipeline`` at toy size, built offline (docs/design.md §3).
 
 Every part is a genuine class on the CogVideoX code path, so sampling goes through diffusers'
 own pipeline and LaMo's pipeline wrapper exactly as with CogVideoX-2B:

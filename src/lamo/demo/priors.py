@@ -28,7 +28,7 @@ def fit_prior(prior: MotionPrior, latents: torch.Tensor, cond: torch.Tensor, ste
               aug_noise_levels: torch.Tensor | None = None) -> dict:
     """Train ``prior`` in memory on ``(N, F, C, H, W)`` latents with ``(N, D)`` pooled conditions.
 
-    Adam with gradient clipping at 1 (DESIGN.md §7: without it a run stalled). ``aug_noise_levels``: the
+    Adam with gradient clipping at 1 (docs/design.md §7: without it a run stalled). ``aug_noise_levels``: the
     backbone's √(1 − ᾱ_t) table, needed by a prior with ``noise_aug="diffusion"``. Returns the validation
     loss and cosine (to the true τ-lag change) before and after.
     """

@@ -12,7 +12,7 @@ Data: a dataset folder (``lamo data physics`` writes one), or ``world:PRESET:N[:
 clips simulated and rendered in memory by a process pool (no video files; the frames skip the H.264
 round trip), which is how a GPU run gets 100 000 clips in a minute.
 
-Reproduce the shipped checkpoint: ``lamo demo train-backbone --data DIR --out OUT`` (see README).
+Reproduce the shipped checkpoint: ``lamo demo train-backbone --data DIR --out OUT`` (benchmarks/README.md, "Reproduce the shipped backbone …").
 """
 from __future__ import annotations
 
@@ -32,47 +32,13 @@ from tqdm.auto import tqdm
 
 from ..losses import ALL_DRIFT_MODES, drift_loss_terms
 from ..video_io import VideoReadError, read_video
+from ..configs import BackboneTrainConfig  # noqa: F401  (defined there, stdlib only: `lamo --help` stays light)
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .model import DEMO_PRESETS, build_demo_pipeline, caption_vocabulary
 
 __all__ = ["BackboneTrainConfig", "train_backbone", "encode_clips", "export_checkpoint"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BackboneTrainConfig:
-    """Hyper-parameters of the demo backbone run (recorded next to every checkpoint)."""
-
-    data: str = ""
-    out: str = "runs/demo-backbone"
-    preset: str = "world"  # lamo.demo.model.DEMO_PRESETS: world (the shipped backbone), demo (the first, PCA latents), test
-    steps: int = 15000
-    batch_size: int = 16
-    lr: float = 5e-4
-    warmup: int = 300
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    caption_dropout: float = 0.1
-    ema_decay: float = 0.999
-    seed: int = 0
-    save_every: int = 500
-    threads: int = 0  # torch CPU threads (0: leave torch's default)
-    init_from: str = ""  # a demo pipeline folder to fine-tune instead of starting from scratch
-    drift_weight: float = 0.0  # λ_drift of the Motion Drift Loss (0: plain denoising loss)
-    drift_tau: int = 2
-    drift_mode: str = "normalized"  # lamo.losses.ALL_DRIFT_MODES: normalized (per pair, §1.3) | batch_normalized | …
-    drift_weighting: str = "per_sample"  # per_sample: w(t) = ᾱ_t per sample | batch_mean: its batch mean (the release)
-    train_text_encoder: bool = True  # False: only the transformer learns (fine-tunes keep the text space)
-    device: str = "auto"  # auto: cuda when available, else cpu
-    precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA; the weights, optimiser and EMA stay fp32)
-    workers: int = 0  # processes that simulate world:… data (0: all cores)
-    ae_steps: int = 3000  # ConvAutoencoder training steps (presets with autoencoder "conv")
-    ae_batch_size: int = 32
-    ae_lr: float = 1e-3
-    ae_latent_noise: float = 0.2  # the decoder also learns to decode latents noised by this × their std
-    export_steps: str = ""  # comma-separated steps at which the EMA pipeline is also saved (pipeline-step-N)
-    stop_at: int = 0  # stop here (0: at `steps`) and save the pipeline; the lr schedule still spans `steps`
 
 
 def _world_clip(job: tuple[str, int]) -> tuple[np.ndarray, str]:
@@ -323,7 +289,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
         loss = denoise = torch.nn.functional.mse_loss(pred, v_target)
         drift = torch.zeros((), device=device)
         if cfg.drift_weight > 0:
-            # L = L_denoise + λ_drift · w(t) · L_drift, x̂0 from the v-prediction, w(t) = ᾱ_t (DESIGN.md §1.3)
+            # L = L_denoise + λ_drift · w(t) · L_drift, x̂0 from the v-prediction, w(t) = ᾱ_t (docs/design.md §1.3)
             x0_hat = a.sqrt() * x_t - (1 - a).sqrt() * pred
             w = a.flatten() if cfg.drift_weighting == "per_sample" else a.flatten().mean().expand(cfg.batch_size)
             drift = drift_loss_terms(x0_hat, x0, tau=cfg.drift_tau, mode=cfg.drift_mode, weight=w).weighted.mean()

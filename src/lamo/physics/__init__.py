@@ -1,4 +1,4 @@
-"""The embedded physics world (DESIGN.md §3): a 2D ball simulator with exact ground truth, an
+"""The embedded physics world (docs/design.md §3): a 2D ball simulator with exact ground truth, an
 anti-aliased renderer, captions and datasets, a tracker that reads balls back out of any clip of the
 world, and physics metrics over the tracks.
 

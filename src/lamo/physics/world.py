@@ -1,4 +1,4 @@
-"""A deterministic 2D world of coloured balls with known physics (DESIGN.md §3).
+"""A deterministic 2D world of coloured balls with known physics (docs/design.md §3).
 
 Units are those of the rendered video: **pixels** and **frames**. Positions are continuous image
 coordinates — ``x`` to the right, ``y`` *down*, the image spans ``[0, W] × [0, H]`` and pixel
@@ -127,7 +127,7 @@ class WorldConfig:
         return cls(**d)
 
 
-#: Named presets. ``tiny`` is the demo's world (DESIGN.md §3): cheap enough for a 2-core CPU.
+#: Named presets. ``tiny`` is the demo's world (docs/design.md §3): cheap enough for a 2-core CPU.
 WORLD_PRESETS: dict[str, WorldConfig] = {
     "tiny": WorldConfig(size=32, frames=16, fps=8.0, gravity=0.5, radius=(2.5, 4.0)),
     "small": WorldConfig(size=48, frames=24, fps=12.0, gravity=0.35, radius=(3.0, 5.5), max_balls=3),

@@ -23,7 +23,7 @@ class LaMoCogVideoXPipeline(MotionGuidedPipelineMixin, CogVideoXPipeline):
         pipe.load_motion_prior("path/to/prior")
         video = pipe("a ball bounces", motion_guidance_scale=1.0).frames[0]
 
-    The authors' release (DESIGN.md §8) — their LoRA and predictor, their guidance and sampling setting::
+    The authors' release (docs/design.md §8) — their LoRA and predictor, their guidance and sampling setting::
 
         from lamo.convert import load_release
         from lamo.pipelines import RELEASE_SAMPLING_KWARGS

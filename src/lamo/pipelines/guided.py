@@ -1,4 +1,4 @@
-"""Motion Prior Guidance inside diffusers' own denoising loop (DESIGN.md §1.5, §2).
+"""Motion Prior Guidance inside diffusers' own denoising loop (docs/design.md §1.5, §2).
 
 A LaMo pipeline is the stock diffusers pipeline plus :class:`MotionGuidedPipelineMixin`. For the
 duration of one call with guidance on, :class:`GuidedSchedulerStep` wraps bound methods:
@@ -49,7 +49,7 @@ from ..prior import MotionPrior
 __all__ = ["GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
            "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS"]
 
-# The authors' sampling-time guidance (DESIGN.md §8) as call arguments of a LaMo pipeline; with a
+# The authors' sampling-time guidance (docs/design.md §8) as call arguments of a LaMo pipeline; with a
 # release-architecture prior (τ = 1) it is their update to fp32 round-off (tests/test_release_parity.py).
 RELEASE_GUIDANCE_KWARGS: dict[str, Any] = dict(
     motion_guidance_scale=15.0, motion_guidance_window=0.8, motion_guidance_reduction="element_mean",

@@ -1,4 +1,4 @@
-"""``lamo train finetune``: fine-tune a backbone with ``L = L_denoise + λ_drift · w(t) · L_drift`` (DESIGN.md §1.3).
+"""``lamo train finetune``: fine-tune a backbone with ``L = L_denoise + λ_drift · w(t) · L_drift`` (docs/design.md §1.3).
 
 LoRA (peft, through diffusers' ``add_adapter``) or full fine-tuning of the transformer on a latent cache
 (``lamo cache`` with prompt embeddings), under ``accelerate``. The backbone-specific part — noising,
@@ -15,7 +15,7 @@ beside the LoRA weights — :func:`lamo.convert.load_release` loads that folder 
 **Drift weighting**: ``"per_sample"`` (LaMo: ``w(t)`` of each sample) or ``"batch_mean"`` (the
 release: one weight, the batch mean of ``(1 − σ²)₊``, ``σ² = 1 − ᾱ_t`` or ``σ_t²``).
 
-**Recipe** ``"lamo-release"`` (DESIGN.md §8): LoRA rank 128, alpha 64 on q/k/v/out, lr 5e-5, 2000
+**Recipe** ``"lamo-release"`` (docs/design.md §8): LoRA rank 128, alpha 64 on q/k/v/out, lr 5e-5, 2000
 steps of batch 1, drift loss τ = 2, λ = 0.4 with batch-mean weighting, and the release predictor
 trained jointly (lr 5e-4, cosine). It replaces only values left at their defaults.
 """

@@ -7,7 +7,7 @@ with safetensors; the step in ``trainer_state.json``). Checkpoints are written t
 renamed; ``config.yaml`` beside each records the run. DDP, FSDP or DeepSpeed come from the accelerate
 config (``accelerate launch --config_file …``).
 
-**Recipes** (``recipe:``): ``"lamo-release"`` is the authors' predictor training (DESIGN.md §8):
+**Recipes** (``recipe:``): ``"lamo-release"`` is the authors' predictor training (docs/design.md §8):
 preset ``"release"`` (their architecture; τ = 1 pairs; loss ``MSE + 0.3·(1 − cos)``; prompt dropout
 0.1; with p = 0.5 input noise of std ``0.3·√(1 − ᾱ_t)``, ``t`` uniform over the backbone
 scheduler's training timesteps), lr 5e-4 with a cosine schedule, 2000 steps of batch 1. A recipe
