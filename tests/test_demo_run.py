@@ -7,7 +7,7 @@ from lamo.cli import main
 from dataclasses import replace
 
 from lamo.demo.run import HEADLINE, MDL, PLAIN_FT, DemoConfig, choose, run_demo
-from lamo.demo.stats import READOUT_B, ROBUST_B
+from lamo.demo.stats import READOUT_B, ROBUST_B, reanalyse
 from lamo.demo.selection import write_sampling_settings
 from lamo.effect import COMPOSITE, compare
 from lamo.demo.train_backbone import BackboneTrainConfig, train_backbone
@@ -73,6 +73,8 @@ def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(
     assert all(r["b_area_ratio"] == 1.0 for r in res["per_clip"]["ground truth"])
     assert "(readout A" in res["headline_both"] and "b_ballistic_residual" in res["summary"]["baseline"]
     assert "Second readout" in page and "B: ballistic_residual" in page
+    again = reanalyse(out / "results.json", tmp_path / "again" / "results.json")  # from the rows alone, the same
+    assert json.loads(json.dumps(again["readout_b"], default=float)) == res["readout_b"]
 
     # the demo path: a trained prior and the selection made with it, nothing chosen on the test
     tau = sel["prior"][-1]

@@ -171,7 +171,7 @@ def write_report(outdir: Path, cfg: DemoConfig, *, meta: dict, priors: dict, pri
             "size) — goes through the same paired statistics as readout A's (mean change, 95 % interval, Holm over "
             "the family, verdict). The last columns summarise per-clip log-ratios robustly: the median change with "
             "its bootstrap interval, the share of clips lower, and the Wilcoxon signed-rank p.",
-            *([f"MPG vs baseline in both readouts: {headline_both}"] if headline_both else [])],
+            *([f"Both readouts: {headline_both}"] if headline_both else [])],
             "table": {"header": ["comparison", *(f"B: {m[2:]}" for m in READOUT_B),
                                  *(f"B: {m[2:]} median per clip · share lower · Wilcoxon p" for m in ROBUST_B)],
                       "rows": b_table}}] if b_table else []),
