@@ -7,6 +7,7 @@ from lamo.cli import main
 from dataclasses import replace
 
 from lamo.demo.run import HEADLINE, MDL, PLAIN_FT, DemoConfig, choose, run_demo
+from lamo.demo.stats import READOUT_B, ROBUST_B, reanalyse
 from lamo.demo.selection import write_sampling_settings
 from lamo.effect import COMPOSITE, compare
 from lamo.demo.train_backbone import BackboneTrainConfig, train_backbone
@@ -63,6 +64,17 @@ def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(
     for img in ("media/prompt_0.gif", "media/forest.png", "media/sweep.png"):
         assert (out / img).is_file() and img in page
     assert "Headline" in page and f"{MDL} vs {PLAIN_FT}" in page
+    # readout B beside readout A: the same paired machinery for every comparison, and the robust summaries
+    assert set(res["readout_b"]["effects"]) == set(res["effects"]) == set(res["readout_b"]["robust"])
+    for key, fam in res["readout_b"]["effects"].items():
+        assert set(fam) == set(READOUT_B) and set(res["readout_b"]["robust"][key]) == set(ROBUST_B)
+        assert all({"rel", "rel_ci", "p_holm", "verdict"} <= set(e) and len(e["rel_ci"]) == 2 for e in fam.values())
+    assert all("b_ballistic_residual" in r and "b_size_error" in r for r in res["per_clip"]["baseline"])
+    assert all(r["b_area_ratio"] == 1.0 for r in res["per_clip"]["ground truth"])
+    assert "(readout A" in res["headline_both"] and "b_ballistic_residual" in res["summary"]["baseline"]
+    assert "Second readout" in page and "B: ballistic_residual" in page
+    again = reanalyse(out / "results.json", tmp_path / "again" / "results.json")  # from the rows alone, the same
+    assert json.loads(json.dumps(again["readout_b"], default=float)) == res["readout_b"]
 
     # the demo path: a trained prior and the selection made with it, nothing chosen on the test
     tau = sel["prior"][-1]

@@ -50,7 +50,10 @@ FIDELITY = ("detection_rate", "permanence_error", "radius_cv", "sharpness_error"
 BETTER = {COMPOSITE: "lower", "ballistic_residual": "lower", "gravity_error": "lower", "jump_rate": "lower",
           "restitution_error": "lower", "detection_rate": "higher", "permanence_error": "lower",
           "radius_cv": "lower", "sharpness_error": "lower", "sharpness": "≈ ground truth", "motion_smoothness": "higher",
-          "temporal_flickering": "higher", "guide_loss": "lower"}
+          "temporal_flickering": "higher", "guide_loss": "lower",
+          # readout B (lamo.physics.readout), and the balls' size against the ground truth's
+          "b_ballistic_residual": "lower", "b_gravity_error": "lower", "b_unexplained_dv": "lower",
+          "b_unexplained_dv_rms": "lower", "b_break_rate": "lower", "b_size_error": "lower", "b_area_ratio": "≈ 1"}
 
 #: Fewer paired clips than this and no verdict is given.
 MIN_CLIPS = 8

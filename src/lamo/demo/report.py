@@ -10,7 +10,7 @@ from pathlib import Path
 from ..effect import BETTER, COMPOSITE, PHYSICS_PARTS, fmt_change
 from ..report import fmt_mean_std, plot_forest, plot_sweep_effects, side_by_side, write_html
 from .config import MDL, DemoConfig
-from .stats import HEADLINE, TABLE
+from .stats import B_TABLE, HEADLINE, READOUT_B, ROBUST_B, TABLE, robust_sentence
 
 __all__ = ["write_report", "print_table", "PAPER_FIGURES"]
 
@@ -38,6 +38,14 @@ def _cell(e) -> str:
     return f"{fmt_change(e.rel, e.rel_ci)}{mark}"
 
 
+def _robust_cell(pc: dict | None) -> str:
+    """``-25.1 % [-31.0 … -18.2] · 83 % · p 0.0001`` of a robust summary (:func:`lamo.physics.readout.paired_change`)."""
+    if not pc or not pc.get("n"):
+        return "–"
+    return (f"{fmt_change(pc['median_change'], pc['median_change_ci'])} · {100 * pc['share_improved']:.0f} % · "
+            f"p {pc['wilcoxon_p']:.2g}")
+
+
 def _abs_cell(s: dict) -> str:
     return f"{fmt_mean_std(s['mean'], s['std'])} (n={s['n']})" if s["n"] else "–"
 
@@ -62,27 +70,50 @@ def _chosen_series(sel: dict, rho: float) -> str | None:
     return None
 
 
-def print_table(effects: dict, n: int) -> None:
-    """The verdict table of a run on stdout: the composite, its parts and two fidelity metrics per comparison."""
+def _median_cell(pc: dict | None) -> str:
+    """``-25.1 % · 83 % lower`` of a robust summary (median per-clip change, share of clips lower)."""
+    if not pc or not pc.get("n"):
+        return "–"
+    return f"{fmt_change(pc['median_change'])} · {100 * pc['share_improved']:.0f} % lower"
+
+
+def print_table(effects: dict, n: int, effects_b: dict | None = None, robust_b: dict | None = None) -> None:
+    """The verdict table of a run on stdout: the composite, its parts and two fidelity metrics per comparison
+    (readout A, the project's tracker) and, given readout B's (:func:`lamo.demo.stats.analyse_readout_b`), its
+    ballistic residual beside them: the mean change with its verdict, and the median per-clip change with the
+    share of clips lower; then each comparison's headline in both readouts."""
+    effects_b, robust_b = effects_b or {}, robust_b or {}
     cols = [COMPOSITE, *PHYSICS_PARTS, "detection_rate", "permanence_error"]
+    extra = ["B: ballistic_residual", "B: median · share lower"] if effects_b else []
     width = max(len(k) for k in effects) + 2
-    print(f"\nrelative change vs control, 95 % CI over {n} clips (✓ improved, ✗ worsened, · no detectable change)")
-    print("comparison".ljust(width) + "".join(c[:26].rjust(28) for c in cols))
+    print(f"\nrelative change vs control, 95 % CI over {n} clips (✓ improved, ✗ worsened, · no detectable change); "
+          "A: the project's tracker, B: the second readout")
+    print("comparison".ljust(width) + "".join(c[:26].rjust(28) for c in cols + extra))
     for key, e in effects.items():
-        print(key.ljust(width) + "".join(_cell(e[c]).rjust(28) for c in cols))
+        cells = [_cell(e[c]) for c in cols]
+        if effects_b:
+            cells += [_cell(effects_b[key]["b_ballistic_residual"]), _median_cell(robust_b.get(key, {}).get("b_ballistic_residual"))]
+        print(key.ljust(width) + "".join(c.rjust(28) for c in cells))
     print()
     for key, e in effects.items():
         print(f"  [{key}] {e[COMPOSITE].sentence()}")
+        pc = robust_b.get(key, {}).get("b_ballistic_residual")
+        if pc:
+            print(f"  [{key}] readout B: {robust_sentence('b_ballistic_residual', pc)}")
 
 
 def write_report(outdir: Path, cfg: DemoConfig, *, meta: dict, priors: dict, prior_stats: dict, sel: dict, lam: float,
                  rho: float, eta: float, test: list, frames: dict, variants: dict, effects: dict, secondary: dict,
-                 summary: dict, sample_s: dict, sample_cpu_s: dict, timings: dict, tuned: dict, world, headline: str) -> Path:
+                 summary: dict, sample_s: dict, sample_cpu_s: dict, timings: dict, tuned: dict, world, headline: str,
+                 effects_b: dict | None = None, robust_b: dict | None = None, headline_both: str | None = None) -> Path:
     """Render ``outdir/index.html`` and its ``media/`` (forest plot, λ sweep, side-by-side GIFs) → the page.
 
     ``frames``: variant → ``(S, P, T, H, W, 3)`` test clips; ``test``: the held-out clips (ground truth);
     ``effects`` / ``secondary``: :func:`lamo.demo.stats.analyse`'s; ``summary``: per-variant metric summaries;
-    ``sample_s`` / ``sample_cpu_s``: sampling wall / CPU time per variant; ``headline``: the sentence of MPG vs baseline's composite."""
+    ``sample_s`` / ``sample_cpu_s``: sampling wall / CPU time per variant; ``headline``: the sentence of MPG vs baseline's composite;
+    ``effects_b`` / ``robust_b``: readout B's (:func:`lamo.demo.stats.analyse_readout_b`), ``headline_both``: MPG vs
+    baseline in both readouts (:func:`lamo.demo.stats.headline_both`)."""
+    effects_b, robust_b = effects_b or {}, robust_b or {}
     names = ["ground truth", *variants]
     n_test = cfg.test_prompts * len(cfg.test_seeds)
     media = outdir / "media"
@@ -100,12 +131,17 @@ def write_report(outdir: Path, cfg: DemoConfig, *, meta: dict, priors: dict, pri
         anims.append({"src": gif, "caption": f"prompt {i}: “{c.caption}”"})
     effect_table = [[key] + [_cell(e[m]) for m in HEADLINE] for key, e in effects.items()]
     abs_rows = [[m, BETTER.get(m, "")] + [_abs_cell(summary[n][m]) for n in names] for m in TABLE]
+    abs_rows += [[m, BETTER.get(m, "")] + [_abs_cell(summary[n][m]) if m in summary[n] else "–" for n in names]
+                 for m in B_TABLE if any(m in summary[n] for n in names)]
     abs_rows.append(["failed clips", ""] + [str(summary[n]["failed_clips"]) for n in names])
+    b_table = [[key] + [_cell(e[m]) for m in READOUT_B]
+               + [_robust_cell(robust_b.get(key, {}).get(m)) for m in ROBUST_B] for key, e in effects_b.items()]
     prior_line = "; ".join(f"{k}: validation cosine {s.get('val_cosine', math.nan):.3f}" for k, s in prior_stats.items())
     return write_html(outdir / "index.html", "LaMo effect benchmark — physics world", [
         {"title": "Headline", "text": [
             f"MPG vs baseline, composite physics error (mean of ballistic residual, gravity error and jump rate, "
-            f"each relative to the baseline's mean): {headline}"]},
+            f"each relative to the baseline's mean), readout A (the project's tracker): {headline}",
+            *([f"Both readouts — {headline_both}"] if headline_both else [])]},
         {"title": "What ran", "text": [
             f"Backbone: the shipped toy CogVideoX ({meta.get('step', meta['train'].get('steps'))} training steps). "
             f"Motion prior{'s' if len(priors) > 1 else ''} ({prior_line}); used: {sel['prior']}.",
@@ -127,8 +163,23 @@ def write_report(outdir: Path, cfg: DemoConfig, *, meta: dict, priors: dict, pri
             "it, never folded in."],
          "table": {"header": ["comparison", *HEADLINE], "rows": effect_table},
          "notes": [INTERVAL_ONLY_NOTE] if any("†" in c for r in effect_table for c in r) else []},
+        *([{"title": "Second readout", "text": [
+            "Readout B (lamo.physics.readout) shares neither the localisation nor the thresholds of the project's tracker "
+            "(readout A): soft colour mattes, template-matched sub-pixel centres, piecewise constant-acceleration fits "
+            "whose breaks are chosen by BIC. Its family — ballistic residual, gravity error, largest unexplained velocity "
+            "change, and size error |ln(area / the ground truth's area of the same prompt)| (fidelity: 0 = the world's "
+            "size) — goes through the same paired statistics as readout A's (mean change, 95 % interval, Holm over "
+            "the family, verdict). The last columns summarise per-clip log-ratios robustly: the median change with "
+            "its bootstrap interval, the share of clips lower, and the Wilcoxon signed-rank p.",
+            *([f"Both readouts: {headline_both}"] if headline_both else [])],
+            "table": {"header": ["comparison", *(f"B: {m[2:]}" for m in READOUT_B),
+                                 *(f"B: {m[2:]} median per clip · share lower · Wilcoxon p" for m in ROBUST_B)],
+                      "rows": b_table}}] if b_table else []),
         {"title": "Forest plot and λ sweep", "images": images},
-        *({"title": key, "text": [e.sentence() for e in [*effects[key].values(), *secondary[key].values()]]}
+        *({"title": key, "text": [e.sentence() for e in [*effects[key].values(), *secondary[key].values()]]
+                                  + [f"readout B — {e.sentence()}" for e in effects_b.get(key, {}).values()]
+                                  + [f"readout B, robust — {robust_sentence(m, pc)}"
+                                     for m, pc in robust_b.get(key, {}).items()]}
           for key in effects),
         {"title": "Metrics (mean ± std over clips; n = clips where the metric is defined)",
          "table": {"header": ["metric", "better", *names], "rows": abs_rows}},

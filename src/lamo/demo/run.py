@@ -50,7 +50,8 @@ from .priors import _prior_hash, _sha256, _train_priors, encode_world_clips, fit
 from .report import PAPER_FIGURES, _abs_cell, _cell, _drift_recipe, print_table, write_report  # noqa: F401
 from .selection import (_effect_summary, _select, apply_sampling_settings, choose,  # noqa: F401
                         record_sampling_settings, sampling_settings)
-from .stats import HEADLINE, SECONDARY, TABLE, _summary, analyse, reanalyse  # noqa: F401
+from .stats import (HEADLINE, READOUT_B, SECONDARY, TABLE, _summary, analyse, analyse_readout_b,  # noqa: F401
+                    headline_both, reanalyse)
 from .variants import (TEST_WORLD_SEED, VAL_WORLD_SEED, Variant, _load_pipeline, _prompts, _sample,  # noqa: F401
                        _score, add_ground_truth, add_sharpness_error, held_out_clips, validation_prompts)
 
@@ -192,7 +193,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
                                       window=v.window)
         sample_s[name] = time.time() - t_v
         sample_cpu_s[name] = time.process_time() - cpu_v
-        rows[name] = _score(frames[name], world, prompts, cfg.test_seeds)
+        rows[name] = _score(frames[name], world, prompts, cfg.test_seeds, second_readout=True)
         if v.prior is None:  # L_guide under the chosen prior, comparable across these variants
             for r, g in zip(rows[name], guide):
                 r["guide_loss"] = float(g)
@@ -203,12 +204,14 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     # 5. paired statistics
     t = time.time()
     effects, secondary = analyse(rows, comparisons, cfg.n_resamples, cfg.seed)
+    effects_b, robust_b = analyse_readout_b(rows, comparisons, cfg.n_resamples, cfg.seed)
     timings["stats_s"] = time.time() - t
     summary = {name: _summary(r) for name, r in rows.items()}
 
     # 6. report
     n_test = cfg.test_prompts * len(cfg.test_seeds)
     head = effects[f"{mpg} vs baseline"][COMPOSITE]
+    both = headline_both(f"{mpg} vs baseline", effects, robust_b)
     timings["total_s"] = time.time() - t_start
     results = {
         "config": asdict(cfg), **provenance(), "backbone": meta, "prior": prior_stats, "selection": sel,
@@ -216,13 +219,15 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
         "sampling_cpu_s": sample_cpu_s, "summary": summary,
         "effects": {k: {m: e.to_dict() for m, e in v.items()} for k, v in effects.items()},
         "secondary": {k: {m: e.to_dict() for m, e in v.items()} for k, v in secondary.items()},
-        "headline": head.sentence(), "per_clip": rows, "prompts": prompts, "timings": timings,
+        "readout_b": {"effects": {k: {m: e.to_dict() for m, e in v.items()} for k, v in effects_b.items()},
+                      "robust": robust_b},
+        "headline": head.sentence(), "headline_both": both, "per_clip": rows, "prompts": prompts, "timings": timings,
     }
     (outdir / "results.json").write_text(json.dumps(results, indent=2, default=float))
     page = write_report(outdir, cfg, meta=meta, priors=priors, prior_stats=prior_stats, sel=sel, lam=lam, rho=rho,
                         eta=eta, test=test, frames=frames, variants=variants, effects=effects, secondary=secondary,
                         summary=summary, sample_s=sample_s, sample_cpu_s=sample_cpu_s, timings=timings, tuned=tuned, world=world,
-                        headline=head.sentence())
-    print_table(effects, n_test)
+                        headline=head.sentence(), effects_b=effects_b, robust_b=robust_b, headline_both=both)
+    print_table(effects, n_test, effects_b, robust_b)
     print(f"\nreport: {page}  ({timings['total_s']:.0f} s)")
     return 0

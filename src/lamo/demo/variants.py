@@ -17,12 +17,16 @@ from ..motion_metrics import MOTION_METRICS, motion_metrics
 from ..peers import FlowMoGuidance
 from ..physics.dataset import clip_seed, make_clip
 from ..physics.metrics import ClipError, evaluate_clip
+from ..physics.readout import read_clip, size_fidelity
 from ..physics.world import get_world_config
 from ..prior import MotionPrior
 from .config import DemoConfig
 
 __all__ = ["Variant", "VAL_WORLD_SEED", "TEST_WORLD_SEED", "validation_prompts", "held_out_clips", "add_ground_truth",
-           "add_sharpness_error"]
+           "add_sharpness_error", "add_size_fidelity", "READOUT_B_STATS"]
+
+#: Readout B's (:mod:`lamo.physics.readout`) per-clip statistics a scored row carries, each as ``b_`` + its name.
+READOUT_B_STATS = ("ballistic_residual", "gravity_error", "unexplained_dv", "unexplained_dv_rms", "break_rate", "area")
 
 
 def _prompts(world, seed: int, n: int) -> list:
@@ -45,11 +49,14 @@ def held_out_clips(world, n: int) -> list:
 
 
 def add_ground_truth(rows: dict[str, list[dict]], clips: list, world) -> None:
-    """Score ``clips``' ground-truth renders as ``rows["ground truth"]`` and give every row of ``rows`` its
-    ``sharpness_error`` against them (:func:`add_sharpness_error`)."""
-    rows["ground truth"] = _score(np.stack([c.frames for c in clips])[None], world, [c.caption for c in clips], (0,))
+    """Score ``clips``' ground-truth renders as ``rows["ground truth"]`` (both readouts) and give every row of
+    ``rows`` its ``sharpness_error`` (:func:`add_sharpness_error`) and, where it carries readout B's statistics,
+    its size fidelity (:func:`add_size_fidelity`) against them."""
+    rows["ground truth"] = _score(np.stack([c.frames for c in clips])[None], world, [c.caption for c in clips], (0,),
+                                  second_readout=True)
     for r in rows.values():
         add_sharpness_error(r, rows["ground truth"])
+        add_size_fidelity(r, rows["ground truth"], world)
 
 
 @dataclass(frozen=True)
@@ -97,9 +104,14 @@ def _sample(pipe, prompts: list[str], seeds: tuple[int, ...], cfg: DemoConfig, p
     return frames.reshape(len(seeds), len(prompts), *frames.shape[1:]), (np.concatenate(guide) if guide else None)
 
 
-def _score(frames: np.ndarray, world, prompts: list[str], seeds: tuple[int, ...]) -> list[dict]:
+def _score(frames: np.ndarray, world, prompts: list[str], seeds: tuple[int, ...],
+           second_readout: bool = False) -> list[dict]:
     """Physics + motion metrics of each clip of ``(S, P, T, H, W, 3)``, one row per (seed, prompt) with
-    its keys; a clip that cannot be scored keeps its message in ``error``."""
+    its keys; a clip that cannot be scored keeps its message in ``error``.
+
+    ``second_readout``: also read every clip with readout B (:func:`lamo.physics.readout.read_clip`, ≈ 25 ms a
+    clip) and keep its statistics as ``b_ballistic_residual``, ``b_gravity_error``, … (:data:`READOUT_B_STATS`;
+    NaN where undefined) and each ball colour's median area as ``b_ball_area``, for :func:`add_size_fidelity`."""
     rows = []
     for si, s in enumerate(seeds):
         for i, clip in enumerate(frames[si]):
@@ -109,6 +121,10 @@ def _score(frames: np.ndarray, world, prompts: list[str], seeds: tuple[int, ...]
             except ClipError as e:
                 row["error"] = str(e)
             row.update({k: v for k, v in motion_metrics(clip).to_dict().items() if k in MOTION_METRICS})
+            if second_readout:
+                b = read_clip(clip, world)
+                row.update({f"b_{k}": float(getattr(b, k)) for k in READOUT_B_STATS})
+                row["b_ball_area"] = {c: float(a) for c, a in b.ball_area.items()}
             rows.append(row)
     return rows
 
@@ -122,6 +138,21 @@ def add_sharpness_error(rows: list[dict], truth: list[dict]) -> None:
         ref, s = by_prompt.get(r["prompt_index"], math.nan), r.get("sharpness", math.nan)
         ok = all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (ref, s))
         r["sharpness_error"] = abs(math.log(s / ref)) if ok else math.nan
+
+
+def add_size_fidelity(rows: list[dict], truth: list[dict], world) -> None:
+    """Give each row that carries readout B's ``b_ball_area`` its size against the ground-truth render of the same
+    prompt (:func:`lamo.physics.readout.size_fidelity`): ``b_area_ratio`` (generated / ground-truth ball area,
+    geometric mean over the colours both show; 1 = the world's size) and ``b_size_error = |ln b_area_ratio|``
+    (how far from the world's size either way, so lower is better). NaN where the two share no ball."""
+    by_prompt = {r["prompt_index"]: r.get("b_ball_area") for r in truth}
+    for r in rows:
+        own, ref = r.get("b_ball_area"), by_prompt.get(r["prompt_index"])
+        if own is None:
+            continue
+        ratio = size_fidelity({"ball_area": own}, {"ball_area": ref or {}}, world)["area_ratio"]
+        r["b_area_ratio"] = ratio
+        r["b_size_error"] = abs(math.log(ratio)) if math.isfinite(ratio) and ratio > 0 else math.nan
 
 
 def _load_pipeline(cfg: DemoConfig):
