@@ -32,7 +32,7 @@ def tiny_backbone(tmp_path_factory):
     return base, tuned
 
 
-def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(tiny_backbone, tmp_path):
+def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(tiny_backbone, tmp_path, monkeypatch):
     base, tuned = tiny_backbone
     cfg = DemoConfig(out=str(tmp_path / "full"), backbone=str(base), finetunes=tuned, world_overrides=WORLD,
                      prior="", selection="", prior_taus=(2, 1), prior_clips=16, prior_preset="tiny", prior_steps=3,
@@ -80,7 +80,32 @@ def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(
     tau = sel["prior"][-1]
     demo = replace(cfg, out=str(tmp_path / "demo"), prior=str(out / f"prior-tau{tau}"), selection=str(out / "selection.json"),
                    ablations=False)
+    # one progress bar at a time (not an outer bar per variant with an inner one per clip, interleaved)
+    import lamo.demo.run as run_module
+    import lamo.demo.variants as variants_module
+    from tqdm.auto import tqdm as real_tqdm
+
+    bars = {"open": 0, "most": 0, "made": 0}
+
+    class CountingBar(real_tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._counted = True
+            bars["open"] += 1
+            bars["made"] += 1
+            bars["most"] = max(bars["most"], bars["open"])
+
+        def close(self):
+            if getattr(self, "_counted", False):
+                self._counted = False
+                bars["open"] -= 1
+            super().close()
+
+    monkeypatch.setattr(run_module, "tqdm", CountingBar)
+    monkeypatch.setattr(variants_module, "tqdm", CountingBar)
     assert run_demo(cfg=demo) == 0
+    assert bars["made"] >= 2 and bars["most"] == 1, bars
+    monkeypatch.undo()
     res2 = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert res2["lambda"] == lam and str(out / "selection.json") in res2["selection"]["source"]
     if write_sampling_settings is not None:  # the chosen prior carries the settings it was validated at

@@ -86,3 +86,15 @@ def test_quiet_loading_restores_transformers_bars():
         assert not hf_logging.is_progress_bar_enabled()  # left off when it was off
     finally:
         hf_logging.enable_progress_bar()
+
+
+def test_the_python_api_loads_the_shipped_backbone_without_third_party_notices():
+    """The README's Python quick-start path: importing lamo.pipelines is enough to keep diffusers' notice about
+    LaMo's own autoencoder ("Expected types for vae") off stderr."""
+    import subprocess
+    import sys
+
+    code = ("import lamo.assets\nfrom lamo.pipelines import LaMoCogVideoXPipeline\n"
+            "LaMoCogVideoXPipeline.from_pretrained(lamo.assets.demo_backbone())\n")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stderr
+    assert "Expected types" not in err and "torchvision" not in err, err

@@ -184,19 +184,23 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     # otherwise land on whichever variant samples first and bias the wall-time table
     _sample(pipe, prompts[:1], cfg.test_seeds[:1], replace(cfg, steps=min(cfg.steps, 2)), preset, chosen, lam,
             desc="warm-up", window=rho)
-    for name, v in tqdm(variants.items(), desc="test variants", unit="variant", dynamic_ncols=True):
+    n_clips = len(prompts) * len(cfg.test_seeds)
+    bar = tqdm(total=len(variants) * n_clips, desc="test clips", unit="clip", dynamic_ncols=True)  # one bar
+    for name, v in variants.items():
+        bar.set_postfix_str(name)
         pipe.transformer = (base_transformer if v.transformer is None else  # shipped in bf16, run in fp32 like the base
                             CogVideoXTransformer3DModel.from_pretrained(tuned[v.transformer], torch_dtype=torch.float32))
         prior = chosen if v.prior is None else priors[v.prior]
         t_v, cpu_v = time.time(), time.process_time()
         frames[name], guide = _sample(pipe, prompts, cfg.test_seeds, cfg, preset, prior, v.lam, v.mode, v.flowmo, desc=name,
-                                      window=v.window)
+                                      window=v.window, bar=bar)
         sample_s[name] = time.time() - t_v
         sample_cpu_s[name] = time.process_time() - cpu_v
         rows[name] = _score(frames[name], world, prompts, cfg.test_seeds, second_readout=True)
         if v.prior is None:  # L_guide under the chosen prior, comparable across these variants
             for r, g in zip(rows[name], guide):
                 r["guide_loss"] = float(g)
+    bar.close()
     pipe.transformer = base_transformer
     add_ground_truth(rows, test, world)
     timings["test_s"] = time.time() - t

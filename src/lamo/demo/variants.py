@@ -73,16 +73,19 @@ class Variant:
 
 def _sample(pipe, prompts: list[str], seeds: tuple[int, ...], cfg: DemoConfig, preset: dict,
             prior: MotionPrior | None, lam: float, mode: str = "output", flowmo: float = 0.0,
-            desc: str = "", window: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+            desc: str = "", window: float | None = None, bar=None) -> tuple[np.ndarray, np.ndarray | None]:
     """Every (seed, prompt) pair, in chunks of ``cfg.chunk`` → ``(len(seeds), len(prompts), T, H, W, 3)``
     uint8 frames, and the ``(S·P,)`` ``L_guide`` of ``x̂0`` at the last step (``None`` without a prior).
 
     The initial noise of pair ``(s, i)`` comes from its own generator (seed ``1000·s + i``), so it is
     the same in every variant and chunk. ``flowmo > 0`` samples under the FlowMo peer (step size
-    ``flowmo``, ``cfg.flowmo_variant``). ``window``: the guidance window ρ (``None``: ``cfg.window``)."""
+    ``flowmo``, ``cfg.flowmo_variant``). ``window``: the guidance window ρ (``None``: ``cfg.window``). ``bar``: a
+    progress bar of the caller's that counts these clips too (one bar for a whole phase; default: a bar of its own)."""
     pairs = [(s, i) for s in seeds for i in range(len(prompts))]
     frames, guide = [], []
-    bar = tqdm(total=len(pairs), desc=desc or "sampling", unit="clip", dynamic_ncols=True, leave=False)
+    own_bar = bar is None
+    if own_bar:
+        bar = tqdm(total=len(pairs), desc=desc or "sampling", unit="clip", dynamic_ncols=True, leave=False)
     for c in range(0, len(pairs), cfg.chunk):
         chunk = pairs[c:c + cfg.chunk]
         gens = [torch.Generator().manual_seed(1000 * s + i) for s, i in chunk]
@@ -99,7 +102,8 @@ def _sample(pipe, prompts: list[str], seeds: tuple[int, ...], cfg: DemoConfig, p
             guide.append(history[-1].loss.detach().cpu().numpy())
         frames.append((np.clip(out.frames, 0, 1) * 255).round().astype(np.uint8))  # (n, T, H, W, 3)
         bar.update(len(chunk))
-    bar.close()
+    if own_bar:
+        bar.close()
     frames = np.concatenate(frames)
     return frames.reshape(len(seeds), len(prompts), *frames.shape[1:]), (np.concatenate(guide) if guide else None)
 

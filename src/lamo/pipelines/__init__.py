@@ -12,7 +12,13 @@ With ``motion_guidance_scale=0`` or no prior, each gives the stock pipeline's ou
 """
 from __future__ import annotations
 
-from ..demo import autoencoder as _demo_autoencoder  # noqa: F401  (lets from_pretrained load the demo's VAE)
+from .._quiet import silence_notices
+
+# before diffusers is imported: Python users, too, see no notice about LaMo's own components (the demo's
+# autoencoder) on every from_pretrained, nor transformers' torchvision notice
+silence_notices()
+
+from ..demo import autoencoder as _demo_autoencoder  # noqa: E402,F401  (lets from_pretrained load the demo's VAE)
 from .cogvideox import LaMoCogVideoXImageToVideoPipeline, LaMoCogVideoXPipeline
 from .guided import (RELEASE_GUIDANCE_KWARGS, RELEASE_SAMPLING_KWARGS, GuidanceRecord, GuidedSchedulerStep,
                      MotionGuidedPipelineMixin, NonFiniteGuidanceError)
