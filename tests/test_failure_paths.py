@@ -225,18 +225,9 @@ def test_data_refuses_a_file_as_out(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def latent_cache(tmp_path_factory):
     """A tiny `lamo cache` folder (8 clips of 5 × 4 × 8 × 8 latents, prompt embeddings of 6 × 8)."""
-    import torch
-    from safetensors.torch import save_file
+    from tiny_models import write_tiny_latent_cache
 
-    root = tmp_path_factory.mktemp("cache")
-    g = torch.Generator().manual_seed(0)
-    emb = torch.randn(8, 6, 8, generator=g)
-    save_file({"latents": torch.randn(8, 5, 4, 8, 8, generator=g), "pooled": emb.mean(1), "prompt_embeds": emb,
-               "index": torch.arange(8)}, str(root / "shard-00000.safetensors"))
-    (root / "manifest.json").write_text(json.dumps({
-        "family": "cogvideox", "latent_shape": [5, 4, 8, 8], "text_dim": 8,
-        "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 8, "captions": ["x"] * 8, "skipped": []}]}))
-    return root
+    return write_tiny_latent_cache(tmp_path_factory.mktemp("cache"))
 
 
 def _prior_args(cache, out, *extra):

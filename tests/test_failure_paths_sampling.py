@@ -17,14 +17,13 @@ import pytest
 import torch
 from diffusers import CogVideoXPipeline
 from safetensors.torch import load_file, save_file
-from tiny_models import (COGVIDEOX_LATENT_CHANNELS, HEIGHT, NUM_FRAMES, TEXT_LEN, WIDTH, random_prompt_embeds,
+from tiny_models import (SIZE_ARGS, COGVIDEOX_LATENT_CHANNELS, HEIGHT, random_prompt_embeds,
                          tiny_cogvideox_components, tiny_motion_prior)
 
 from lamo.cli import main
 from lamo.sampling import save_prompt_embeds
 
-SIZE = ["--frames", str(NUM_FRAMES), "--height", str(HEIGHT), "--width", str(WIDTH),
-        "--max-sequence-length", str(TEXT_LEN)]
+SIZE = SIZE_ARGS
 
 
 @pytest.fixture(scope="module")

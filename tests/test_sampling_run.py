@@ -11,8 +11,8 @@ import json
 
 import pytest
 from diffusers import CogVideoXPipeline
-from tiny_models import (COGVIDEOX_LATENT_CHANNELS, HEIGHT, NUM_FRAMES, TEXT_LEN, WIDTH, random_prompt_embeds,
-                         tiny_cogvideox_components, tiny_motion_prior)
+from tiny_models import (SIZE_ARGS, COGVIDEOX_LATENT_CHANNELS, HEIGHT, NUM_FRAMES, TEXT_LEN, WIDTH,
+                         random_prompt_embeds, tiny_cogvideox_components, tiny_motion_prior)
 
 import lamo.assets
 from lamo.cli import main
@@ -20,8 +20,7 @@ from lamo.pipelines import MotionGuidedPipelineMixin
 from lamo.prior import write_sampling_settings
 from lamo.sampling import SampleConfig, SampleRun, save_prompt_embeds
 
-SIZE = ["--frames", str(NUM_FRAMES), "--height", str(HEIGHT), "--width", str(WIDTH),
-        "--max-sequence-length", str(TEXT_LEN)]
+SIZE = SIZE_ARGS
 
 
 @pytest.fixture(scope="module")

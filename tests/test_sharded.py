@@ -11,15 +11,14 @@ import sys
 import pytest
 import torch
 from diffusers import CogVideoXPipeline
-from tiny_models import (COGVIDEOX_LATENT_CHANNELS, HEIGHT, NUM_FRAMES, TEXT_LEN, WIDTH, random_prompt_embeds,
-                         tiny_cogvideox_components, tiny_motion_prior)
+from tiny_models import (SIZE_ARGS, COGVIDEOX_LATENT_CHANNELS, random_prompt_embeds, tiny_cogvideox_components,
+                         tiny_motion_prior)
 
 from lamo.cli import main
 from lamo.commands.sample import save_prompt_embeds
 from lamo.sharding import Shards
 
-SIZE = ["--frames", str(NUM_FRAMES), "--height", str(HEIGHT), "--width", str(WIDTH),
-        "--max-sequence-length", str(TEXT_LEN)]
+SIZE = SIZE_ARGS
 LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 

@@ -55,6 +55,9 @@ LATENT_FRAMES = 4
 TEXT_LEN = 16  # prompt tokens (CogVideoX: must equal the transformer's max_text_seq_length)
 TEXT_DIM = 32  # prompt embedding width
 COGVIDEOX_LATENT_CHANNELS = 4
+#: `lamo sample` / `lamo cache` options giving the tiny CogVideoX's size (its config records no sample size)
+SIZE_ARGS = ["--frames", str(NUM_FRAMES), "--height", str(HEIGHT), "--width", str(WIDTH),
+             "--max-sequence-length", str(TEXT_LEN)]
 WAN_LATENT_CHANNELS = 4
 WAN22_TI2V_LATENT_CHANNELS = 48  # Wan 2.2 TI2V-5B's VAE (z_dim 48), kept at the real size
 TI2V_SIZE = 64  # pixels -> 4 × 4 latents through TI2V's 16× VAE
@@ -414,3 +417,19 @@ def tiny_motion_prior(
         for block in prior.blocks:
             block.film.weight.normal_(0, output_std)
     return prior.eval()
+
+
+def write_tiny_latent_cache(root: Path) -> Path:
+    """A tiny `lamo cache` folder at ``root``: 8 clips of 5 × 4 × 8 × 8 latents, prompt embeddings of 6 × 8."""
+    import json
+
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(8, 6, 8, generator=g)
+    save_file({"latents": torch.randn(8, 5, 4, 8, 8, generator=g), "pooled": emb.mean(1), "prompt_embeds": emb,
+               "index": torch.arange(8)}, str(root / "shard-00000.safetensors"))
+    (root / "manifest.json").write_text(json.dumps({
+        "family": "cogvideox", "latent_shape": [5, 4, 8, 8], "text_dim": 8,
+        "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 8, "captions": ["x"] * 8, "skipped": []}]}))
+    return root
