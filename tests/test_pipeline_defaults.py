@@ -55,7 +55,7 @@ def test_caller_beats_prior_beats_default(demo, tmp_path, caplog):
                           guidance_scale=6)
     assert set(sources.values()) == {"default"}
     warnings = [r for r in caplog.records if "no validated sampling settings" in r.getMessage()]
-    assert len(warnings) == 1 and "write_sampling_settings" in warnings[0].getMessage()  # once per prior
+    assert len(warnings) == 1 and "write_sampling_settings" in warnings[0].getMessage() and "lamo settings" in warnings[0].getMessage()  # once per prior
     assert resolve_sampling_settings(demo, None)[0]["motion_guidance_scale"] == 0.0  # no prior: off
 
     tiny.save_pretrained(tmp_path)

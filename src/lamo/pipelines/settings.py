@@ -85,7 +85,8 @@ def resolve_sampling_settings(pipe: Any, prior: MotionPrior | None, **given: Any
         verb = "is an untested default" if len(defaulted) == 1 else "are untested defaults"
         log.warning("this motion prior records no validated sampling settings (no sampling.json in its folder), so "
                     "%s %s for it; choose λ, ρ, steps and CFG on validation prompts and record them with "
-                    "lamo.prior.write_sampling_settings(prior_folder, {...}, source=...)",
+                    "`lamo settings PRIOR_FOLDER --motion-guidance-scale … --source …` (Python: "
+                    "lamo.prior.write_sampling_settings(prior_folder, {...}, source=...))",
                     describe_settings(defaulted, {}), verb)
     return values, sources
 
