@@ -101,6 +101,7 @@ def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
     from .runs import check_train_config, prepare_run_folder
 
     check_train_config(cfg)
+    cfg = apply_recipe(cfg, FINETUNE_RECIPES)  # a resume compares the resolved values
     prepare_run_folder(cfg, overwrite)
 
     import yaml
@@ -113,7 +114,6 @@ def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
     from ..cache import CachedLatentDataset
     from ..pipelines import pipeline_class
 
-    cfg = apply_recipe(cfg, FINETUNE_RECIPES)
     for schedule in (cfg.lr_schedule, cfg.prior_lr_schedule):
         lr_factor(schedule, 0, 1)  # an unknown schedule fails before anything is loaded
     if cfg.drift_weighting not in DRIFT_WEIGHTINGS:

@@ -159,6 +159,7 @@ def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
     from .runs import check_train_config, prepare_run_folder
 
     check_train_config(cfg)
+    cfg = apply_recipe(cfg, PRIOR_RECIPES)  # a resume compares the resolved values
     prepare_run_folder(cfg, overwrite)
     import yaml
     from accelerate import Accelerator
@@ -167,7 +168,6 @@ def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
 
     from ..cache import CachedLatentDataset
 
-    cfg = apply_recipe(cfg, PRIOR_RECIPES)
     lr_factor(cfg.lr_schedule, 0, 1)  # an unknown schedule fails before anything is loaded
     require_tracker(cfg.log_with)
     out = Path(cfg.out)
