@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import InputError, MissingInputError
 
 __all__ = ["check_train_config", "prepare_run_folder", "check_resume_recipe", "RUN_OUTPUTS", "LOGGERS", "RUN_CONTROLS",
-           "ARCHITECTURE_FIELDS"]
+           "ARCHITECTURE_FIELDS", "TrainingDiverged", "all_finite", "diverged"]
 
 #: what a previous run leaves in its folder (trainers' outputs); ``overwrite`` removes these
 RUN_OUTPUTS = ("checkpoints", "loss.jsonl", "prior", "transformer", "lora", "logs", "validation", "config.yaml")
@@ -174,3 +174,32 @@ def check_resume_recipe(cfg: Any, ckpt: str | os.PathLike, step: int) -> None:
         raise InputError(f"--resume-from-checkpoint {ckpt}: the recipe differs from the checkpoint's: {said}. Pass "
                          "the checkpoint's values, or --resume-override "
                          f"{','.join(overrides + [n for n, _, _ in differ])} to continue with the new ones")
+
+
+class TrainingDiverged(InputError):
+    """The loss or the weights of a run became non-finite (NaN or ±inf): the run stopped before saving them; its
+    last checkpoint (all finite) is kept. The CLI prints it in one line and exits with status 2."""
+
+
+def all_finite(acc: Any, tensors: Any) -> bool:
+    """Whether every tensor in ``tensors`` is finite on every process (all processes call it and get one answer);
+    ``acc=None``: on this process only."""
+    import torch
+
+    ok = all(bool(torch.isfinite(t.detach()).all()) for t in tensors)
+    if getattr(acc, "num_processes", 1) > 1:
+        ok = bool(acc.gather(torch.tensor([0.0 if ok else 1.0], device=acc.device)).sum() == 0)
+    return ok
+
+
+def diverged(what: str, step: int, cfg: Any) -> TrainingDiverged:
+    """The one-line error of a run whose ``what`` ("the loss", "the weights") is non-finite at ``step``."""
+    from .checkpoints import latest_checkpoint
+
+    lrs = f"--lr {cfg.lr:g}" + (f", --prior-lr {cfg.prior_lr:g}" if getattr(cfg, "prior_preset", "") else "")
+    last = latest_checkpoint(Path(cfg.out) / "checkpoints")
+    kept = (f"the last checkpoint, {last}, is kept (continue from it with a lower --lr: --resume-from-checkpoint "
+            f"{last} --resume-override lr)" if last else "no checkpoint was written")
+    return TrainingDiverged(f"training diverged: {what} became non-finite (NaN or inf) at step {step} with {lrs}; "
+                            f"lower the learning rate (or --grad-clip) and train again; {kept}; nothing non-finite "
+                            "was saved")
