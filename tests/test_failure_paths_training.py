@@ -189,3 +189,36 @@ def test_train_finetune_stops_at_a_non_finite_loss(tmp_path, capsys):
     assert not (out / "transformer").exists() and not (out / "lora").exists()
     ckpts = list((out / "checkpoints").glob("step-*"))
     assert not ckpts or _all_finite(out / "checkpoints")
+
+
+
+def test_train_prior_saves_no_checkpoint_of_overflowed_weights(latent_cache, tmp_path, capsys, monkeypatch):
+    """An update that takes a weight to inf while the loss was finite: the checkpoint due at that step is not written."""
+    step = torch.optim.AdamW.step
+
+    def overflowing_step(self, *args, **kwargs):
+        out = step(self, *args, **kwargs)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].view(-1)[0] = float("inf")
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", overflowing_step)
+    out = tmp_path / "r"
+    assert main(_prior_args(latent_cache, out, "--steps", "3", "--save-every", "1")) == 2
+    err = capsys.readouterr().err
+    assert "the weights became non-finite" in err and "step 1" in err and "no checkpoint was written" in err, err
+    assert not list(out.glob("checkpoints/*step-*")) and not (out / "prior").exists()
+
+
+@pytest.mark.parametrize("flag", ["--lr", "--prior-lr"])
+def test_a_learning_rate_beyond_float32_is_refused(latent_cache, tmp_path, capsys, flag):
+    """1e39 is a finite Python float; the optimizer's float32 update overflowed with a traceback."""
+    if flag == "--lr":
+        args = _prior_args(latent_cache, tmp_path / "r", "--steps", "2", "--lr", "1e39")
+    else:
+        (tmp_path / "m").mkdir()
+        args = ["train", "finetune", "--model", str(tmp_path / "m"), "--cache", str(latent_cache), "--out",
+                str(tmp_path / "r"), "--prior-lr", "1e39"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} must be a finite number > 0" in err and "Traceback" not in err, err

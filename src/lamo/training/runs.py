@@ -33,6 +33,7 @@ RUN_CONTROLS = ("out", "resume_from_checkpoint", "resume_override", "max_steps_t
                 "validation_every", "validation_prompts", "validation_steps", "gradient_checkpointing")
 #: fields that set the shape of the trained weights: a checkpoint can only be resumed with its own values
 ARCHITECTURE_FIELDS = ("preset", "prior_preset", "prior_options", "lora_rank")
+_FLOAT32_MAX = 3.4028234663852886e38
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
 
 
@@ -64,7 +65,10 @@ def check_train_config(cfg: Any) -> None:
             need(getattr(cfg, name) >= 0, name, "≥ 0")
     if cfg.max_steps_this_run is not None:
         need(cfg.max_steps_this_run >= 1, "max_steps_this_run", "≥ 1 (or left out)")
-    need(finite(cfg.lr) and cfg.lr > 0, "lr", "a finite number > 0")
+    for name in ("lr", "prior_lr"):  # the optimizer multiplies float32 weights by it: beyond 3.4e38 it overflows
+        if hasattr(cfg, name):
+            lr = getattr(cfg, name)
+            need(finite(lr) and 0 < lr < _FLOAT32_MAX, name, "a finite number > 0 (below 3.4e38, float32's range)")
     for name in ("weight_decay", "grad_clip", "drift_weight"):
         if hasattr(cfg, name):
             need(finite(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "a finite number ≥ 0")
