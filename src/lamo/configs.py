@@ -52,6 +52,7 @@ class PriorTrainConfig:
     save_every: int = 500  # steps between checkpoints
     log_with: str = "none"  # also to a tracker: tensorboard (pip install 'lamo[train]') | another accelerate tracker
     resume_from_checkpoint: str | None = None  # latest | a checkpoint folder: continue that run
+    resume_override: str = ""  # on resume: comma-separated fields that may differ from the checkpoint's recipe (e.g. "lr,seed")
     max_steps_this_run: int | None = None  # stop early (a checkpoint is written) — for tests and time limits
     recipe: str = ""  # "" | "lamo-release" (the authors' predictor training; see lamo.training.prior)
     lr_schedule: str = "constant"  # constant | cosine (lr·½(1 + cos(π·step/steps)))
@@ -80,6 +81,7 @@ class FinetuneConfig:
     save_every: int = 250  # steps between checkpoints
     log_with: str = "none"  # also to a tracker: tensorboard (pip install 'lamo[train]') | another accelerate tracker
     resume_from_checkpoint: str | None = None  # latest | a checkpoint folder: continue that run
+    resume_override: str = ""  # on resume: comma-separated fields that may differ from the checkpoint's recipe (e.g. "lr,seed")
     max_steps_this_run: int | None = None  # stop early (a checkpoint is written) — for tests and time limits
     validation_every: int = 0  # every N steps, sample the validation prompts to OUT/validation/step-N/*.mp4 (0: off)
     validation_prompts: str = ""  # "|"-separated prompts (needs the model's text encoder and VAE)

@@ -112,11 +112,25 @@ def to_pickle_free(folder: str | os.PathLike) -> list[str]:
     return done
 
 
+def _checked_name(name: Any, folder: str | os.PathLike) -> str:
+    """``name`` if it is one of the plain file names ``accelerator.save_state`` pickles (``optimizer.bin``,
+    ``random_states_0.pkl``, …), so that it stays inside ``folder``; an :class:`~lamo.errors.InputError` otherwise
+    (a crafted ``pickle_free.json`` could name ``../x.bin``)."""
+    from ..errors import InputError
+
+    if not (isinstance(name, str) and PICKLED.fullmatch(name) and "/" not in name and "\\" not in name):
+        raise InputError(f"{Path(folder) / _MANIFEST} lists {name!r}, not the name of a state file in that folder "
+                         "(optimizer.bin, random_states_<rank>.pkl, …): the checkpoint is damaged or was not written "
+                         "by LaMo; resume from another one")
+    return name
+
+
 def from_pickle_free(folder: str | os.PathLike, name: str) -> Any:
-    """The object that ``name`` (e.g. ``optimizer.bin``) held, decoded from its ``.json`` + ``.safetensors``."""
+    """The object that ``name`` (e.g. ``optimizer.bin``) held, decoded from its ``.json`` + ``.safetensors`` in
+    ``folder``; a name that is not a plain state-file name is refused (:class:`~lamo.errors.InputError`)."""
     from safetensors.torch import load_file
 
-    stem = str(Path(folder) / Path(name).with_suffix(""))
+    stem = str(Path(folder) / Path(_checked_name(name, folder)).with_suffix(""))
     return _decode(json.loads(Path(stem + ".json").read_text()), load_file(stem + ".safetensors"))
 
 
@@ -141,6 +155,19 @@ def save_checkpoint(acc: Any, out: Path, step: int, cfg: Any, state: dict) -> Pa
     return final
 
 
+def _read_manifest(ckpt: Path) -> list[str]:
+    """The names listed in ``ckpt/pickle_free.json``, each checked to be a state-file name inside ``ckpt``."""
+    from ..errors import InputError
+
+    try:
+        rewritten = json.loads((ckpt / _MANIFEST).read_text())["rewritten"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise InputError(f"{ckpt / _MANIFEST} is not a LaMo state list ({e}); resume from another checkpoint") from None
+    if not isinstance(rewritten, list):
+        raise InputError(f"{ckpt / _MANIFEST}: 'rewritten' must be a list of file names; resume from another checkpoint")
+    return [_checked_name(name, ckpt) for name in rewritten]
+
+
 def _load_state(acc: Any, ckpt: Path) -> None:
     """``accelerator.load_state(ckpt)``; a pickle-free checkpoint is decoded into a private temporary folder first."""
     import torch
@@ -152,7 +179,7 @@ def _load_state(acc: Any, ckpt: Path) -> None:
                       "as JSON + safetensors; accelerate loads it with torch.load(weights_only=True)")
         acc.load_state(str(ckpt))
         return
-    rewritten = json.loads((ckpt / _MANIFEST).read_text())["rewritten"]
+    rewritten = _read_manifest(ckpt)
     with tempfile.TemporaryDirectory(prefix="lamo-resume-") as tmp:
         stems = {Path(n).with_suffix("").name for n in rewritten}
         for p in ckpt.iterdir():  # the weights and the rest, as they are; never a pickle lying beside them

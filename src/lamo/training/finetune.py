@@ -98,9 +98,10 @@ def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
     ``cfg`` is checked first and a folder holding another run is refused unless ``overwrite`` (which deletes that
     run) or ``cfg.resume_from_checkpoint`` (:mod:`lamo.training.runs`).
     """
-    from .runs import check_train_config, prepare_run_folder
+    from .runs import all_finite, check_train_config, diverged, prepare_run_folder
 
     check_train_config(cfg)
+    cfg = apply_recipe(cfg, FINETUNE_RECIPES)  # a resume compares the resolved values
     prepare_run_folder(cfg, overwrite)
 
     import yaml
@@ -113,7 +114,6 @@ def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
     from ..cache import CachedLatentDataset
     from ..pipelines import pipeline_class
 
-    cfg = apply_recipe(cfg, FINETUNE_RECIPES)
     for schedule in (cfg.lr_schedule, cfg.prior_lr_schedule):
         lr_factor(schedule, 0, 1)  # an unknown schedule fails before anything is loaded
     if cfg.drift_weighting not in DRIFT_WEIGHTINGS:
@@ -200,9 +200,18 @@ def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
         opt.param_groups[0]["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, step, cfg.steps)
         if prior is not None:
             opt.param_groups[1]["lr"] = cfg.prior_lr * lr_factor(cfg.prior_lr_schedule, step, cfg.steps)
-        with acc.autocast():
-            loss, denoise, drift, drift_err, prior_loss, prior_cos = model(
-                z, emb, cfg.seed * 1_000_003 + step * 97 + acc.process_index)
+        try:
+            with acc.autocast():
+                loss, denoise, drift, drift_err, prior_loss, prior_cos = model(
+                    z, emb, cfg.seed * 1_000_003 + step * 97 + acc.process_index)
+        except ValueError:  # the drift loss refuses a non-finite x̂0: from finite data, the weights are to blame
+            if not all_finite(None, (z, emb)):
+                raise
+            bar.close()
+            raise diverged("the model's prediction (x̂0)", step + 1, cfg) from None
+        if not all_finite(acc, [loss]):  # stop before the update: the last checkpoint stays the last good state
+            bar.close()
+            raise diverged("the loss", step + 1, cfg)
         acc.backward(loss)
         if cfg.grad_clip:
             acc.clip_grad_norm_(params, cfg.grad_clip)
@@ -226,6 +235,9 @@ def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
             _validation_videos(pipe, acc.unwrap_model(model).transformer, prompts, cfg, out / "validation" / f"step-{step:06d}",
                                latent_shape=tuple(z.shape[1:]), text_len=emb.shape[1])
         if step % cfg.save_every == 0 or step == stop:
+            if not all_finite(acc, (p for p in model.parameters() if p.requires_grad)):  # an update overflowed
+                bar.close()
+                raise diverged("the weights", step, cfg)
             save_checkpoint(acc, out, step, cfg, terms)
     bar.close()
     result = out / "transformer"

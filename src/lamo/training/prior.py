@@ -156,9 +156,10 @@ def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
     ``cfg`` is checked first and a folder holding another run is refused unless ``overwrite`` (which deletes that
     run) or ``cfg.resume_from_checkpoint`` (:mod:`lamo.training.runs`).
     """
-    from .runs import check_train_config, prepare_run_folder
+    from .runs import all_finite, check_train_config, diverged, prepare_run_folder
 
     check_train_config(cfg)
+    cfg = apply_recipe(cfg, PRIOR_RECIPES)  # a resume compares the resolved values
     prepare_run_folder(cfg, overwrite)
     import yaml
     from accelerate import Accelerator
@@ -167,7 +168,6 @@ def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
 
     from ..cache import CachedLatentDataset
 
-    cfg = apply_recipe(cfg, PRIOR_RECIPES)
     lr_factor(cfg.lr_schedule, 0, 1)  # an unknown schedule fails before anything is loaded
     require_tracker(cfg.log_with)
     out = Path(cfg.out)
@@ -230,6 +230,9 @@ def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
             group["lr"] = cfg.lr * lr_factor(cfg.lr_schedule, step, cfg.steps)
         with acc.autocast():
             loss = model(z.to(acc.device), c.to(acc.device))
+        if not all_finite(acc, [loss]):  # stop before the update: the last checkpoint stays the last good state
+            bar.close()
+            raise diverged("the loss", step + 1, cfg)
         acc.backward(loss)
         if cfg.grad_clip:
             acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -242,6 +245,9 @@ def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
         if cfg.log_with != "none":
             acc.log({"train/loss": loss.item()}, step=step)
         if step % cfg.save_every == 0 or step == stop:
+            if not all_finite(acc, model.parameters()):  # a finite loss, then an update that overflowed
+                bar.close()
+                raise diverged("the weights", step, cfg)
             val = validate()
             save_checkpoint(acc, out, step, cfg, val)
             record.update(val)

@@ -1,7 +1,11 @@
 """A training run's checks and its folder: every option is checked before a trainer starts, so a bad number or a bad
 ``--config`` is one line naming the option (the YAML key is the same name); a run folder that already holds a run is
 refused unless the run is resumed (``resume_from_checkpoint``: the run's ``loss.jsonl`` is cut back to the
-checkpoint's step first, so each step is logged once) or replaced (``overwrite``).
+checkpoint's step first, so each step is logged once) or replaced (``overwrite``). A resume continues the recipe its
+checkpoint recorded in ``config.yaml``: another value of any field but the run controls (:data:`RUN_CONTROLS`) is
+refused, naming the field and both values, unless ``resume_override`` (``--resume-override lr,seed``) names it; the
+fields that shape the weights (:data:`ARCHITECTURE_FIELDS`) cannot be overridden, nor ``steps`` set below the
+checkpoint's step.
 
 :func:`~lamo.training.prior.train_prior` and :func:`~lamo.training.finetune.train_finetune` call both before they
 load anything.
@@ -17,12 +21,19 @@ from typing import Any
 
 from ..errors import InputError, MissingInputError
 
-__all__ = ["check_train_config", "prepare_run_folder", "RUN_OUTPUTS", "LOGGERS"]
+__all__ = ["check_train_config", "prepare_run_folder", "check_resume_recipe", "RUN_OUTPUTS", "LOGGERS", "RUN_CONTROLS",
+           "ARCHITECTURE_FIELDS", "TrainingDiverged", "all_finite", "diverged"]
 
 #: what a previous run leaves in its folder (trainers' outputs); ``overwrite`` removes these
 RUN_OUTPUTS = ("checkpoints", "loss.jsonl", "prior", "transformer", "lora", "logs", "validation", "config.yaml")
 #: ``log_with`` values: none (OUT/loss.jsonl only) or an accelerate tracker
 LOGGERS = ("none", "tensorboard", "wandb", "aim", "trackio", "comet_ml", "mlflow", "clearml", "dvclive", "swanlab")
+#: fields that steer a run without changing what it trains: a resume may change them freely
+RUN_CONTROLS = ("out", "resume_from_checkpoint", "resume_override", "max_steps_this_run", "log_with", "save_every",
+                "validation_every", "validation_prompts", "validation_steps", "gradient_checkpointing")
+#: fields that set the shape of the trained weights: a checkpoint can only be resumed with its own values
+ARCHITECTURE_FIELDS = ("preset", "prior_preset", "prior_options", "lora_rank")
+_FLOAT32_MAX = 3.4028234663852886e38
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
 
 
@@ -54,7 +65,10 @@ def check_train_config(cfg: Any) -> None:
             need(getattr(cfg, name) >= 0, name, "≥ 0")
     if cfg.max_steps_this_run is not None:
         need(cfg.max_steps_this_run >= 1, "max_steps_this_run", "≥ 1 (or left out)")
-    need(finite(cfg.lr) and cfg.lr > 0, "lr", "a finite number > 0")
+    for name in ("lr", "prior_lr"):  # the optimizer multiplies float32 weights by it: beyond 3.4e38 it overflows
+        if hasattr(cfg, name):
+            lr = getattr(cfg, name)
+            need(finite(lr) and 0 < lr < _FLOAT32_MAX, name, "a finite number > 0 (below 3.4e38, float32's range)")
     for name in ("weight_decay", "grad_clip", "drift_weight"):
         if hasattr(cfg, name):
             need(finite(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "a finite number ≥ 0")
@@ -101,6 +115,8 @@ def prepare_run_folder(cfg: Any, overwrite: bool = False) -> None:
                 raise MissingInputError(f"--resume-from-checkpoint {ckpt}: not a complete checkpoint "
                                         "(no trainer_state.json there)")
         step = checkpoint_step(ckpt) if ckpt is not None else 0
+        if ckpt is not None:
+            check_resume_recipe(cfg, ckpt, step)
         if main_process:
             trim_jsonl_log(out / "loss.jsonl", step)  # steps after the checkpoint are trained (and logged) again
         return
@@ -112,3 +128,82 @@ def prepare_run_folder(cfg: Any, overwrite: bool = False) -> None:
         for name in RUN_OUTPUTS:
             path = out / name
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _same(name: str, recorded: Any, given: Any) -> bool:
+    if name in ("cache", "model", "aug_model") and isinstance(recorded, str) and isinstance(given, str):
+        return os.path.normpath(recorded) == os.path.normpath(given) if recorded and given else recorded == given
+    return recorded == given
+
+
+def check_resume_recipe(cfg: Any, ckpt: str | os.PathLike, step: int) -> None:
+    """Refuse to resume checkpoint ``ckpt`` (written at ``step``) with another recipe than it recorded in its
+    ``config.yaml``: every field but :data:`RUN_CONTROLS` must match, except those named in ``cfg.resume_override``
+    (``"lr,seed"``); :data:`ARCHITECTURE_FIELDS` cannot be overridden, nor can ``steps`` go below ``step``.
+    ``cfg`` holds the resolved values (its recipe applied). A checkpoint without ``config.yaml`` is not checked."""
+    from dataclasses import fields
+
+    import yaml
+
+    ckpt = Path(ckpt)
+    names = [f.name for f in fields(cfg)]
+    if cfg.steps < step:
+        raise InputError(f"--steps {cfg.steps} is below step {step} of the checkpoint {ckpt}, which has trained "
+                         f"{step} steps already: pass --steps {step} or more, or resume from an earlier checkpoint")
+    overrides = [x.strip() for x in (cfg.resume_override or "").split(",") if x.strip()]
+    unknown = [x for x in overrides if x not in names]
+    if unknown:
+        raise InputError(f"--resume-override {cfg.resume_override}: no such field {', '.join(unknown)} "
+                         f"(choose from {', '.join(n for n in names if n not in RUN_CONTROLS)})")
+    if not (ckpt / "config.yaml").is_file():
+        return
+    try:
+        recorded = yaml.safe_load((ckpt / "config.yaml").read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise InputError(f"{ckpt / 'config.yaml'} is not valid YAML ({str(e).splitlines()[0]}); resume from another "
+                         "checkpoint") from None
+    if not isinstance(recorded, dict):
+        raise InputError(f"{ckpt / 'config.yaml'} does not hold a mapping of settings; resume from another checkpoint")
+    differ = [(n, recorded[n], getattr(cfg, n)) for n in names
+              if n in recorded and n not in RUN_CONTROLS and not _same(n, recorded[n], getattr(cfg, n))]
+    fixed = [d for d in differ if d[0] in ARCHITECTURE_FIELDS]
+    if fixed:
+        said = "; ".join(f"{n} {r!r} in the checkpoint, {g!r} given" for n, r, g in fixed)
+        raise InputError(f"--resume-from-checkpoint {ckpt}: {said} — this sets the shape of the weights, which "
+                         "--resume-override cannot change: pass the checkpoint's value, or start a new run "
+                         "(--overwrite or another --out)")
+    differ = [d for d in differ if d[0] not in overrides]
+    if differ:
+        said = "; ".join(f"{n} {r!r} in the checkpoint, {g!r} given" for n, r, g in differ)
+        raise InputError(f"--resume-from-checkpoint {ckpt}: the recipe differs from the checkpoint's: {said}. Pass "
+                         "the checkpoint's values, or --resume-override "
+                         f"{','.join(overrides + [n for n, _, _ in differ])} to continue with the new ones")
+
+
+class TrainingDiverged(InputError):
+    """The loss or the weights of a run became non-finite (NaN or ±inf): the run stopped before saving them; its
+    last checkpoint (all finite) is kept. The CLI prints it in one line and exits with status 2."""
+
+
+def all_finite(acc: Any, tensors: Any) -> bool:
+    """Whether every tensor in ``tensors`` is finite on every process (all processes call it and get one answer);
+    ``acc=None``: on this process only."""
+    import torch
+
+    ok = all(bool(torch.isfinite(t.detach()).all()) for t in tensors)
+    if getattr(acc, "num_processes", 1) > 1:
+        ok = bool(acc.gather(torch.tensor([0.0 if ok else 1.0], device=acc.device)).sum() == 0)
+    return ok
+
+
+def diverged(what: str, step: int, cfg: Any) -> TrainingDiverged:
+    """The one-line error of a run whose ``what`` ("the loss", "the weights") is non-finite at ``step``."""
+    from .checkpoints import latest_checkpoint
+
+    lrs = f"--lr {cfg.lr:g}" + (f", --prior-lr {cfg.prior_lr:g}" if getattr(cfg, "prior_preset", "") else "")
+    last = latest_checkpoint(Path(cfg.out) / "checkpoints")
+    kept = (f"the last checkpoint, {last}, is kept (continue from it with a lower --lr: --resume-from-checkpoint "
+            f"{last} --resume-override lr)" if last else "no checkpoint was written")
+    return TrainingDiverged(f"training diverged: {what} became non-finite (NaN or inf) at step {step} with {lrs}; "
+                            f"lower the learning rate (or --grad-clip) and train again; {kept}; nothing non-finite "
+                            "was saved")
