@@ -167,19 +167,9 @@ def test_train_prior_stops_at_a_non_finite_loss(latent_cache, tmp_path, capsys):
 
 
 def test_train_finetune_stops_at_a_non_finite_loss(tmp_path, capsys):
-    from diffusers import CogVideoXPipeline
-    from safetensors.torch import save_file
-    from tiny_models import TEXT_DIM, TEXT_LEN, tiny_cogvideox_components, tiny_pipeline
+    from tiny_models import write_tiny_finetune_inputs
 
-    tiny_pipeline(CogVideoXPipeline, tiny_cogvideox_components()).save_pretrained(tmp_path / "model")
-    g = torch.Generator().manual_seed(0)
-    emb = torch.randn(4, TEXT_LEN, TEXT_DIM, generator=g)
-    (tmp_path / "cache").mkdir()
-    save_file({"latents": torch.randn(4, 4, 4, 4, 4, generator=g), "pooled": emb.mean(1), "prompt_embeds": emb,
-               "index": torch.arange(4)}, str(tmp_path / "cache" / "shard-00000.safetensors"))
-    (tmp_path / "cache" / "manifest.json").write_text(json.dumps({
-        "family": "cogvideox", "latent_shape": [4, 4, 4, 4], "text_dim": TEXT_DIM,
-        "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 4, "captions": [""] * 4, "skipped": []}]}))
+    write_tiny_finetune_inputs(tmp_path)
     out = tmp_path / "o"
     assert main(["train", "finetune", "--model", str(tmp_path / "model"), "--cache", str(tmp_path / "cache"), "--out",
                  str(out), "--lora-rank", "0", "--steps", "6", "--batch-size", "2", "--save-every", "1",

@@ -433,3 +433,23 @@ def write_tiny_latent_cache(root: Path) -> Path:
         "family": "cogvideox", "latent_shape": [5, 4, 8, 8], "text_dim": 8,
         "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 8, "captions": ["x"] * 8, "skipped": []}]}))
     return root
+
+
+def write_tiny_finetune_inputs(root: Path) -> tuple[Path, Path]:
+    """A tiny CogVideoX pipeline (``root/model``) and a 4-clip latent cache of its sizes with prompt embeddings
+    (``root/cache``): what `lamo train finetune` reads. Returns ``(model, cache)``."""
+    import json
+
+    from diffusers import CogVideoXPipeline
+    from safetensors.torch import save_file
+
+    tiny_pipeline(CogVideoXPipeline, tiny_cogvideox_components()).save_pretrained(root / "model")
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(4, TEXT_LEN, TEXT_DIM, generator=g)
+    (root / "cache").mkdir()
+    save_file({"latents": torch.randn(4, 4, 4, 4, 4, generator=g), "pooled": emb.mean(1), "prompt_embeds": emb,
+               "index": torch.arange(4)}, str(root / "cache" / "shard-00000.safetensors"))
+    (root / "cache" / "manifest.json").write_text(json.dumps({
+        "family": "cogvideox", "latent_shape": [4, 4, 4, 4], "text_dim": TEXT_DIM,
+        "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 4, "captions": [""] * 4, "skipped": []}]}))
+    return root / "model", root / "cache"
