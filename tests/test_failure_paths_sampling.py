@@ -17,28 +17,19 @@ import pytest
 import torch
 from diffusers import CogVideoXPipeline
 from safetensors.torch import load_file, save_file
-from tiny_models import (SIZE_ARGS, COGVIDEOX_LATENT_CHANNELS, HEIGHT, random_prompt_embeds,
-                         tiny_cogvideox_components, tiny_motion_prior)
+from tiny_models import (HEIGHT, SIZE_ARGS, random_prompt_embeds, write_tiny_sampling_inputs)
 
 from lamo.cli import main
 from lamo.sampling import save_prompt_embeds
 
-SIZE = SIZE_ARGS
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    CogVideoXPipeline(**tiny_cogvideox_components()).save_pretrained(root / "model")
-    tiny_motion_prior(COGVIDEOX_LATENT_CHANNELS, backbone="cogvideox").save_pretrained(root / "prior")
-    save_prompt_embeds(root / "p.safetensors", random_prompt_embeds(1, seed=1), random_prompt_embeds(1, seed=2),
-                       prompts=["a red ball bounces"])
-    return root
+    return write_tiny_sampling_inputs(tmp_path_factory.mktemp("tiny"))
 
 
 def _sample(tiny, out, *extra):
     return ["sample", "--model", str(tiny / "model"), "--prior", str(tiny / "prior"), "--prompt-embeds",
-            str(tiny / "p.safetensors"), "--steps", "2", *SIZE, "--out", str(out), *extra]
+            str(tiny / "p.safetensors"), "--steps", "2", *SIZE_ARGS, "--out", str(out), *extra]
 
 
 def _frames(path) -> int:

@@ -10,27 +10,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from diffusers import CogVideoXPipeline
-from tiny_models import (SIZE_ARGS, COGVIDEOX_LATENT_CHANNELS, HEIGHT, NUM_FRAMES, TEXT_LEN, WIDTH,
-                         random_prompt_embeds, tiny_cogvideox_components, tiny_motion_prior)
+from tiny_models import (COGVIDEOX_LATENT_CHANNELS, HEIGHT, NUM_FRAMES, SIZE_ARGS, TEXT_LEN, WIDTH,
+                         tiny_motion_prior, write_tiny_sampling_inputs)
 
 import lamo.assets
 from lamo.cli import main
 from lamo.pipelines import MotionGuidedPipelineMixin
 from lamo.prior import write_sampling_settings
-from lamo.sampling import SampleConfig, SampleRun, save_prompt_embeds
-
-SIZE = SIZE_ARGS
-
+from lamo.sampling import SampleConfig, SampleRun
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    CogVideoXPipeline(**tiny_cogvideox_components()).save_pretrained(root / "model")
-    tiny_motion_prior(COGVIDEOX_LATENT_CHANNELS, backbone="cogvideox").save_pretrained(root / "prior")
+    root = write_tiny_sampling_inputs(tmp_path_factory.mktemp("tiny"))
     tiny_motion_prior(COGVIDEOX_LATENT_CHANNELS, backbone="cogvideox", seed=1, tau=2).save_pretrained(root / "prior2")
-    save_prompt_embeds(root / "p.safetensors", random_prompt_embeds(1, seed=1), random_prompt_embeds(1, seed=2),
-                       prompts=["a red ball bounces"])
     return root
 
 
@@ -75,7 +67,7 @@ def test_sample_uses_the_prior_settings_and_records_them(tmp_path, capsys, calls
 def test_a_prior_without_settings_samples_at_defaults_and_says_so(tiny, tmp_path, capsys, caplog):
     out = tmp_path / "out"
     assert main(["sample", "--model", str(tiny / "model"), "--prior", str(tiny / "prior"), "--prompt-embeds",
-                 str(tiny / "p.safetensors"), "--steps", "2", *SIZE, "--out", str(out)]) == 0
+                 str(tiny / "p.safetensors"), "--steps", "2", *SIZE_ARGS, "--out", str(out)]) == 0
     assert "λ=1 (default), ρ=0.8 (default), steps=2 (caller), CFG=6 (default)" in capsys.readouterr().out
     assert any("write_sampling_settings" in r.getMessage() for r in caplog.records)
     run = json.loads((out / "run.json").read_text())
@@ -85,7 +77,7 @@ def test_a_prior_without_settings_samples_at_defaults_and_says_so(tiny, tmp_path
 def test_every_guidance_flag_reaches_the_pipeline(tiny, tmp_path, calls):
     out = tmp_path / "out"
     assert main(["sample", "--model", str(tiny / "model"), "--prior", str(tiny / "prior"), "--prompt-embeds",
-                 str(tiny / "p.safetensors"), "--steps", "3", *SIZE, "--out", str(out),
+                 str(tiny / "p.safetensors"), "--steps", "3", *SIZE_ARGS, "--out", str(out),
                  "--motion-guidance-scale", "0.5", "--motion-guidance-window", "0.6",
                  "--motion-guidance-mode", "latent", "--motion-guidance-reduction", "element_mean",
                  "--motion-guidance-window-rounding", "floor", "--motion-guidance-stop-gradient",
@@ -103,7 +95,7 @@ def test_every_guidance_flag_reaches_the_pipeline(tiny, tmp_path, calls):
     assert run["videos"][0]["guided_steps"] == [1, 2]  # ⌊(1 − 0.6)·3⌋ = 1 (floor), not ⌈1.2⌉ = 2
     recipe = run["videos"][0]["recipe"]
     same_lag = ["sample", "--model", str(tiny / "model"), "--prior", str(tiny / "prior"), "--prompt-embeds",
-                str(tiny / "p.safetensors"), "--steps", "3", *SIZE, "--out", str(tmp_path / "o2"),
+                str(tiny / "p.safetensors"), "--steps", "3", *SIZE_ARGS, "--out", str(tmp_path / "o2"),
                 "--motion-guidance-more-priors", str(tiny / "prior")]
     assert main(same_lag) == 2 and not (tmp_path / "o2").exists()  # refused before anything is written
     assert (recipe["mode"], recipe["reduction"], recipe["window_rounding"], recipe["stop_gradient"],
@@ -116,7 +108,7 @@ def test_the_library_run_makes_the_commands_files(tiny, tmp_path):
     common = dict(model=str(tiny / "model"), prior=str(tiny / "prior"), prompt_embeds=str(tiny / "p.safetensors"),
                   steps=2, frames=NUM_FRAMES, height=HEIGHT, width=WIDTH, max_sequence_length=TEXT_LEN)
     assert main(["sample", "--model", common["model"], "--prior", common["prior"], "--prompt-embeds",
-                 common["prompt_embeds"], "--steps", "2", *SIZE, "--motion-guidance-scale", "0", "0.5",
+                 common["prompt_embeds"], "--steps", "2", *SIZE_ARGS, "--motion-guidance-scale", "0", "0.5",
                  "--out", str(cli)]) == 0
     record = SampleRun(SampleConfig(**common, motion_guidance_scale=[0.0, 0.5], out=str(lib))).run()
     assert [v["file"] for v in record["videos"]] == ["0_0_0.mp4", "0_0_0.5.mp4"]
@@ -139,7 +131,7 @@ def test_recorded_settings_of_a_tiny_prior_drive_the_sweep(tiny, tmp_path):
                                         guidance_scale=3.0), source="a test sweep")
     out = tmp_path / "out"
     assert main(["sample", "--model", str(tiny / "model"), "--prior", str(prior), "--prompt-embeds",
-                 str(tiny / "p.safetensors"), *SIZE, "--out", str(out)]) == 0
+                 str(tiny / "p.safetensors"), *SIZE_ARGS, "--out", str(out)]) == 0
     run = json.loads((out / "run.json").read_text())
     assert [v["file"] for v in run["videos"]] == ["0_0_0.25.mp4"]
     assert run["videos"][0]["guided_steps"] == [0, 1] and len(run["videos"][0]["guide_loss"]) == 2

@@ -18,7 +18,6 @@ from lamo.cli import main
 from lamo.commands.sample import save_prompt_embeds
 from lamo.sharding import Shards
 
-SIZE = SIZE_ARGS
 LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -75,7 +74,7 @@ def test_two_processes_make_the_files_of_one_and_resume_with_one(tmp_path, one_t
                        prompts=["a red ball bounces", "two balls collide", "a ball rolls"])
     args = ["sample", "--model", str(tmp_path / "model"), "--prior", str(tmp_path / "prior"), "--prompt-embeds",
             str(tmp_path / "p.safetensors"), "--seeds", "0", "1", "--motion-guidance-scale", "0", "0.5",
-            "--steps", "2", *SIZE]
+            "--steps", "2", *SIZE_ARGS]
     one, two = tmp_path / "one", tmp_path / "two"
     assert main([*args, "--out", str(one)]) == 0
     done = torchrun([*args, "--out", str(two)])

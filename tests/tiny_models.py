@@ -453,3 +453,17 @@ def write_tiny_finetune_inputs(root: Path) -> tuple[Path, Path]:
         "family": "cogvideox", "latent_shape": [4, 4, 4, 4], "text_dim": TEXT_DIM,
         "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 4, "captions": [""] * 4, "skipped": []}]}))
     return root / "model", root / "cache"
+
+
+def write_tiny_sampling_inputs(root: Path) -> Path:
+    """What `lamo sample` tests read under ``root``: a tiny CogVideoX pipeline (``model``), a prior trained for it
+    (``prior``) and one prompt's embeddings with negatives (``p.safetensors``). Returns ``root``."""
+    from diffusers import CogVideoXPipeline
+
+    from lamo.sampling import save_prompt_embeds
+
+    CogVideoXPipeline(**tiny_cogvideox_components()).save_pretrained(root / "model")
+    tiny_motion_prior(COGVIDEOX_LATENT_CHANNELS, backbone="cogvideox").save_pretrained(root / "prior")
+    save_prompt_embeds(root / "p.safetensors", random_prompt_embeds(1, seed=1), random_prompt_embeds(1, seed=2),
+                       prompts=["a red ball bounces"])
+    return root
