@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._io import write_text_atomic
 from .errors import InputError, MissingInputError, UserError
 
 __all__ = ["VIDEO_SUFFIXES", "EvalResult", "BenchmarkResult", "find_videos", "score_videos", "format_table",
@@ -116,11 +117,6 @@ def jsonable(x: Any) -> Any:
     return x
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # several processes may write the same file
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _fmt(v: float | None) -> str:
@@ -218,7 +214,7 @@ def evaluate_videos(source: str | os.PathLike, score: Callable, info: MetricInfo
         "clips": entries,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out, json.dumps(jsonable(report), indent=1) + "\n")
+    write_text_atomic(out, json.dumps(jsonable(report), indent=1) + "\n")
     return EvalResult(report, out, info, title)
 
 
@@ -354,7 +350,7 @@ def run_benchmark(benchmark: str, prompts: str | os.PathLike, *, model: str, out
         raise InputError("pass --scores (scores already computed) or --evaluator-cmd (run the evaluator), not both")
     prompt_list = read_benchmark_prompts(prompts)
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "prompts.txt", "\n".join(p.replace("\n", " ") for p in prompt_list) + "\n")
+    write_text_atomic(out / "prompts.txt", "\n".join(p.replace("\n", " ") for p in prompt_list) + "\n")
     lam = motion_guidance_scale if motion_guidance_scale is not None else (1.0 if prior else 0.0)
     argv = ["sample", "--model", model, "--prompts-file", str(out / "prompts.txt"), "--seeds",
             *map(str, seeds), "--steps", str(steps), "--motion-guidance-scale", str(lam),
@@ -399,7 +395,7 @@ def run_benchmark(benchmark: str, prompts: str | os.PathLike, *, model: str, out
     except UserError as e:  # scores that cannot be read or aggregated
         report["evaluator_error"] = {"error": str(e), "exit_status": None}
         result.status, result.failure = 1, f"the scores could not be used: {e}"
-    write_text(result.path, json.dumps(jsonable(report), indent=1) + "\n")
+    write_text_atomic(result.path, json.dumps(jsonable(report), indent=1) + "\n")
     return result
 
 

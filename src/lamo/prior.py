@@ -48,6 +48,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from ._io import write_text_atomic
 from .errors import InputError, MissingInputError
 from .motion import check_latents, lag_delta
 
@@ -129,10 +130,7 @@ def write_sampling_settings(folder: str | os.PathLike, settings: dict[str, Any],
         raise InputError(f"{folder} is not a folder: write the prior first (MotionPrior.save_pretrained)")
     record = dict(settings=checked, source=source.strip(),
                   written=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_sampling_settings(folder: str | os.PathLike) -> dict[str, Any] | None:

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._io import write_text_atomic
 from .errors import InputError, MissingInputError
 from .sharding import Shards
 
@@ -236,9 +237,7 @@ def _versions() -> dict[str, str]:
 
 
 def _write_json(path: Path, record: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(record, indent=2, default=str))
 
 
 def _load_kwargs(model: str, dtype: Any) -> dict[str, Any]:
