@@ -18,6 +18,11 @@ from tiny_models import tiny_motion_prior, tiny_pipeline
 Run = Callable[..., Any]
 
 
+def plain_prompt_kwargs(positive: torch.Tensor, negative: torch.Tensor | None = None) -> dict[str, Any]:
+    """A pipeline's prompt arguments from prompt embeddings (CogVideoX, Wan): the embeddings alone."""
+    return dict(prompt_embeds=positive, negative_prompt_embeds=negative)
+
+
 @dataclass
 class Backbone:
     """A tiny backbone under test: how to build it (stock and LaMo pipelines from the same weights), call it,
@@ -31,6 +36,8 @@ class Backbone:
     channels: int  # latent channels the transformer predicts (the prior's)
     true_lengths: list[int] | None = None  # Wan zero-pads prompt embeddings past the prompt
     condition_channels: int = 0  # image-to-video: extra input channels the transformer is given
+    # (positive, negative) prompt embeddings → the call's prompt arguments (HunyuanVideo adds CLIP pooled and masks)
+    prompt_kwargs: Callable[..., dict[str, Any]] = plain_prompt_kwargs
 
     def pipelines(self):
         comps = self.components()
@@ -93,3 +100,15 @@ def check_guidance_window(backbone, run: Run, window: float, first_guided: int, 
     assert guided_loss[:first_guided + 1] == pytest.approx(plain_loss[:first_guided + 1], rel=1e-6)
     for s in range(first_guided + 1, steps):
         assert guided_loss[s] < plain_loss[s], f"step {s}: L_guide {guided_loss[s]} ≥ unguided {plain_loss[s]}"
+
+
+def check_activation_budget(backbone, run: Run, window: float) -> None:
+    """Guidance with the τ-pairs split to a tiny activation budget (one pair per prior call) samples what one
+    call over all pairs samples (to float round-off), and differs from the unguided video."""
+    _, lamo = backbone.pipelines()
+    prior = backbone.prior()
+    kw = dict(motion_prior=prior, motion_guidance_scale=1.0, motion_guidance_window=window)
+    whole = run(lamo, backbone, motion_guidance_activation_gib=None, **kw)
+    split = run(lamo, backbone, motion_guidance_activation_gib=1e-12, **kw)
+    torch.testing.assert_close(split, whole, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(whole, run(lamo, backbone))

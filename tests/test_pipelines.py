@@ -1,4 +1,4 @@
-"""LaMo pipelines vs the stock diffusers pipelines, on tiny random CogVideoX and Wan backbones.
+"""LaMo pipelines vs the stock diffusers pipelines, on tiny random CogVideoX, Wan, HunyuanVideo and LTX-Video backbones.
 
 * guidance off (λ = 0, or no prior) → bit-identical output (``torch.equal``);
 * guidance on → identical trajectory up to the first guided step, different from it on, lower
@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import CogVideoXPipeline, WanPipeline
-from tiny_models import (COGVIDEOX_LATENT_CHANNELS, LATENT_FRAMES, TEXT_DIM, WAN_LATENT_CHANNELS,
-                         cogvideox_call_kwargs, random_prompt_embeds, tiny_cogvideox_components,
+from diffusers import CogVideoXPipeline, HunyuanVideoPipeline, LTXPipeline, WanPipeline
+from tiny_models import (COGVIDEOX_LATENT_CHANNELS, HUNYUAN_LATENT_CHANNELS, LATENT_FRAMES, LTX_LATENT_CHANNELS, TEXT_DIM,
+                         WAN_LATENT_CHANNELS, cogvideox_call_kwargs, hunyuan_video_call_kwargs,
+                         hunyuan_video_prompt_kwargs, ltx_call_kwargs, ltx_prompt_kwargs, random_prompt_embeds,
+                         tiny_cogvideox_components, tiny_hunyuan_video_components, tiny_ltx_components,
                          tiny_motion_prior, tiny_pipeline, tiny_text_encoder, tiny_wan_components, wan_call_kwargs)
 
 from lamo.adapters import CogVideoXAdapter, WanAdapter
-from lamo.pipelines import LaMoCogVideoXPipeline, LaMoWanPipeline
+from lamo.pipelines import LaMoCogVideoXPipeline, LaMoHunyuanVideoPipeline, LaMoLTXPipeline, LaMoWanPipeline
 from lamo.pipelines.guided import GuidedSchedulerStep
 
 pytest.register_assert_rewrite("pipeline_checks")  # its asserts report like the tests' own
-from pipeline_checks import Backbone, check_bit_identical_decoded, check_guidance_window  # noqa: E402
+from pipeline_checks import (Backbone, check_activation_budget, check_bit_identical_decoded,  # noqa: E402
+                             check_guidance_window)
 
 
 BACKBONES = {
@@ -35,6 +38,15 @@ BACKBONES = {
                           wan_call_kwargs, "wan", WAN_LATENT_CHANNELS, [5, 11]),
     "wan-euler": Backbone(lambda: tiny_wan_components(scheduler="euler"), WanPipeline, LaMoWanPipeline,
                           wan_call_kwargs, "wan", WAN_LATENT_CHANNELS, [5, 11]),
+    "hunyuanvideo": Backbone(tiny_hunyuan_video_components, HunyuanVideoPipeline, LaMoHunyuanVideoPipeline,
+                             hunyuan_video_call_kwargs, "hunyuanvideo", HUNYUAN_LATENT_CHANNELS,
+                             prompt_kwargs=hunyuan_video_prompt_kwargs),
+    # true classifier-free guidance: a second, negative-prompt branch beside the distilled guidance
+    "hunyuanvideo-true-cfg": Backbone(tiny_hunyuan_video_components, HunyuanVideoPipeline, LaMoHunyuanVideoPipeline,
+                                      lambda **kw: hunyuan_video_call_kwargs(true_cfg_scale=3.0, **kw),
+                                      "hunyuanvideo", HUNYUAN_LATENT_CHANNELS, prompt_kwargs=hunyuan_video_prompt_kwargs),
+    "ltx": Backbone(tiny_ltx_components, LTXPipeline, LaMoLTXPipeline, ltx_call_kwargs, "ltx", LTX_LATENT_CHANNELS,
+                    prompt_kwargs=ltx_prompt_kwargs),
 }
 STEPS, WINDOW, FIRST_GUIDED = 5, 0.6, 2  # steps s ≥ ⌈(1 − 0.6)·5⌉ = 2 are guided
 
@@ -49,8 +61,8 @@ def _run(pipe, backbone: Backbone, batch: int = 1, seed: int = 0, **kwargs):
     positive, negative = _embeds(backbone, batch)
     call = backbone.call_kwargs(num_inference_steps=STEPS)
     call.update(kwargs)
-    return pipe(prompt_embeds=positive, negative_prompt_embeds=negative,
-                generator=torch.Generator().manual_seed(seed), **call).frames
+    return pipe(**backbone.prompt_kwargs(positive, negative), generator=torch.Generator().manual_seed(seed),
+                **call).frames
 
 
 # ---------------------------------------------------------------------------------------- guidance off
@@ -70,7 +82,7 @@ def test_bit_identical_to_stock_when_guidance_is_off(name):
     assert "step" not in vars(lamo.scheduler) and "encode_prompt" not in vars(lamo)  # nothing left wrapped
 
 
-@pytest.mark.parametrize("name", ["cogvideox-2b-ddim", "wan-unipc"])
+@pytest.mark.parametrize("name", ["cogvideox-2b-ddim", "wan-unipc", "hunyuanvideo", "ltx"])
 def test_bit_identical_decoded_video(name):
     check_bit_identical_decoded(BACKBONES[name], _run)
 
@@ -81,7 +93,7 @@ def test_guidance_changes_the_trajectory_from_the_first_guided_step(name):
     check_guidance_window(BACKBONES[name], _run, WINDOW, FIRST_GUIDED, STEPS, every_step_recorded=True)
 
 
-@pytest.mark.parametrize("name", ["cogvideox-5b-dpm", "wan-unipc"])
+@pytest.mark.parametrize("name", ["cogvideox-5b-dpm", "wan-unipc", "hunyuanvideo-true-cfg", "ltx"])
 def test_no_gradient_reaches_the_transformer(name):
     backbone = BACKBONES[name]
     _, lamo = backbone.pipelines()
@@ -108,7 +120,7 @@ def test_no_gradient_reaches_the_transformer(name):
     assert all(p.grad is None for p in prior.parameters())  # the prior is frozen, not trained
 
 
-@pytest.mark.parametrize("name", ["cogvideox-2b-ddim", "wan-euler"])
+@pytest.mark.parametrize("name", ["cogvideox-2b-ddim", "wan-euler", "hunyuanvideo", "ltx"])
 def test_latent_mode_edits_the_noisy_latent(name):
     backbone = BACKBONES[name]
     _, lamo = backbone.pipelines()
@@ -121,7 +133,7 @@ def test_latent_mode_edits_the_noisy_latent(name):
     assert not torch.equal(latent_mode, _run(lamo, backbone))
 
 
-@pytest.mark.parametrize("name", ["cogvideox-2b-ddim", "wan-unipc"])
+@pytest.mark.parametrize("name", ["cogvideox-2b-ddim", "wan-unipc", "hunyuanvideo-true-cfg", "ltx"])
 def test_prior_is_conditioned_on_the_conditional_prompt(name):
     """With CFG the batch the transformer sees holds negative and positive prompts: pool the positive."""
     backbone = BACKBONES[name]
@@ -169,6 +181,11 @@ def _guidance(prior):
     return MotionPriorGuidance(prior, scale=1.0, window=WINDOW)
 
 
+@pytest.mark.parametrize("name", ["cogvideox-2b-ddim", "wan-unipc", "hunyuanvideo", "ltx"])
+def test_pairs_split_to_the_activation_budget_sample_the_same_video(name):
+    check_activation_budget(BACKBONES[name], _run, WINDOW)
+
+
 # ---------------------------------------------------------------------------------------- safety
 def test_wrappers_are_restored_after_an_exception():
     backbone = BACKBONES["cogvideox-2b-dpm"]
@@ -186,7 +203,7 @@ def test_wrappers_are_restored_after_an_exception():
     assert torch.equal(_run(lamo, backbone), _run(stock, backbone))
 
 
-@pytest.mark.parametrize("name", ["cogvideox-2b-ddim", "wan-unipc"])
+@pytest.mark.parametrize("name", ["cogvideox-2b-ddim", "wan-unipc", "hunyuanvideo", "ltx"])
 def test_a_prior_for_another_backbone_is_refused(name):
     backbone = BACKBONES[name]
     _, lamo = backbone.pipelines()

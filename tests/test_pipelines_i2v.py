@@ -1,7 +1,8 @@
-"""Image-to-video LaMo pipelines vs the stock diffusers ones, on tiny random CogVideoX and Wan I2V backbones.
+"""Image-to-video LaMo pipelines vs the stock diffusers ones, on tiny random CogVideoX, Wan and LTX-Video I2V backbones.
 
 An I2V transformer takes the noisy latents *and* an image condition (CogVideoX: ``2·C`` channels; Wan:
-``2·C + 4``) but predicts ``C``; the scheduler, the prior and guidance work on those ``C`` channels.
+``2·C + 4``) but predicts ``C``; the scheduler, the prior and guidance work on those ``C`` channels. LTX-Video
+keeps the image as a clean first latent frame instead and steps the frames after it.
 
 * guidance off (λ = 0, or no prior) → bit-identical output (``torch.equal``), latents and decoded video;
 * guidance on → identical trajectory up to the first guided step, different from it on, lower
@@ -12,15 +13,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import CogVideoXImageToVideoPipeline, WanImageToVideoPipeline
-from tiny_models import (COGVIDEOX_LATENT_CHANNELS, TEXT_DIM, WAN_LATENT_CHANNELS, cogvideox_call_kwargs,
-                         random_prompt_embeds, tiny_cogvideox_components, tiny_cogvideox_i2v_components, tiny_image,
-                         tiny_motion_prior, tiny_wan_components, tiny_wan_i2v_components,
-                         wan_call_kwargs)
+from diffusers import CogVideoXImageToVideoPipeline, LTXImageToVideoPipeline, WanImageToVideoPipeline
+from tiny_models import (COGVIDEOX_LATENT_CHANNELS, LTX_LATENT_CHANNELS, TEXT_DIM, WAN_LATENT_CHANNELS,
+                         cogvideox_call_kwargs, ltx_call_kwargs, ltx_prompt_kwargs, random_prompt_embeds,
+                         tiny_cogvideox_components, tiny_cogvideox_i2v_components, tiny_image, tiny_ltx_components,
+                         tiny_motion_prior, tiny_wan_components, tiny_wan_i2v_components, wan_call_kwargs)
 
 from lamo.adapters import CogVideoXAdapter, WanAdapter, get_adapter
-from lamo.pipelines import (LaMoCogVideoXImageToVideoPipeline, LaMoCogVideoXPipeline, LaMoWanImageToVideoPipeline,
-                            LaMoWanPipeline, is_image_to_video_model, pipeline_class, takes_image)
+from lamo.pipelines import (LaMoCogVideoXImageToVideoPipeline, LaMoCogVideoXPipeline, LaMoLTXImageToVideoPipeline,
+                            LaMoWanImageToVideoPipeline, LaMoWanPipeline, is_image_to_video_model, pipeline_class,
+                            takes_image)
 
 pytest.register_assert_rewrite("pipeline_checks")  # its asserts report like the tests' own
 from pipeline_checks import Backbone, check_bit_identical_decoded, check_guidance_window  # noqa: E402
@@ -38,7 +40,10 @@ BACKBONES = {
     "wan2.2-i2v-euler": Backbone(lambda: tiny_wan_i2v_components(style="2.2", scheduler="euler"),
                                  WanImageToVideoPipeline, LaMoWanImageToVideoPipeline, wan_call_kwargs, "wan", C_WAN,
                                  [5], C_WAN + 4),
+    "ltx-i2v": Backbone(tiny_ltx_components, LTXImageToVideoPipeline, LaMoLTXImageToVideoPipeline, ltx_call_kwargs,
+                        "ltx", LTX_LATENT_CHANNELS, prompt_kwargs=ltx_prompt_kwargs),
 }
+CHANNEL_DIM = {"cogvideox": 2, "wan": 1, "ltx": -1}  # of the latents a call returns (LTX: packed tokens)
 STEPS, WINDOW, FIRST_GUIDED = 5, 0.6, 2  # steps s ≥ ⌈(1 − 0.6)·5⌉ = 2 are guided
 
 
@@ -46,9 +51,9 @@ def _run(pipe, backbone: Backbone, seed: int = 0, **kwargs):
     lengths = backbone.true_lengths
     call = backbone.call_kwargs(num_inference_steps=STEPS)
     call.update(kwargs)
-    return pipe(image=tiny_image(), prompt_embeds=random_prompt_embeds(1, seed=1, true_lengths=lengths),
-                negative_prompt_embeds=random_prompt_embeds(1, seed=2, true_lengths=[3] if lengths else None),
-                generator=torch.Generator().manual_seed(seed), **call).frames
+    prompts = backbone.prompt_kwargs(random_prompt_embeds(1, seed=1, true_lengths=lengths),
+                                     random_prompt_embeds(1, seed=2, true_lengths=[3] if lengths else None))
+    return pipe(image=tiny_image(), generator=torch.Generator().manual_seed(seed), **prompts, **call).frames
 
 
 # ---------------------------------------------------------------------------------------- guidance off
@@ -57,7 +62,7 @@ def test_i2v_bit_identical_to_stock_when_guidance_is_off(name):
     backbone = BACKBONES[name]
     stock, lamo = backbone.pipelines()
     reference = _run(stock, backbone)
-    assert reference.shape[2 if backbone.family == "cogvideox" else 1] == backbone.channels  # C, not the input's
+    assert reference.shape[CHANNEL_DIM[backbone.family]] == backbone.channels  # C, not the input's
     assert torch.equal(_run(lamo, backbone), reference)  # no prior
     prior = backbone.prior()
     assert torch.equal(_run(lamo, backbone, motion_prior=prior, motion_guidance_scale=0.0), reference)  # λ = 0
@@ -69,7 +74,7 @@ def test_i2v_bit_identical_to_stock_when_guidance_is_off(name):
     assert not {"step"} & set(vars(lamo.scheduler)) and not {"encode_prompt", "prepare_latents"} & set(vars(lamo))
 
 
-@pytest.mark.parametrize("name", ["cogvideox-i2v-ddim", "wan2.1-i2v-unipc"])
+@pytest.mark.parametrize("name", ["cogvideox-i2v-ddim", "wan2.1-i2v-unipc", "ltx-i2v"])
 def test_i2v_bit_identical_decoded_video(name):
     check_bit_identical_decoded(BACKBONES[name], _run)
 
@@ -80,7 +85,7 @@ def test_i2v_guidance_changes_the_trajectory_from_the_first_guided_step(name):
     check_guidance_window(BACKBONES[name], _run, WINDOW, FIRST_GUIDED, STEPS)
 
 
-@pytest.mark.parametrize("name", ["cogvideox-i2v-5b-dpm", "wan2.1-i2v-unipc"])
+@pytest.mark.parametrize("name", ["cogvideox-i2v-5b-dpm", "wan2.1-i2v-unipc", "ltx-i2v"])
 @pytest.mark.parametrize("mode", ["output", "latent"])
 def test_i2v_no_gradient_reaches_the_backbone(name, mode):
     backbone = BACKBONES[name]
@@ -165,9 +170,11 @@ def test_pipeline_class_and_is_image_to_video_model(tmp_path):
     assert pipeline_class("cogvideox") is LaMoCogVideoXPipeline and pipeline_class("wan") is LaMoWanPipeline
     assert pipeline_class("cogvideox", image_to_video=True) is LaMoCogVideoXImageToVideoPipeline
     assert pipeline_class("wan", image_to_video=True) is LaMoWanImageToVideoPipeline
-    with pytest.raises(ValueError, match="hunyuan"):
-        pipeline_class("hunyuan", image_to_video=True)
-    for name in ("CogVideoXImageToVideoPipeline", "WanImageToVideoPipeline", "LaMoWanImageToVideoPipeline"):
+    assert pipeline_class("ltx", image_to_video=True) is LaMoLTXImageToVideoPipeline
+    with pytest.raises(ValueError, match="hunyuanvideo"):
+        pipeline_class("hunyuanvideo", image_to_video=True)  # no HunyuanVideo image-to-video pipeline (yet)
+    for name in ("CogVideoXImageToVideoPipeline", "WanImageToVideoPipeline", "LaMoWanImageToVideoPipeline",
+                 "LTXImageToVideoPipeline"):
         assert is_image_to_video_model({"_class_name": name})
     for name in ("CogVideoXPipeline", "WanPipeline", "LaMoWanPipeline"):
         assert not is_image_to_video_model({"_class_name": name}) and not takes_image({"_class_name": name})

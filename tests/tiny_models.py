@@ -22,6 +22,10 @@ pipeline and a LaMo pipeline can be built from the very same weights):
 * :func:`tiny_wan22_ti2v_components` — Wan 2.2 TI2V-5B style: 48 latent channels from a residual,
   patchifying VAE (16× spatial), ``expand_timesteps=True``; for ``WanPipeline`` and
   ``WanImageToVideoPipeline`` alike.
+* :func:`tiny_hunyuan_video_components` — HunyuanVideo (guidance-distilled transformer, Llama-width and CLIP
+  pooled prompt inputs: :func:`hunyuan_video_prompt_kwargs` makes them from random embeddings).
+* :func:`tiny_ltx_components` — LTX-Video, for ``LTXPipeline`` and ``LTXImageToVideoPipeline`` (packed token
+  latents; a VAE compressing 4× in time and space, so 8 × 8 latents; :func:`ltx_prompt_kwargs` adds masks).
 * :func:`tiny_text_encoder` — a random ``T5EncoderModel`` + word-level tokenizer, for code that
   encodes prompts itself (``encode_prompt``); pass them as ``text_encoder=`` / ``tokenizer=``.
 * :func:`tiny_motion_prior` — a ``MotionPrior("tiny")`` whose zero-initialised output layer is
@@ -47,6 +51,9 @@ __all__ = [
     "WAN22_TI2V_LATENT_CHANNELS", "TI2V_SIZE", "WAN22_BOUNDARY_RATIO",
     "tiny_cogvideox_i2v_components", "tiny_wan_i2v_components", "tiny_wan22_components",
     "tiny_wan22_ti2v_components", "wan22_ti2v_call_kwargs", "tiny_image",
+    "HUNYUAN_LATENT_CHANNELS", "HUNYUAN_POOLED_DIM", "LTX_LATENT_CHANNELS", "tiny_hunyuan_video_components",
+    "hunyuan_video_call_kwargs", "hunyuan_video_prompt_kwargs", "tiny_ltx_components", "ltx_call_kwargs",
+    "ltx_prompt_kwargs",
 ]
 
 HEIGHT = WIDTH = 32  # pixels -> 4 × 4 latents
@@ -59,6 +66,9 @@ COGVIDEOX_LATENT_CHANNELS = 4
 SIZE_ARGS = ["--frames", str(NUM_FRAMES), "--height", str(HEIGHT), "--width", str(WIDTH),
              "--max-sequence-length", str(TEXT_LEN)]
 WAN_LATENT_CHANNELS = 4
+HUNYUAN_LATENT_CHANNELS = 4
+HUNYUAN_POOLED_DIM = 8  # width of the tiny HunyuanVideo's CLIP pooled prompt
+LTX_LATENT_CHANNELS = 8
 WAN22_TI2V_LATENT_CHANNELS = 48  # Wan 2.2 TI2V-5B's VAE (z_dim 48), kept at the real size
 TI2V_SIZE = 64  # pixels -> 4 × 4 latents through TI2V's 16× VAE
 # with 5 UniPC steps (flow_shift 3) the timesteps are ≈ 1000, 923, 818, 667, 429: steps 0–2 run
@@ -338,6 +348,103 @@ def tiny_image(size: int = HEIGHT, seed: int = 0):
 
     pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
     return Image.fromarray(pixels)
+
+
+# ---------------------------------------------------------------------------------------- HunyuanVideo, LTX-Video
+def tiny_hunyuan_video_components(*, latent_channels: int = HUNYUAN_LATENT_CHANNELS, text_dim: int = TEXT_DIM,
+                                  seed: int = 0) -> dict[str, Any]:
+    """Components of a tiny random ``HunyuanVideoPipeline`` (both tokenizers and text encoders ``None``), shrunk as
+    diffusers' ``tests/pipelines/hunyuan_video/test_hunyuan_video.py`` does: a 1 + 1-layer transformer taking
+    ``text_dim``-wide Llama embeddings and a ``HUNYUAN_POOLED_DIM``-wide CLIP vector, guidance-distilled
+    (``guidance_embeds=True``); a VAE compressing 4× in time and 8× in space; FlowMatchEuler with shift 7."""
+    from diffusers import AutoencoderKLHunyuanVideo, FlowMatchEulerDiscreteScheduler, HunyuanVideoTransformer3DModel
+
+    torch.manual_seed(seed)
+    transformer = HunyuanVideoTransformer3DModel(
+        in_channels=latent_channels, out_channels=latent_channels, num_attention_heads=2, attention_head_dim=10,
+        num_layers=1, num_single_layers=1, num_refiner_layers=1, patch_size=1, patch_size_t=1, guidance_embeds=True,
+        text_embed_dim=text_dim, pooled_projection_dim=HUNYUAN_POOLED_DIM, rope_axes_dim=(2, 4, 4),
+    ).eval()
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLHunyuanVideo(
+        in_channels=3, out_channels=3, latent_channels=latent_channels,
+        down_block_types=("HunyuanVideoDownBlock3D",) * 4, up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8), layers_per_block=1, act_fn="silu", norm_num_groups=4,
+        scaling_factor=0.476986, spatial_compression_ratio=8, temporal_compression_ratio=4,
+        mid_block_add_attention=True,
+    ).eval()
+    return dict(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+                text_encoder=None, text_encoder_2=None, tokenizer=None, tokenizer_2=None)
+
+
+def hunyuan_video_call_kwargs(**overrides: Any) -> dict[str, Any]:
+    """Call arguments matching :func:`tiny_hunyuan_video_components` (distilled guidance 4.5, no true CFG)."""
+    kw = dict(height=HEIGHT, width=WIDTH, num_frames=NUM_FRAMES, num_inference_steps=4, guidance_scale=4.5,
+              max_sequence_length=TEXT_LEN, output_type="latent")
+    kw.update(overrides)
+    return kw
+
+
+def hunyuan_video_prompt_kwargs(positive: torch.Tensor, negative: torch.Tensor | None = None) -> dict[str, Any]:
+    """``HunyuanVideoPipeline``'s prompt arguments from Llama-like embeddings: every token attended to, and a
+    CLIP-like pooled vector made from each prompt's first token (deterministic, different per prompt)."""
+    kw: dict[str, Any] = {}
+    for prefix, embeds in (("", positive), ("negative_", negative)):
+        if embeds is not None:
+            kw.update({f"{prefix}prompt_embeds": embeds,
+                       f"{prefix}pooled_prompt_embeds": embeds[:, 0, :HUNYUAN_POOLED_DIM].clone(),
+                       f"{prefix}prompt_attention_mask": torch.ones(embeds.shape[:2], dtype=torch.long)})
+    return kw
+
+
+def tiny_ltx_components(*, latent_channels: int = LTX_LATENT_CHANNELS, text_dim: int = TEXT_DIM,
+                        seed: int = 0) -> dict[str, Any]:
+    """Components of a tiny random ``LTXPipeline`` / ``LTXImageToVideoPipeline`` (tokenizer and text encoder
+    ``None``), shrunk as diffusers' ``tests/pipelines/ltx/test_ltx.py`` does: a 1-layer transformer on packed
+    tokens (patch 1 × 1 × 1), a VAE compressing 4× in time and space (so ``HEIGHT × WIDTH`` px → 8 × 8 latents) with
+    non-trivial ``latents_mean`` / ``latents_std``, FlowMatchEuler with the released dynamic shift."""
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
+
+    torch.manual_seed(seed)
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=latent_channels, out_channels=latent_channels, patch_size=1, patch_size_t=1,
+        num_attention_heads=4, attention_head_dim=8, cross_attention_dim=32, num_layers=1, caption_channels=text_dim,
+    ).eval()
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3, out_channels=3, latent_channels=latent_channels, block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
+        patch_size_t=1, encoder_causal=True, decoder_causal=False,
+    )
+    with torch.no_grad():
+        vae.latents_mean.copy_(torch.tensor([0.1 * (c - latent_channels / 2) for c in range(latent_channels)]))
+        vae.latents_std.copy_(torch.tensor([0.5 + 0.25 * c for c in range(latent_channels)]))
+    vae.use_framewise_encoding = vae.use_framewise_decoding = False
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
+                                                base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1)
+    return dict(transformer=transformer, vae=vae.eval(), scheduler=scheduler, text_encoder=None, tokenizer=None)
+
+
+def ltx_call_kwargs(**overrides: Any) -> dict[str, Any]:
+    """Call arguments matching :func:`tiny_ltx_components` (CFG 3, as the stock default)."""
+    kw = dict(height=HEIGHT, width=WIDTH, num_frames=NUM_FRAMES, num_inference_steps=4, guidance_scale=3.0,
+              max_sequence_length=TEXT_LEN, output_type="latent")
+    kw.update(overrides)
+    return kw
+
+
+def ltx_prompt_kwargs(positive: torch.Tensor, negative: torch.Tensor | None = None) -> dict[str, Any]:
+    """``LTXPipeline``'s prompt arguments: the embeddings and masks attending to every token (the stock pipeline
+    requires a mask with given embeddings)."""
+    kw: dict[str, Any] = {}
+    for prefix, embeds in (("", positive), ("negative_", negative)):
+        if embeds is not None:
+            kw.update({f"{prefix}prompt_embeds": embeds,
+                       f"{prefix}prompt_attention_mask": torch.ones(embeds.shape[:2], dtype=torch.bool)})
+    return kw
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -62,8 +62,8 @@ from .sharding import Shards
 __all__ = ["SampleConfig", "SampleRun", "run_sampling", "save_prompt_embeds", "load_prompt_embeds",
            "read_prompts_file", "folder_fingerprint", "recipe_differences", "FAMILIES", "DEFAULT_FPS"]
 
-FAMILIES = ("cogvideox", "wan")
-DEFAULT_FPS = {"cogvideox": 8, "wan": 16}
+FAMILIES = ("cogvideox", "wan", "hunyuanvideo", "ltx")
+DEFAULT_FPS = {"cogvideox": 8, "wan": 16, "hunyuanvideo": 24, "ltx": 24}
 MAX_FPS = 1000  # most frames per second a video may be written at
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _VIDEO_NAME = re.compile(r"\d+_-?\d+_[^_/]+\.mp4")  # <prompt_idx>_<seed>_<λ>.mp4
@@ -80,11 +80,11 @@ class SampleConfig:
     ``sampling.json``, else defaults; sizes from the model's config.
     """
 
-    model: str  # diffusers pipeline folder or hub id (CogVideoX or Wan)
+    model: str  # diffusers pipeline folder or hub id (CogVideoX, Wan, HunyuanVideo or LTX-Video)
     prompt: list[str] | None = None  # text prompts (one of prompt / prompts_file / prompt_embeds)
     prompts_file: str | None = None  # text file (one prompt per line) or a CSV / JSON / JSONL table
     prompt_embeds: str | None = None  # safetensors file of precomputed prompt embeddings
-    family: str | None = None  # "cogvideox" or "wan" (None: from the model's model_index.json)
+    family: str | None = None  # "cogvideox", "wan", "hunyuanvideo" or "ltx" (None: from the model's model_index.json)
     prior: str | None = None  # motion prior folder
     negative_prompt: str | None = None
     image: str | None = None  # image-to-video: the first frame

@@ -9,7 +9,8 @@ backbone-agnostic and talks to a backbone only through a :class:`BackboneAdapter
 * how to encode videos / prompts with the backbone's VAE / text encoder (for the latent cache);
 * one training forward that returns prediction, target and ``x̂0`` (for drift-loss fine-tuning).
 
-Implementations: :mod:`lamo.adapters.cogvideox`, :mod:`lamo.adapters.wan`; look one up with
+Implementations: :mod:`lamo.adapters.cogvideox`, :mod:`lamo.adapters.wan`, :mod:`lamo.adapters.hunyuan_video`,
+:mod:`lamo.adapters.ltx` (the flow-matching ones share :class:`FlowMatchAdapter`); look one up with
 :func:`lamo.adapters.get_adapter`.
 
 Video frames given to ``encode_video`` are either what :func:`lamo.video_io.read_video` gives
@@ -30,8 +31,8 @@ from ..parametrization import check_prediction_type, per_sample, predict_x0, sig
 from ..prior import pool_prompt_embeds
 
 __all__ = [
-    "BackboneAdapter", "NoiseLevel", "TrainingForward", "frames_to_vae_input", "text_pipeline",
-    "check_training_latents", "randn_like_latents", "generator_device", "on_device",
+    "BackboneAdapter", "FlowMatchAdapter", "NoiseLevel", "TrainingForward", "frames_to_vae_input", "text_pipeline",
+    "check_training_latents", "randn_like_latents", "generator_device", "on_device", "normalized_family_name",
 ]
 
 # (id of a scheduler table, device) -> (weak reference to the table, its copy there, table version)
@@ -153,6 +154,11 @@ def check_training_latents(latents: torch.Tensor, channels: int, family: str) ->
             f"the transformer denoises {channels}; check the layout and that the latents come from this backbone's VAE"
         )
     return tuple(latents.shape)
+
+
+def normalized_family_name(name: str) -> str:
+    """A backbone name as family names are compared: lower case, without LaMo's prefix, ``-``, ``_`` or spaces."""
+    return "".join(c for c in name.strip().lower() if c not in "-_ ").removeprefix("lamo")
 
 
 def generator_device(generator: torch.Generator | None) -> torch.device:
@@ -284,16 +290,20 @@ class BackboneAdapter(ABC):
         ``text_source`` is a pipeline of the family (its ``encode_prompt`` is used) or a text encoder,
         then with ``tokenizer``. ``max_sequence_length`` defaults to the pipeline's own default.
         """
+        import inspect
+
         pipe = text_pipeline(self.pipeline_class(), text_source, tokenizer)
-        embeds, _ = pipe.encode_prompt(
+        kwargs = dict(
             prompt=[prompts] if isinstance(prompts, str) else list(prompts),
-            do_classifier_free_guidance=False,
+            do_classifier_free_guidance=False,  # only where the family's encode_prompt takes it
             num_videos_per_prompt=1,
             max_sequence_length=max_sequence_length or self.default_max_sequence_length,
             device=device,
             dtype=dtype,
         )
-        return embeds  # (B, L, D)
+        takes = inspect.signature(pipe.encode_prompt).parameters
+        out = pipe.encode_prompt(**{k: v for k, v in kwargs.items() if k in takes})
+        return out[0]  # (B, L, D): every family's encode_prompt returns the prompt embeddings first
 
     # ---------------------------------------------------------------- latents
     @torch.no_grad()
@@ -326,6 +336,7 @@ class BackboneAdapter(ABC):
         noise: torch.Tensor | None = None,
         timesteps: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        **text_inputs: Any,
     ) -> TrainingForward:
         """One fine-tuning forward: noise clean latents, run the transformer, return pred / target / ``x̂0``.
 
@@ -338,6 +349,8 @@ class BackboneAdapter(ABC):
             timesteps: ``(B,)`` timesteps in the scheduler's units (``[0, num_train_timesteps)``);
                 drawn with ``generator`` when ``None``.
             generator: RNG for the draws.
+            text_inputs: what else the family's transformer takes from the text encoders (HunyuanVideo:
+                ``pooled_prompt_embeds``, ``prompt_attention_mask``; LTX-Video: ``prompt_attention_mask``).
 
         What every family shares happens here — the latent checks, the noise draw, ``x̂0`` from the
         prediction (in ≥ fp32: bf16 loses small drifts) and the weight ``w(t)``; the family says what
@@ -356,7 +369,7 @@ class BackboneAdapter(ABC):
             noise = randn_like_latents(latents.shape, generator, latents)
         timesteps, level = self.training_noise(scheduler, B, timesteps, generator, like=latents)
         noisy, pred, target = self.denoise_for_training(transformer, scheduler, latents, noise, timesteps, level,
-                                                        prompt_embeds)
+                                                        prompt_embeds, **text_inputs)
         dtype = torch.promote_types(pred.dtype, torch.float32)  # x̂0 in ≥ fp32 (bf16 loses small drifts)
         x0_pred = self.x0(pred.to(dtype), noisy.to(dtype), level)
         return TrainingForward(pred=pred, target=target, x0_pred=x0_pred, weight=self.signal_weight(level),
@@ -394,7 +407,7 @@ class BackboneAdapter(ABC):
             raise TypeError(f"motion prior must be a lamo.MotionPrior, got {type(prior).__name__}")
         # A prior names its backbone freely ("cogvideox", "cogvideox-2b", "wan2.1-1.3b"): any name that
         # starts with this family's name belongs to it; channel and text-width checks do the rest.
-        trained_for = (prior.config.backbone or "").lower()
+        trained_for = normalized_family_name(prior.config.backbone or "")
         same_family = not trained_for or trained_for.startswith(self.family)
         prior.check_compatible(self.latent_channels(transformer), self.text_embed_dim(transformer),
                                None if same_family else self.family)
@@ -426,3 +439,88 @@ class BackboneAdapter(ABC):
     @abstractmethod
     def text_embed_dim(self, transformer: Any) -> int:
         """Width ``D`` of the prompt embeddings the backbone takes."""
+
+
+class FlowMatchAdapter(BackboneAdapter):
+    """What the flow-matching families (Wan, HunyuanVideo, LTX-Video) share.
+
+    * **Prediction**: flow velocity ``v = ε − x0`` with ``x_t = (1 − σ)·x0 + σ·ε``, so ``x̂0 = x_t − σ_t·v``.
+    * **Noise level**: ``σ_t = scheduler.sigmas[step_index]`` — flow schedulers (``FlowMatchEulerDiscreteScheduler``,
+      UniPC with flow sigmas) index their shifted sigmas by step, and compute ``x̂0`` from exactly that σ in
+      ``step``. The step index is the scheduler's own counter (``step_index``; before its first step,
+      ``begin_index`` or the timestep's position, as the scheduler itself would initialise it).
+    * **Training**: ``σ = s·u / (1 + (s − 1)·u)``, ``u ~ U(0, 1)`` with the scheduler's shift ``s``, timestep
+      ``σ·N``; ``x_t = (1 − σ)·x0 + σ·ε`` (:meth:`flow_noisy`), target ``ε − x0``.
+    """
+
+    def prediction_type(self, scheduler: Any) -> str:
+        pt = scheduler.config.get("prediction_type")
+        if pt is None or "FlowMatch" in type(scheduler).__name__:
+            return "flow"  # flow-matching schedulers have no prediction_type: they integrate a velocity
+        raise ValueError(f"{type(self).__name__}: {type(scheduler).__name__} is not a flow-matching scheduler "
+                         f"(prediction_type {pt!r}); use FlowMatchEulerDiscreteScheduler, the family's own")
+
+    def step_index(self, scheduler: Any, timestep: torch.Tensor | float) -> int:
+        """The index into ``scheduler.sigmas`` its next ``step(…, timestep, …)`` call will use."""
+        if getattr(scheduler, "step_index", None) is not None:
+            return int(scheduler.step_index)
+        if getattr(scheduler, "begin_index", None) is not None:
+            return int(scheduler.begin_index)
+        if not hasattr(scheduler, "index_for_timestep"):
+            raise ValueError(f"cannot tell which step {type(scheduler).__name__} is at; pass step_index=")
+        t = torch.as_tensor(timestep).to(scheduler.timesteps.device)
+        return int(scheduler.index_for_timestep(t))
+
+    def noise_level(
+        self,
+        scheduler: Any,
+        timestep: torch.Tensor | float,
+        sample: torch.Tensor | None = None,
+        step_index: int | None = None,
+    ) -> NoiseLevel:
+        """``σ_t = scheduler.sigmas[step_index]`` (flow); for a non-flow sigma scheduler, ``ᾱ_t = 1 / (1 + σ²)``."""
+        pt = self.prediction_type(scheduler)
+        if step_index is None:
+            step_index = self.step_index(scheduler, timestep)
+        sigmas = scheduler.sigmas if sample is None else on_device(scheduler.sigmas, sample.device)
+        sigma = sigmas[step_index].float()  # a Python index: no host sync
+        if pt == "flow":
+            return NoiseLevel(pt, sigma=sigma)
+        return NoiseLevel(pt, alpha_bar=1.0 / (1.0 + sigma**2))  # VE σ = √((1−ᾱ)/ᾱ)
+
+    def training_shift(self, scheduler: Any) -> float:
+        """The σ shift ``s`` the sampler applies (UniPC ``flow_shift`` / FlowMatchEuler ``shift``; 1 = none)."""
+        cfg = scheduler.config
+        if cfg.get("use_flow_sigmas", False):
+            return float(cfg.get("flow_shift", 1.0))
+        return float(cfg.get("shift", 1.0))
+
+    def training_noise_stds(self, scheduler: Any) -> torch.Tensor:
+        """``σ_t`` on the grid ``u = 1/N … 1`` with the sampler's shift (``training_forward``'s σ law)."""
+        n = int(scheduler.config.num_train_timesteps)
+        u = torch.arange(1, n + 1, dtype=torch.float64) / n
+        s = self.training_shift(scheduler)
+        return (s * u / (1 + (s - 1) * u)).float()
+
+    def training_noise(
+        self, scheduler: Any, batch: int, timesteps: torch.Tensor | None, generator: torch.Generator | None,
+        like: torch.Tensor,
+    ) -> tuple[torch.Tensor, NoiseLevel]:
+        """``σ = s·u/(1+(s−1)·u)``, ``u ~ U(0, 1)`` with the sampler's shift ``s`` (timestep ``σ·N``), or
+        ``σ = t / N`` for given ``timesteps`` in ``[0, N]``."""
+        num_train = scheduler.config.num_train_timesteps
+        if timesteps is None:
+            u = torch.rand(batch, generator=generator, device=generator_device(generator)).to(like.device)  # (B,)
+            s = self.training_shift(scheduler)
+            sigma = s * u / (1 + (s - 1) * u)
+            timesteps = sigma * num_train
+        else:
+            timesteps = torch.as_tensor(timesteps, device=like.device).float().expand(batch)  # (B,)
+            sigma = timesteps / num_train
+        return timesteps, NoiseLevel("flow", sigma=sigma.float())
+
+    @staticmethod
+    def flow_noisy(x0: torch.Tensor, noise: torch.Tensor, level: NoiseLevel) -> torch.Tensor:
+        """``x_t = (1 − σ)·x0 + σ·ε`` with a ``(B,)`` σ, in any 5-D layout."""
+        s_b = level.sigma.to(x0.dtype).view(x0.shape[0], 1, 1, 1, 1)
+        return (1 - s_b) * x0 + s_b * noise

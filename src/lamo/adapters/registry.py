@@ -9,11 +9,13 @@ import json
 import os
 from typing import Any
 
-from .base import BackboneAdapter
+from .base import BackboneAdapter, normalized_family_name
 from .cogvideox import CogVideoXAdapter
+from .hunyuan_video import HunyuanVideoAdapter
+from .ltx import LTXAdapter
 from .wan import WanAdapter
 
-__all__ = ["ADAPTERS", "register_adapter", "get_adapter", "family_of", "detect_family"]
+__all__ = ["ADAPTERS", "register_adapter", "get_adapter", "family_of", "detect_family", "normalized_family_name"]
 
 ADAPTERS: dict[str, type[BackboneAdapter]] = {}
 
@@ -28,6 +30,8 @@ def register_adapter(cls: type[BackboneAdapter]) -> type[BackboneAdapter]:
 
 register_adapter(CogVideoXAdapter)
 register_adapter(WanAdapter)
+register_adapter(HunyuanVideoAdapter)
+register_adapter(LTXAdapter)
 
 
 def _family_of_class_name(name: str) -> str | None:
@@ -39,15 +43,17 @@ def _family_of_class_name(name: str) -> str | None:
 
 
 def family_of(obj: Any) -> str:
-    """Family name (``"cogvideox"``, ``"wan"``) of a name, pipeline, transformer or ``model_index.json`` dict.
+    """Family name (``"cogvideox"``, ``"wan"``, ``"hunyuanvideo"``, ``"ltx"``) of a name, pipeline, transformer or
+    ``model_index.json`` dict.
 
-    A string is a family name or any name starting with one (``"CogVideoX-2b"``, ``"WanPipeline"``).
-    Objects are recognised by their diffusers class names (``CogVideoX…``, ``Wan…``, with or
+    A string is a family name or any name starting with one (``"CogVideoX-2b"``, ``"WanPipeline"``,
+    ``"HunyuanVideo-13B"``; ``-``, ``_`` and spaces are ignored: ``"hunyuan-video"``). Objects are recognised by
+    their diffusers class names (``CogVideoX…``, ``Wan…``, ``HunyuanVideoPipeline``, ``LTXPipeline``, with or
     without LaMo's ``LaMo`` prefix, subclasses included); a pipeline also by its transformer.
     """
     if isinstance(obj, str):
         # a family name, or any name that starts with one: "CogVideoX-2b", "WanPipeline", "LaMoWanPipeline"
-        key = obj.strip().lower().removeprefix("lamo")
+        key = normalized_family_name(obj)
         for family in sorted(ADAPTERS, key=len, reverse=True):
             if key.startswith(family):
                 return family
@@ -60,7 +66,7 @@ def family_of(obj: Any) -> str:
             if family:
                 return family
         raise ValueError(
-            f"model_index.json of a {obj.get('_class_name', 'pipeline')!r} names no CogVideoX or Wan class; "
+            f"model_index.json of a {obj.get('_class_name', 'pipeline')!r} names no class of a family LaMo knows; "
             f"pass the family explicitly (one of {sorted(ADAPTERS)})"
         )
     adapter = getattr(obj, "adapter", None)

@@ -31,13 +31,16 @@ from typing import Any
 import torch
 
 from ..parametrization import check_prediction_type
-from .base import BackboneAdapter, NoiseLevel, generator_device, on_device
+from .base import FlowMatchAdapter, NoiseLevel
 
 __all__ = ["WanAdapter"]
 
 
-class WanAdapter(BackboneAdapter):
-    """Adapter for ``WanPipeline`` / ``WanImageToVideoPipeline`` / ``WanTransformer3DModel`` (docs/design.md §2)."""
+class WanAdapter(FlowMatchAdapter):
+    """Adapter for ``WanPipeline`` / ``WanImageToVideoPipeline`` / ``WanTransformer3DModel`` (docs/design.md §2).
+
+    Noise levels, the training σ law and ``x_t`` are the flow-matching families' (:class:`FlowMatchAdapter`);
+    Wan adds UniPC's flow sigmas."""
 
     family = "wan"
     layout = "BCFHW"
@@ -57,48 +60,6 @@ class WanAdapter(BackboneAdapter):
         if pt in ("epsilon", "v_prediction") and scheduler.config.get("use_flow_sigmas", False):
             raise ValueError(f"{type(scheduler).__name__}: {pt!r} prediction with flow sigmas is not supported")
         return check_prediction_type(pt)
-
-    def step_index(self, scheduler: Any, timestep: torch.Tensor | float) -> int:
-        """The index into ``scheduler.sigmas`` its next ``step(…, timestep, …)`` call will use."""
-        if getattr(scheduler, "step_index", None) is not None:
-            return int(scheduler.step_index)
-        if getattr(scheduler, "begin_index", None) is not None:
-            return int(scheduler.begin_index)
-        if not hasattr(scheduler, "index_for_timestep"):
-            raise ValueError(f"cannot tell which step {type(scheduler).__name__} is at; pass step_index=")
-        t = torch.as_tensor(timestep).to(scheduler.timesteps.device)
-        return int(scheduler.index_for_timestep(t))
-
-    def noise_level(
-        self,
-        scheduler: Any,
-        timestep: torch.Tensor | float,
-        sample: torch.Tensor | None = None,
-        step_index: int | None = None,
-    ) -> NoiseLevel:
-        """``σ_t = scheduler.sigmas[step_index]`` (flow); for a non-flow UniPC, ``ᾱ_t = 1 / (1 + σ²)``."""
-        pt = self.prediction_type(scheduler)
-        if step_index is None:
-            step_index = self.step_index(scheduler, timestep)
-        sigmas = scheduler.sigmas if sample is None else on_device(scheduler.sigmas, sample.device)
-        sigma = sigmas[step_index].float()  # a Python index: no host sync
-        if pt == "flow":
-            return NoiseLevel(pt, sigma=sigma)
-        return NoiseLevel(pt, alpha_bar=1.0 / (1.0 + sigma**2))  # VE σ = √((1−ᾱ)/ᾱ)
-
-    def training_shift(self, scheduler: Any) -> float:
-        """The σ shift ``s`` the sampler applies (UniPC ``flow_shift`` / FlowMatchEuler ``shift``; 1 = none)."""
-        cfg = scheduler.config
-        if cfg.get("use_flow_sigmas", False):
-            return float(cfg.get("flow_shift", 1.0))
-        return float(cfg.get("shift", 1.0))
-
-    def training_noise_stds(self, scheduler: Any) -> torch.Tensor:
-        """``σ_t`` on the grid ``u = 1/N … 1`` with the sampler's shift (``training_forward``'s σ law)."""
-        n = int(scheduler.config.num_train_timesteps)
-        u = torch.arange(1, n + 1, dtype=torch.float64) / n
-        s = self.training_shift(scheduler)
-        return (s * u / (1 + (s - 1) * u)).float()
 
     # ---------------------------------------------------------------- dims
     def text_embed_dim(self, transformer: Any) -> int:
@@ -127,34 +88,13 @@ class WanAdapter(BackboneAdapter):
         return (z - mean) / std
 
     # ---------------------------------------------------------------- training
-    def training_noise(
-        self, scheduler: Any, batch: int, timesteps: torch.Tensor | None, generator: torch.Generator | None,
-        like: torch.Tensor,
-    ) -> tuple[torch.Tensor, NoiseLevel]:
-        """``σ = s·u/(1+(s−1)·u)``, ``u ~ U(0, 1)`` with the sampler's shift ``s`` (timestep ``σ·N``), or
-        ``σ = t / N`` for given ``timesteps`` in ``[0, N]``."""
-        num_train = scheduler.config.num_train_timesteps
-        if timesteps is None:
-            u = torch.rand(batch, generator=generator, device=generator_device(generator)).to(like.device)  # (B,)
-            s = self.training_shift(scheduler)
-            sigma = s * u / (1 + (s - 1) * u)
-            timesteps = sigma * num_train
-        else:
-            timesteps = torch.as_tensor(timesteps, device=like.device).float().expand(batch)  # (B,)
-            sigma = timesteps / num_train
-        return timesteps, NoiseLevel("flow", sigma=sigma.float())
-
     def denoise_for_training(
         self, transformer: Any, scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
         level: NoiseLevel, prompt_embeds: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Flow matching: ``x_t = (1 − σ)·x0 + σ·ε``; ``pred = transformer(x_t, σ·N, prompt)``; target ``ε − x0``.
         Inputs and outputs are ``(B, F, C, H, W)``; the transformer runs in its own ``(B, C, F, H, W)``."""
-        B = latents.shape[0]
-        x0 = self.from_bfchw(latents)  # (B, F, C, H, W) -> (B, C, F, H, W)
-        eps = self.from_bfchw(noise)  # (B, F, C, H, W) -> (B, C, F, H, W)
-        s_b = level.sigma.to(latents.dtype).view(B, 1, 1, 1, 1)
-        noisy = (1 - s_b) * x0 + s_b * eps  # x_t: (B, C, F, H, W)
+        noisy = self.flow_noisy(self.from_bfchw(latents), self.from_bfchw(noise), level)  # x_t: (B, C, F, H, W)
         pred = transformer(
             hidden_states=noisy.to(transformer.dtype),
             timestep=timesteps,

@@ -4,6 +4,9 @@
 * :class:`LaMoCogVideoXImageToVideoPipeline` — subclass of ``diffusers.CogVideoXImageToVideoPipeline``;
 * :class:`LaMoWanPipeline` — subclass of ``diffusers.WanPipeline`` (Wan 2.1 and 2.2);
 * :class:`LaMoWanImageToVideoPipeline` — subclass of ``diffusers.WanImageToVideoPipeline``;
+* :class:`LaMoHunyuanVideoPipeline` — subclass of ``diffusers.HunyuanVideoPipeline``;
+* :class:`LaMoLTXPipeline`, :class:`LaMoLTXImageToVideoPipeline` — subclasses of ``diffusers.LTXPipeline`` and
+  ``diffusers.LTXImageToVideoPipeline``;
 * :func:`pipeline_class` — the LaMo pipeline class of a backbone family (text- or image-to-video);
 * :func:`resolve_sampling_settings` — λ, ρ, steps and CFG of a call: the caller's, else the prior's
   recorded ``sampling.json``, else defaults (:mod:`lamo.pipelines.settings`, with :func:`model_sizes`).
@@ -24,23 +27,28 @@ from .guided import (RELEASE_GUIDANCE_KWARGS, RELEASE_SAMPLING_KWARGS, GuidanceR
                      MotionGuidedPipelineMixin, NonFiniteGuidanceError)
 from .settings import (SAMPLING_DEFAULTS, check_sizes, describe_settings, model_sizes, resolve_sampling_settings,
                        stock_call)
+from .hunyuan_video import LaMoHunyuanVideoPipeline
+from .ltx import LaMoLTXImageToVideoPipeline, LaMoLTXPipeline
 from .wan import LaMoWanImageToVideoPipeline, LaMoWanPipeline
 
 __all__ = [
     "LaMoCogVideoXPipeline", "LaMoWanPipeline", "LaMoCogVideoXImageToVideoPipeline", "LaMoWanImageToVideoPipeline",
+    "LaMoHunyuanVideoPipeline", "LaMoLTXPipeline", "LaMoLTXImageToVideoPipeline",
     "pipeline_class", "is_image_to_video_model", "takes_image",
     "GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
     "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS",
     "resolve_sampling_settings", "describe_settings", "SAMPLING_DEFAULTS", "model_sizes", "check_sizes", "stock_call",
 ]
 
-PIPELINES = {"cogvideox": LaMoCogVideoXPipeline, "wan": LaMoWanPipeline}
-IMAGE_TO_VIDEO_PIPELINES = {"cogvideox": LaMoCogVideoXImageToVideoPipeline, "wan": LaMoWanImageToVideoPipeline}
+PIPELINES = {"cogvideox": LaMoCogVideoXPipeline, "wan": LaMoWanPipeline, "hunyuanvideo": LaMoHunyuanVideoPipeline,
+             "ltx": LaMoLTXPipeline}
+IMAGE_TO_VIDEO_PIPELINES = {"cogvideox": LaMoCogVideoXImageToVideoPipeline, "wan": LaMoWanImageToVideoPipeline,
+                            "ltx": LaMoLTXImageToVideoPipeline}
 
 
 def pipeline_class(family: str, image_to_video: bool = False) -> type:
-    """The LaMo pipeline class for ``family`` (``"cogvideox"`` or ``"wan"``); ``image_to_video=True`` gives
-    the image-to-video one (``pipe(image=…, prompt=…)``)."""
+    """The LaMo pipeline class for ``family`` (``"cogvideox"``, ``"wan"``, ``"hunyuanvideo"``, ``"ltx"``);
+    ``image_to_video=True`` gives the image-to-video one (``pipe(image=…, prompt=…)``; not for HunyuanVideo)."""
     table = IMAGE_TO_VIDEO_PIPELINES if image_to_video else PIPELINES
     if family not in table:
         raise ValueError(f"no LaMo pipeline for backbone family {family!r}; choose from {sorted(table)}")
@@ -49,9 +57,10 @@ def pipeline_class(family: str, image_to_video: bool = False) -> type:
 
 def is_image_to_video_model(model_index: dict) -> bool:
     """Whether a saved pipeline's ``model_index.json`` (as a dict) is an image-to-video one: its class is
-    ``CogVideoXImageToVideoPipeline`` / ``WanImageToVideoPipeline`` (with or without LaMo's prefix)."""
+    ``CogVideoXImageToVideoPipeline`` / ``WanImageToVideoPipeline`` / ``LTXImageToVideoPipeline`` (with or without
+    LaMo's prefix)."""
     name = str(model_index.get("_class_name", "")).removeprefix("LaMo")
-    return name in ("CogVideoXImageToVideoPipeline", "WanImageToVideoPipeline")
+    return name in ("CogVideoXImageToVideoPipeline", "WanImageToVideoPipeline", "LTXImageToVideoPipeline")
 
 
 def takes_image(model_index: dict) -> bool:

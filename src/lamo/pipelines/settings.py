@@ -102,11 +102,10 @@ def describe_settings(values: dict[str, Any], sources: dict[str, str]) -> str:
 
 # ---------------------------------------------------------------------------------------- the model's sizes
 def pipeline_family(pipe: Any) -> str:
-    """``"cogvideox"`` or ``"wan"``: the family of a LaMo pipeline (its adapter's) or of a stock one (its class)."""
-    adapter = getattr(pipe, "adapter", None)
-    if adapter is not None and getattr(adapter, "family", ""):
-        return adapter.family
-    return "cogvideox" if "CogVideoX" in type(pipe).__name__ else "wan"
+    """``"cogvideox"``, ``"wan"``, …: the family of a LaMo pipeline (its adapter's) or of a stock one (its class)."""
+    from ..adapters.registry import family_of
+
+    return family_of(pipe)
 
 
 def model_sizes(pipe: Any, family: str | None = None) -> dict[str, int]:
@@ -139,8 +138,10 @@ def check_sizes(pipe: Any, family: str | None, frames: int, height: int, width: 
     for flag, v in asked:
         if v < 1:
             raise InputError(f"{flag} must be ≥ 1, got {v}")
-    cfg, s, t = pipe.transformer.config, pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal
-    patch = cfg.patch_size if family == "cogvideox" else tuple(cfg.patch_size)[1]
+    cfg = pipe.transformer.config
+    s = getattr(pipe, "vae_scale_factor_spatial", None) or pipe.vae_spatial_compression_ratio  # LTX names it so
+    t = getattr(pipe, "vae_scale_factor_temporal", None) or pipe.vae_temporal_compression_ratio
+    patch = cfg.patch_size if isinstance(cfg.patch_size, int) else tuple(cfg.patch_size)[1]
     step = s * patch
     for flag, v in (("--height", height), ("--width", width)):
         if v % step:

@@ -1,0 +1,31 @@
+"""``LaMoHunyuanVideoPipeline``: diffusers' HunyuanVideo pipeline with Motion Prior Guidance."""
+from __future__ import annotations
+
+from diffusers import HunyuanVideoPipeline
+
+from ..adapters.hunyuan_video import HunyuanVideoAdapter
+from .guided import MotionGuidedPipelineMixin
+
+__all__ = ["LaMoHunyuanVideoPipeline"]
+
+
+class LaMoHunyuanVideoPipeline(MotionGuidedPipelineMixin, HunyuanVideoPipeline):
+    """``HunyuanVideoPipeline`` (HunyuanVideo 13B text-to-video) plus Motion Prior Guidance.
+
+    Same components, ``from_pretrained`` and call arguments as ``HunyuanVideoPipeline``, plus the ``motion_*``
+    arguments of :meth:`MotionGuidedPipelineMixin.__call__`. Latents are ``(B, C, F, H, W)``, flow matching
+    (``FlowMatchEulerDiscreteScheduler``); the prior is conditioned on the Llama prompt embeddings (mean over
+    their tokens). ``guidance_scale`` is the distilled guidance the transformer takes, ``true_cfg_scale`` > 1
+    with a negative prompt adds a classifier-free branch; guidance corrects what ``scheduler.step`` receives
+    either way::
+
+        pipe = LaMoHunyuanVideoPipeline.from_pretrained("hunyuanvideo-community/HunyuanVideo",
+                                                        torch_dtype=torch.bfloat16).to("cuda")
+        pipe.load_motion_prior("path/to/prior")  # a prior trained on HunyuanVideo latents (16 channels)
+        video = pipe("a ball bounces", motion_guidance_scale=1.0).frames[0]
+
+    Called with ``prompt_embeds=`` it needs ``pooled_prompt_embeds=`` (CLIP) and ``prompt_attention_mask=``
+    too, as the stock pipeline does.
+    """
+
+    adapter = HunyuanVideoAdapter()
