@@ -53,7 +53,7 @@ __all__ = [
     "tiny_wan22_ti2v_components", "wan22_ti2v_call_kwargs", "tiny_image",
     "HUNYUAN_LATENT_CHANNELS", "HUNYUAN_POOLED_DIM", "LTX_LATENT_CHANNELS", "tiny_hunyuan_video_components",
     "hunyuan_video_call_kwargs", "hunyuan_video_prompt_kwargs", "tiny_ltx_components", "ltx_call_kwargs",
-    "ltx_prompt_kwargs",
+    "ltx_prompt_kwargs", "tiny_hunyuan_video_text_encoders",
 ]
 
 HEIGHT = WIDTH = 32  # pixels -> 4 × 4 latents
@@ -481,8 +481,20 @@ def tiny_text_encoder(dim: int = TEXT_DIM, words: tuple[str, ...] = (), seed: in
 
     The vocabulary is ``words`` plus a few physics-caption words; other words map to ``<unk>``.
     """
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = _word_tokenizer(words)
+    torch.manual_seed(seed)
+    config = T5Config(vocab_size=len(tokenizer), d_model=dim, d_kv=8, d_ff=2 * dim, num_layers=1, num_heads=2,
+                      dropout_rate=0.0)
+    return T5EncoderModel(config).eval(), tokenizer
+
+
+def _word_tokenizer(words: tuple[str, ...] = ()):
+    """A word-level fast tokenizer with T5's special tokens (``<pad>`` 0, ``</s>`` 1 appended, ``<unk>`` 2) over
+    ``words`` plus a few physics-caption words."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+    from transformers import PreTrainedTokenizerFast
 
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
     for w in ("a", "the", "red", "blue", "ball", "balls", "two", "bounces", "falls", "rolls", "collide", "on",
@@ -492,11 +504,26 @@ def tiny_text_encoder(dim: int = TEXT_DIM, words: tuple[str, ...] = (), seed: in
     tk.normalizer = normalizers.Lowercase()
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
     tk.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+def tiny_hunyuan_video_text_encoders(words: tuple[str, ...] = (), seed: int = 0) -> dict[str, Any]:
+    """HunyuanVideo's two text encoders, tiny and random, with word-level tokenizers: a 2-layer ``LlamaModel`` of
+    width ``TEXT_DIM`` (``text_encoder``; the pipeline reads its third-to-last hidden state) and a ``CLIPTextModel``
+    of width ``HUNYUAN_POOLED_DIM`` (``text_encoder_2``; its pooled output). Add them to
+    :func:`tiny_hunyuan_video_components`."""
+    from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
+
+    tokenizer = _word_tokenizer(words)
+    n = len(tokenizer)
     torch.manual_seed(seed)
-    config = T5Config(vocab_size=len(vocab), d_model=dim, d_kv=8, d_ff=2 * dim, num_layers=1, num_heads=2,
-                      dropout_rate=0.0)
-    return T5EncoderModel(config).eval(), tokenizer
+    llama = LlamaModel(LlamaConfig(vocab_size=n, hidden_size=TEXT_DIM, intermediate_size=37, num_attention_heads=4,
+                                   num_hidden_layers=2, pad_token_id=0, bos_token_id=0, eos_token_id=1)).eval()
+    torch.manual_seed(seed + 1)
+    clip = CLIPTextModel(CLIPTextConfig(vocab_size=n, hidden_size=HUNYUAN_POOLED_DIM, intermediate_size=37,
+                                        num_attention_heads=4, num_hidden_layers=2, pad_token_id=0, bos_token_id=0,
+                                        eos_token_id=1, projection_dim=HUNYUAN_POOLED_DIM)).eval()
+    return dict(text_encoder=llama, tokenizer=tokenizer, text_encoder_2=clip, tokenizer_2=_word_tokenizer(words))
 
 
 def tiny_motion_prior(
