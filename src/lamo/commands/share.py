@@ -7,6 +7,9 @@
 * ``lamo share push PRIOR_DIR REPO_ID [--private]`` — upload ``config.json``, the safetensors weights,
   ``README.md`` (written first when the folder has none) and ``training_stats.json`` to the Hub repo
   ``REPO_ID``. Needs the network and a write token (``hf auth login`` or ``HF_TOKEN``).
+* ``lamo share lora FINETUNE --format comfyui --out FILE [--family F]`` — a fine-tune's LoRA (diffusers / PEFT
+  keys) as a ComfyUI LoRA file (``diffusion_model.<ComfyUI layer>.lora_up/lora_down/alpha``) for HunyuanVideo,
+  LTX-Video and Wan (:mod:`lamo.lora_export`).
 
 Anyone can then load it with ``MotionPrior.from_pretrained("REPO_ID")`` or ``pipe.load_motion_prior("REPO_ID")``.
 """
@@ -47,12 +50,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--commit-message", default=None, help="the Hub commit message")
     u.set_defaults(func=_push)
 
+    lo = ssub.add_parser("lora", help="a fine-tune's LoRA in the key layout ComfyUI loads (offline)",
+                         description="Writes the LoRA of a `lamo train finetune` run (or any diffusers / PEFT LoRA "
+                                     "file) with the layer names and fused layers of ComfyUI's own model.")
+    lo.add_argument("source", metavar="FINETUNE",
+                    help="fine-tune folder (OUT or OUT/lora) or a diffusers LoRA .safetensors file")
+    lo.add_argument("--format", choices=["comfyui"], default="comfyui", help="key layout to write (default: comfyui)")
+    lo.add_argument("--family", default=None,
+                    help="backbone family: hunyuanvideo, ltx or wan (default: the fine-tune's model, from its "
+                         "config.yaml)")
+    lo.add_argument("--out", required=True, help="the .safetensors file to write")
+    lo.set_defaults(func=_lora)
+
 
 def _card(args: argparse.Namespace) -> int:
     from ..model_card import write_model_card
 
     path = write_model_card(args.prior, quality=args.quality, base_model=args.base_model, repo_id=args.repo_id)
     print(f"wrote {path}")
+    return 0
+
+
+def _lora(args: argparse.Namespace) -> int:
+    from ..lora_export import export_comfyui, finetune_family
+
+    family = args.family or finetune_family(args.source)
+    path = export_comfyui(args.source, args.out, family)
+    print(f"wrote {path} ({args.format} layout, {family}); load it with ComfyUI's LoraLoaderModelOnly")
     return 0
 
 
