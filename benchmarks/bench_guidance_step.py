@@ -26,6 +26,8 @@ Three kinds of number, each labelled in the results file:
     python benchmarks/bench_guidance_step.py --arch cogvideox-2b                       # CPU: counts + MPG step time
     python benchmarks/bench_guidance_step.py --arch cogvideox-2b --device cuda --time-backbone   # GPU
     python benchmarks/bench_guidance_step.py --arch wan-1.3b --counts-only
+    python benchmarks/bench_guidance_step.py --arch hunyuanvideo-13b --counts-only
+    python benchmarks/bench_guidance_step.py --arch ltx-2b --counts-only
 
 Writes ``benchmarks/results/guidance_step_<arch>_<device>.json`` (device, versions, command, date).
 """
@@ -62,30 +64,59 @@ class CountReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+#: each family's prompt width in its transformer config
+TEXT_WIDTH = {"cogvideox": "text_embed_dim", "wan": "text_dim", "hunyuanvideo": "text_embed_dim", "ltx": "caption_channels"}
+
+
 def geometry(arch: str) -> dict:
     """Latent shape of one video, CFG layout and step count of the architecture's standard setting."""
     a = ARCHS[arch]
-    wan = a.get("family") == "wan"
-    frames = (a["frames"] - 1) // 4 + 1  # both VAEs: 1 + 4k frames → 1 + k latent frames, 8× in space
-    shape = (1, frames, a["transformer"]["in_channels"], a["height"] // 8, a["width"] // 8)
-    text = (a["text_len"], a["transformer"]["text_dim"]) if wan else (
-        a["transformer"]["max_text_seq_length"], a["transformer"]["text_embed_dim"])
-    return dict(wan=wan, shape=shape, text=text, steps=a["steps"])
+    family = a.get("family", "cogvideox")
+    t, s = a.get("vae", (4, 8))  # CogVideoX, Wan, HunyuanVideo: 1 + 4k frames → 1 + k latent frames, 8× in space
+    frames = (a["frames"] - 1) // t + 1
+    shape = (1, frames, a["transformer"]["out_channels"], a["height"] // s, a["width"] // s)
+    text_len = a["transformer"]["max_text_seq_length"] if family == "cogvideox" else a["text_len"]
+    return dict(wan=family == "wan", family=family, shape=shape, text=(text_len, a["transformer"][TEXT_WIDTH[family]]),
+                steps=a["steps"])
 
 
 def build_transformer(arch: str, device: str, dtype: torch.dtype):
-    from diffusers import CogVideoXTransformer3DModel, WanTransformer3DModel
+    import diffusers
 
-    cls = WanTransformer3DModel if ARCHS[arch].get("family") == "wan" else CogVideoXTransformer3DModel
+    cls = {"cogvideox": "CogVideoXTransformer3DModel", "wan": "WanTransformer3DModel",
+           "hunyuanvideo": "HunyuanVideoTransformer3DModel", "ltx": "LTXVideoTransformer3DModel"}
     with torch.device(device):
-        return cls(**ARCHS[arch]["transformer"]).to(dtype).eval().requires_grad_(False)
+        model = getattr(diffusers, cls[ARCHS[arch].get("family", "cogvideox")])(**ARCHS[arch]["transformer"])
+    return model.to(dtype).eval().requires_grad_(False)
+
+
+def _flow_family_call(transformer, geo: dict, latents: torch.Tensor, text: torch.Tensor, t: torch.Tensor,
+                      call) -> torch.Tensor:
+    """One transformer call of HunyuanVideo or LTX-Video on ``(B, F, C, H, W)`` latents, as its pipeline makes it
+    (every prompt token attended to); the output in ``(B, F, C, H, W)``."""
+    x = latents.permute(0, 2, 1, 3, 4)  # (B, F, C, H, W) -> (B, C, F, H, W)
+    B = x.shape[0]
+    if geo["family"] == "hunyuanvideo":
+        cfg = transformer.config
+        out = call(hidden_states=x, timestep=t.to(x.dtype), encoder_hidden_states=text,
+                   encoder_attention_mask=text.new_ones(text.shape[:2]),
+                   pooled_projections=text.new_ones(B, cfg.pooled_projection_dim),
+                   guidance=text.new_full((B,), 6000.0) if cfg.guidance_embeds else None)
+        return out.permute(0, 2, 1, 3, 4)
+    from lamo.adapters.ltx import pack_latents, unpack_latents
+
+    F, H, W = x.shape[2:]
+    out = call(hidden_states=pack_latents(x), encoder_hidden_states=text, timestep=t, encoder_attention_mask=None,
+               num_frames=F, height=H, width=W, rope_interpolation_scale=(8 / 25, 32, 32))  # (B, F·H·W, C)
+    return unpack_latents(out, (F, H, W)).permute(0, 2, 1, 3, 4)
 
 
 def cfg_step(transformer, geo: dict, latents: torch.Tensor, text: torch.Tensor, segments: bool = False,
              branches: bool = False, first_call_only: bool = False) -> torch.Tensor:
     """One classifier-free-guided denoising step's transformer work, as the pipeline does it.
 
-    CogVideoX concatenates [uncond, cond] into one batch of 2; Wan calls the transformer twice.
+    CogVideoX and LTX-Video concatenate [uncond, cond] into one batch of 2; Wan calls the transformer twice;
+    HunyuanVideo (guidance-distilled) once.
     ``latents`` are (B, F, C, H, W). As ``FlowMoGuidance(variant="release")`` re-runs a step:
     ``branches`` — CogVideoX, too, calls the transformer once per CFG branch; ``segments`` — each
     call is one gradient-checkpoint segment. ``first_call_only``: just the first call's raw output.
@@ -97,6 +128,21 @@ def cfg_step(transformer, geo: dict, latents: torch.Tensor, text: torch.Tensor, 
         h = kw.pop("hidden_states")
         return checkpoint(run, h, use_reentrant=False) if segments else run(h)
 
+    if geo["family"] == "hunyuanvideo":  # guidance-distilled: one call per step, no CFG branch
+        return _flow_family_call(transformer, geo, latents, text, t, call)
+    if geo["family"] == "ltx":  # CFG batched [uncond, cond], as CogVideoX
+        if branches:
+            uncond = _flow_family_call(transformer, geo, latents * 1, text, t, call)
+            if first_call_only:
+                return uncond
+            cond = _flow_family_call(transformer, geo, latents * 1, text, t, call)
+            return uncond + 3.0 * (cond - uncond)
+        out = _flow_family_call(transformer, geo, torch.cat([latents, latents]), torch.cat([text, text]),
+                                torch.cat([t, t]), call)
+        if first_call_only:
+            return out
+        uncond, cond = out.chunk(2)
+        return uncond + 3.0 * (cond - uncond)
     if branches and not geo["wan"]:
         uncond = call(hidden_states=latents * 1, encoder_hidden_states=text, timestep=t)
         if first_call_only:
@@ -120,10 +166,12 @@ def cfg_step(transformer, geo: dict, latents: torch.Tensor, text: torch.Tensor, 
 
 def flash_sdpa(original):
     """``scaled_dot_product_attention`` as a GPU runs it in bf16 (flash attention: the attention matrix
-    is neither stored nor saved for backward); the meta device would otherwise pick the math kernel."""
+    is neither stored nor saved for backward); the meta device would otherwise pick the math kernel. A
+    key-padding mask (``(…, 1, N)``: HunyuanVideo's, LTX-Video's prompt mask) is counted the same way: a GPU
+    runs it with the memory-efficient kernel, which saves no attention matrix either, at the same FLOPs."""
 
     def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):
-        if attn_mask is not None or kwargs.get("enable_gqa"):
+        if (attn_mask is not None and attn_mask.shape[-2] != 1) or kwargs.get("enable_gqa"):
             return original(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
                             scale=scale, **kwargs)
         return torch.ops.aten._scaled_dot_product_flash_attention(query, key, value, dropout_p, is_causal, False,
@@ -152,7 +200,7 @@ def make_prior(preset: str, geo: dict, device: str, dtype: torch.dtype):
 
     with torch.device(device):
         prior = MotionPrior.from_preset(preset, latent_channels=geo["shape"][2], text_embed_dim=geo["text"][1],
-                                        backbone="wan" if geo["wan"] else "cogvideox")
+                                        backbone=geo["family"])
     if device != "meta":
         torch.nn.init.normal_(prior.conv_out.weight, std=1e-3)  # a non-zero field, as after training
     return prior.to(dtype)
@@ -169,7 +217,7 @@ def mpg_call(guidance, geo: dict, device: str, dtype: torch.dtype):
         o = torch.randn(shape, generator=g, device=device).to(dtype)
         x = torch.randn(shape, generator=g, device=device).to(dtype)
         cond = torch.randn(1, geo["text"][1], generator=g, device=device)
-    if geo["wan"]:
+    if geo["family"] != "cogvideox":
         kw = dict(prediction_type="flow", sigma=torch.tensor(0.3, device=device))
     else:
         kw = dict(prediction_type="v_prediction", alpha_bar=torch.tensor(0.7, device=device))

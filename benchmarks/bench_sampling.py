@@ -13,6 +13,8 @@ first ``round(12·S/50)`` steps, checkpointed branches, no recompute).
     python benchmarks/bench_sampling.py --arch tiny                       # a 1-layer random CogVideoX, CPU
     python benchmarks/bench_sampling.py --arch cogvideox-2b --device cuda --dtype bfloat16   # 49×480×720, 50 steps
     python benchmarks/bench_sampling.py --arch wan-1.3b --device cuda --dtype bfloat16       # 81×480×832, 50 steps
+    python benchmarks/bench_sampling.py --arch ltx-2b --device cuda --dtype bfloat16         # 121×512×768, 50 steps
+    python benchmarks/bench_sampling.py --arch hunyuanvideo-13b --device cuda --dtype bfloat16  # 129×720×1280
 
 Writes ``benchmarks/results/sampling_<arch>_<device>.json`` (device, versions, command, date).
 """
@@ -50,6 +52,35 @@ ARCHS = {
                                                     ffn_dim=32, num_layers=1, cross_attn_norm=True,
                                                     qk_norm="rms_norm_across_heads", rope_max_seq_len=32),
                      text_len=16, frames=9, height=64, width=64, steps=10),
+    # HunyuanVideo 13B (diffusers' HunyuanVideoTransformer3DModel of hunyuanvideo-community/HunyuanVideo): 129×720×1280
+    # → 33×90×160 latents, patch 2 (118,800 tokens); guidance-distilled, so one transformer call per step;
+    # FlowMatchEuler, shift 7; Llama prompts of 256 tokens, CLIP pooled 768.
+    "hunyuanvideo-13b": dict(family="hunyuanvideo", vae=(4, 8),
+                             transformer=dict(in_channels=16, out_channels=16, num_attention_heads=24,
+                                              attention_head_dim=128, num_layers=20, num_single_layers=40,
+                                              num_refiner_layers=2, mlp_ratio=4.0, patch_size=2, patch_size_t=1,
+                                              qk_norm="rms_norm", guidance_embeds=True, text_embed_dim=4096,
+                                              pooled_projection_dim=768, rope_theta=256.0, rope_axes_dim=(16, 56, 56)),
+                             text_len=256, frames=129, height=720, width=1280, steps=50, shift=7.0),
+    # LTX-Video 2B (0.9.x): 121×512×768 (its 768×512 at 24 fps) → 16×16×24 latents of 128 channels (VAE 8× in time,
+    # 32× in space), packed to 6,144 tokens; CFG batched [uncond, cond]; T5 prompts of 128 tokens.
+    "ltx-2b": dict(family="ltx", vae=(8, 32),
+                   transformer=dict(in_channels=128, out_channels=128, patch_size=1, patch_size_t=1,
+                                    num_attention_heads=32, attention_head_dim=64, cross_attention_dim=2048,
+                                    num_layers=28, caption_channels=4096),
+                   text_len=128, frames=121, height=512, width=768, steps=50),
+    "hunyuanvideo-tiny": dict(family="hunyuanvideo", vae=(4, 8),
+                              transformer=dict(in_channels=16, out_channels=16, num_attention_heads=2,
+                                               attention_head_dim=12, num_layers=1, num_single_layers=1,
+                                               num_refiner_layers=1, patch_size=2, patch_size_t=1,
+                                               guidance_embeds=True, text_embed_dim=64, pooled_projection_dim=8,
+                                               rope_axes_dim=(4, 4, 4)),
+                              text_len=16, frames=9, height=64, width=64, steps=10, shift=7.0),
+    "ltx-tiny": dict(family="ltx", vae=(8, 32),
+                     transformer=dict(in_channels=16, out_channels=16, patch_size=1, patch_size_t=1,
+                                      num_attention_heads=2, attention_head_dim=16, cross_attention_dim=32,
+                                      num_layers=1, caption_channels=64),
+                     text_len=16, frames=17, height=128, width=128, steps=10),
     "tiny": dict(transformer=dict(num_attention_heads=2, attention_head_dim=16, in_channels=16, out_channels=16,
                                   time_embed_dim=32, text_embed_dim=64, num_layers=1, sample_width=8, sample_height=8,
                                   sample_frames=13, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16),
@@ -108,6 +139,8 @@ def build(arch: str, device: str, dtype: torch.dtype):
         kwargs = dict(prompt_embeds=torch.randn(1, L, D, generator=g).to(device, dtype),
                       negative_prompt_embeds=torch.randn(1, L, D, generator=g).to(device, dtype),
                       height=a["height"], width=a["width"], num_frames=a["frames"], num_inference_steps=a["steps"])
+    elif ARCHS[arch].get("family") in ("hunyuanvideo", "ltx"):
+        pipe, kwargs = _build_flow_family(ARCHS[arch], device, dtype)
     else:
         a = ARCHS[arch]
         with torch.device(device):
@@ -126,7 +159,44 @@ def build(arch: str, device: str, dtype: torch.dtype):
                       max_sequence_length=L)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    kwargs.update(guidance_scale=6.0, output_type="latent")
+    kwargs.setdefault("guidance_scale", 6.0)
+    kwargs.update(output_type="latent")
+    return pipe, kwargs
+
+
+def _build_flow_family(a: dict, device: str, dtype: torch.dtype):
+    """A latent-only LaMo HunyuanVideo or LTX-Video pipeline with random weights, and its call kwargs (no VAE:
+    the pipelines read only its compression factors, given here as the released models')."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, HunyuanVideoTransformer3DModel, LTXVideoTransformer3DModel
+
+    from lamo.pipelines import LaMoHunyuanVideoPipeline, LaMoLTXPipeline
+
+    t, s = a["vae"]
+    L, g = a["text_len"], torch.Generator().manual_seed(0)
+    hunyuan = a["family"] == "hunyuanvideo"
+    with torch.device(device):
+        transformer = (HunyuanVideoTransformer3DModel if hunyuan else LTXVideoTransformer3DModel)(**a["transformer"])
+    transformer.to(dtype)
+    D = a["transformer"]["text_embed_dim" if hunyuan else "caption_channels"]
+    embeds = [torch.randn(1, L, D, generator=g).to(device, dtype) for _ in range(2)]
+    kwargs = dict(height=a["height"], width=a["width"], num_frames=a["frames"], num_inference_steps=a["steps"],
+                  max_sequence_length=L)
+    if hunyuan:
+        pipe = LaMoHunyuanVideoPipeline(text_encoder=None, tokenizer=None, text_encoder_2=None, tokenizer_2=None,
+                                        vae=None, transformer=transformer,
+                                        scheduler=FlowMatchEulerDiscreteScheduler(shift=a["shift"]))
+        pipe.vae_scale_factor_temporal, pipe.vae_scale_factor_spatial = t, s
+        pooled = torch.randn(1, a["transformer"]["pooled_projection_dim"], generator=g).to(device, dtype)
+        kwargs.update(prompt_embeds=embeds[0], pooled_prompt_embeds=pooled,
+                      prompt_attention_mask=torch.ones(1, L, device=device, dtype=dtype))
+    else:
+        scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
+                                                    base_image_seq_len=1024, max_image_seq_len=4096,
+                                                    shift_terminal=0.1)
+        pipe = LaMoLTXPipeline(text_encoder=None, tokenizer=None, vae=None, transformer=transformer,
+                               scheduler=scheduler)
+        pipe.vae_temporal_compression_ratio, pipe.vae_spatial_compression_ratio = t, s
+        kwargs.update(prompt_embeds=embeds[0], negative_prompt_embeds=embeds[1], guidance_scale=3.0)  # its default
     return pipe, kwargs
 
 
@@ -158,11 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     pipe, kwargs = build(args.arch, args.device, dtype)
     if args.steps is not None:
         kwargs["num_inference_steps"] = args.steps
-    C = pipe.transformer.config.in_channels
-    wan = ARCHS.get(args.arch, {}).get("family") == "wan"
-    D = pipe.transformer.config.text_dim if wan else pipe.transformer.config.text_embed_dim
-    prior = MotionPrior.from_preset(args.prior_preset, latent_channels=C, text_embed_dim=D,
-                                    backbone="wan" if wan else "cogvideox")
+    adapter = pipe.adapter
+    C, D = adapter.latent_channels(pipe.transformer), adapter.text_embed_dim(pipe.transformer)
+    prior = MotionPrior.from_preset(args.prior_preset, latent_channels=C, text_embed_dim=D, backbone=adapter.family)
+    if adapter.family not in ("cogvideox", "wan") and not args.no_flowmo:
+        print(f"the FlowMo peer knows CogVideoX and Wan pipelines only: no FlowMo rows for {adapter.family}", flush=True)
+        args.no_flowmo = True
     torch.nn.init.normal_(prior.conv_out.weight, std=1e-3)  # a non-zero field, as after training
     prior.to(args.device, getattr(torch, args.prior_dtype or args.dtype))
     S = kwargs["num_inference_steps"]

@@ -8,7 +8,10 @@ import pytest
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_sampling.py"
 
 
-@pytest.mark.parametrize("arch", ["tiny", "wan-tiny"])
+FLOWMO_ARCHS = ("tiny", "wan-tiny")  # the FlowMo peer knows CogVideoX and Wan pipelines
+
+
+@pytest.mark.parametrize("arch", ["tiny", "wan-tiny", "hunyuanvideo-tiny", "ltx-tiny"])
 def test_bench_sampling_writes_a_results_file(arch, tmp_path):
     spec = importlib.util.spec_from_file_location("bench_sampling", SCRIPT)
     bench = importlib.util.module_from_spec(spec)
@@ -20,8 +23,11 @@ def test_bench_sampling_writes_a_results_file(arch, tmp_path):
     assert rec["arch"] == arch and rec["results"]["baseline"]["time_vs_baseline"] == 1.0
     assert rec["results"]["mpg"]["seconds_per_video"] > 0 and rec["command"].startswith("python benchmarks/")
     assert rec["steps"] == 4 and len(rec["results"]["mpg"]["all_seconds"]) == 2
-    assert rec["results"]["flowmo"]["seconds_per_video"] > 0 and rec["flowmo_guided_steps"] == 1
-    assert rec["results"]["flowmo_release"]["seconds_per_video"] > 0 and rec["flowmo_release_guided_steps"] == 1
+    if arch in FLOWMO_ARCHS:
+        assert rec["results"]["flowmo"]["seconds_per_video"] > 0 and rec["flowmo_guided_steps"] == 1
+        assert rec["results"]["flowmo_release"]["seconds_per_video"] > 0 and rec["flowmo_release_guided_steps"] == 1
+    else:
+        assert set(rec["results"]) == {"baseline", "mpg"}
     assert {"torch", "diffusers"} <= set(rec["versions"]) and rec["device"] and rec["complete"]
 
 
@@ -35,7 +41,7 @@ def test_bench_training_writes_a_results_file(tmp_path):
     assert rec["finetune_step_s"]["with_drift"] > 0 and rec["prior"]["clips_per_s"] > 0
 
 
-@pytest.mark.parametrize("arch", ["tiny", "wan-tiny"])
+@pytest.mark.parametrize("arch", ["tiny", "wan-tiny", "hunyuanvideo-tiny", "ltx-tiny"])
 def test_bench_guidance_step_counts_and_times(arch, tmp_path):
     spec = importlib.util.spec_from_file_location("bench_guidance_step", SCRIPT.parent / "bench_guidance_step.py")
     bench = importlib.util.module_from_spec(spec)
@@ -58,7 +64,10 @@ def test_bench_guidance_step_counts_and_times(arch, tmp_path):
     release = counted["flowmo_release_extra_tflop"]
     assert 3 * counted["backbone_step_tflop"] < release <= counted["flowmo_extra_tflop"]
     ratio = counted["flowmo_release_activations_gib"] / counted["flowmo_activations_gib"]
-    assert 0.45 < ratio < 0.6  # (tiny CogVideoX: shared embeddings make it 0.55)
+    if arch == "hunyuanvideo-tiny":  # guidance-distilled: one call per step, so one branch is all of it
+        assert 0.9 < ratio <= 1.0
+    else:
+        assert 0.45 < ratio < 0.65  # (tiny CogVideoX: shared embeddings make it 0.55; tiny LTX-Video 0.6)
     assert counted["flowmo_release_share_of_video_flops"] == pytest.approx(2 * release / (10 * counted["backbone_step_tflop"]))
     if arch == "tiny":  # --update-counts replaces the counts and keeps what was measured
         stale = json.loads(out.read_text())
