@@ -69,23 +69,22 @@ ARCHS = {
                                     num_attention_heads=32, attention_head_dim=64, cross_attention_dim=2048,
                                     num_layers=28, caption_channels=4096),
                    text_len=128, frames=121, height=512, width=768, steps=50),
-    "hunyuanvideo-tiny": dict(family="hunyuanvideo", vae=(4, 8),
-                              transformer=dict(in_channels=16, out_channels=16, num_attention_heads=2,
-                                               attention_head_dim=12, num_layers=1, num_single_layers=1,
-                                               num_refiner_layers=1, patch_size=2, patch_size_t=1,
-                                               guidance_embeds=True, text_embed_dim=64, pooled_projection_dim=8,
-                                               rope_axes_dim=(4, 4, 4)),
-                              text_len=16, frames=9, height=64, width=64, steps=10, shift=7.0),
-    "ltx-tiny": dict(family="ltx", vae=(8, 32),
-                     transformer=dict(in_channels=16, out_channels=16, patch_size=1, patch_size_t=1,
-                                      num_attention_heads=2, attention_head_dim=16, cross_attention_dim=32,
-                                      num_layers=1, caption_channels=64),
-                     text_len=16, frames=17, height=128, width=128, steps=10),
     "tiny": dict(transformer=dict(num_attention_heads=2, attention_head_dim=16, in_channels=16, out_channels=16,
                                   time_embed_dim=32, text_embed_dim=64, num_layers=1, sample_width=8, sample_height=8,
                                   sample_frames=13, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16),
                  snr_shift=3.0, frames=13, height=64, width=64, steps=10),
 }
+
+# 1-layer random versions of the two above, for the CPU tests
+ARCHS["hunyuanvideo-tiny"] = dict(ARCHS["hunyuanvideo-13b"], text_len=16, frames=9, height=64, width=64, steps=10,
+                                  transformer=dict(ARCHS["hunyuanvideo-13b"]["transformer"], num_attention_heads=2,
+                                                   attention_head_dim=12, num_layers=1, num_single_layers=1,
+                                                   num_refiner_layers=1, text_embed_dim=64, pooled_projection_dim=8,
+                                                   rope_axes_dim=(4, 4, 4)))
+ARCHS["ltx-tiny"] = dict(ARCHS["ltx-2b"], text_len=16, frames=17, height=128, width=128, steps=10,
+                         transformer=dict(ARCHS["ltx-2b"]["transformer"], in_channels=16, out_channels=16,
+                                          num_attention_heads=2, attention_head_dim=16, cross_attention_dim=32,
+                                          num_layers=1, caption_channels=64))
 
 
 def median(seconds: list[float]) -> float:

@@ -379,10 +379,7 @@ def tiny_hunyuan_video_components(*, latent_channels: int = HUNYUAN_LATENT_CHANN
 
 def hunyuan_video_call_kwargs(**overrides: Any) -> dict[str, Any]:
     """Call arguments matching :func:`tiny_hunyuan_video_components` (distilled guidance 4.5, no true CFG)."""
-    kw = dict(height=HEIGHT, width=WIDTH, num_frames=NUM_FRAMES, num_inference_steps=4, guidance_scale=4.5,
-              max_sequence_length=TEXT_LEN, output_type="latent")
-    kw.update(overrides)
-    return kw
+    return wan_call_kwargs(**dict(dict(guidance_scale=4.5), **overrides))  # the same sizes and prompt length
 
 
 def hunyuan_video_prompt_kwargs(positive: torch.Tensor, negative: torch.Tensor | None = None) -> dict[str, Any]:
@@ -430,10 +427,7 @@ def tiny_ltx_components(*, latent_channels: int = LTX_LATENT_CHANNELS, text_dim:
 
 def ltx_call_kwargs(**overrides: Any) -> dict[str, Any]:
     """Call arguments matching :func:`tiny_ltx_components` (CFG 3, as the stock default)."""
-    kw = dict(height=HEIGHT, width=WIDTH, num_frames=NUM_FRAMES, num_inference_steps=4, guidance_scale=3.0,
-              max_sequence_length=TEXT_LEN, output_type="latent")
-    kw.update(overrides)
-    return kw
+    return wan_call_kwargs(**dict(dict(guidance_scale=3.0), **overrides))  # the same sizes and prompt length
 
 
 def ltx_prompt_kwargs(positive: torch.Tensor, negative: torch.Tensor | None = None) -> dict[str, Any]:

@@ -471,13 +471,8 @@ class FlowMatchAdapter(BackboneAdapter):
         t = torch.as_tensor(timestep).to(scheduler.timesteps.device)
         return int(scheduler.index_for_timestep(t))
 
-    def noise_level(
-        self,
-        scheduler: Any,
-        timestep: torch.Tensor | float,
-        sample: torch.Tensor | None = None,
-        step_index: int | None = None,
-    ) -> NoiseLevel:
+    def noise_level(self, scheduler: Any, timestep: torch.Tensor | float, sample: torch.Tensor | None = None,
+                    step_index: int | None = None) -> NoiseLevel:
         """``σ_t = scheduler.sigmas[step_index]`` (flow); for a non-flow sigma scheduler, ``ᾱ_t = 1 / (1 + σ²)``."""
         pt = self.prediction_type(scheduler)
         if step_index is None:
