@@ -160,9 +160,10 @@ def test_hunyuan_video_training_needs_the_pooled_prompt():
     from tiny_models import random_prompt_embeds, tiny_hunyuan_video_components
 
     from lamo.adapters import HunyuanVideoAdapter
+    from lamo.errors import UserError
 
     comps = tiny_hunyuan_video_components()
-    with pytest.raises(ValueError, match="pooled_prompt_embeds"):
+    with pytest.raises(UserError, match="pooled_prompt_embeds"):
         HunyuanVideoAdapter().training_forward(comps["transformer"], comps["scheduler"], torch.randn(1, 2, 4, 4, 4),
                                                random_prompt_embeds(1), timesteps=torch.tensor([500]))
 

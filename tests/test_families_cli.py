@@ -1,5 +1,6 @@
 """HunyuanVideo and LTX-Video through the commands, on tiny random models saved with their text encoders:
-`lamo cache` → `lamo train prior` → `lamo sample` (guided, prompts as text) → `lamo eval motion`."""
+`lamo cache` → `lamo train prior` → `lamo sample` (guided, prompts as text) → `lamo eval motion`; and
+`lamo train finetune` → `lamo share lora --format comfyui` (LTX-Video; HunyuanVideo is refused)."""
 from __future__ import annotations
 
 import json
@@ -42,14 +43,14 @@ def data(tmp_path_factory):
 
 
 @pytest.mark.parametrize("family", list(MODELS))
-def test_cache_train_sample_eval(family, data, tmp_path):
+def test_cache_train_sample_eval_finetune(family, data, tmp_path, capsys):
     torch.set_num_threads(1)
     build, channels, pipeline = MODELS[family]
     model = tmp_path / "model"
     build(model)
     size = ["--frames", str(FRAMES), "--height", str(SIZE), "--width", str(SIZE)]
     assert main(["cache", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "cache"),
-                 "--shard-size", "4", *size]) == 0
+                 "--shard-size", "4", "--prompt-embeds", *size]) == 0
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
     assert manifest["family"] == family and manifest["complete"]
     latent_size = SIZE // (4 if family == "ltx" else 8)  # the tiny LTX VAE compresses 4× in space, HunyuanVideo's 8×
@@ -69,3 +70,16 @@ def test_cache_train_sample_eval(family, data, tmp_path):
     assert len(guided[1.0]["guide_loss"]) == 3
     assert main(["eval", "motion", str(out)]) == 0
     assert len(json.loads((out / "eval_motion.json").read_text())["clips"]) == 2
+
+    # fine-tuning: LTX-Video trains a LoRA that `lamo share lora` writes for ComfyUI (the family read from the run)
+    finetune = ["train", "finetune", "--model", str(model), "--cache", str(tmp_path / "cache"), "--out",
+                str(tmp_path / "ft"), "--steps", "2", "--batch-size", "2", "--lora-rank", "2", "--log-with", "none"]
+    if family == "hunyuanvideo":  # its transformer needs the CLIP pooled prompt, which a cache does not hold
+        assert main(finetune) == 2
+        assert "pooled_prompt_embeds" in capsys.readouterr().err
+        return
+    assert main(finetune) == 0
+    assert main(["share", "lora", str(tmp_path / "ft"), "--out", str(tmp_path / "comfy.safetensors")]) == 0
+    from lamo.lora_export import load_comfyui, read_lora
+
+    assert set(load_comfyui(tmp_path / "comfy.safetensors").modules()) == set(read_lora(tmp_path / "ft").modules())

@@ -12,7 +12,8 @@
 * **Guidance embedding**: the released model is guidance-distilled: ``guidance_scale`` is an input of the
   transformer (``guidance · 1000``), not a second CFG branch (``true_cfg_scale`` > 1 adds one).
 * **Training**: ``x_t = (1 − σ)·x0 + σ·ε``, ``pred = transformer(x_t, σ·N, prompt, mask, pooled, guidance)``,
-  target ``ε − x0``; pass ``pooled_prompt_embeds=`` (and ``prompt_attention_mask=``) to ``training_forward``.
+  target ``ε − x0``; pass ``pooled_prompt_embeds=`` (and ``prompt_attention_mask=``) to ``training_forward``
+  (``lamo train finetune``, whose cache holds no pooled prompt, refuses HunyuanVideo).
 * **Latents**: ``vae.encode(video).latent_dist · scaling_factor`` (``HunyuanVideoPipeline`` divides by it
   before decoding); its VAE maps ``1 + 4k`` frames to ``1 + k`` latent frames and compresses 8× in space.
 """
@@ -61,9 +62,13 @@ class HunyuanVideoAdapter(FlowMatchAdapter):
         ``pooled_prompt_embeds`` ``(B, D_clip)`` is required (the transformer's CLIP input);
         ``prompt_attention_mask`` ``(B, L)`` defaults to every token."""
         if pooled_prompt_embeds is None:
-            raise ValueError(
-                "HunyuanVideo training_forward needs pooled_prompt_embeds= (the CLIP pooled prompt, "
-                f"(B, {transformer.config.pooled_projection_dim})): the transformer is modulated by it"
+            from ..errors import UserError  # not a ValueError: no trainer may read it as a diverged step
+
+            raise UserError(
+                "HunyuanVideo training needs the CLIP pooled prompt (pooled_prompt_embeds, "
+                f"(B, {transformer.config.pooled_projection_dim})), which modulates its transformer; a latent cache "
+                "holds the Llama embeddings only, so `lamo train finetune` cannot fine-tune HunyuanVideo yet — call "
+                "HunyuanVideoAdapter.training_forward(…, pooled_prompt_embeds=…) from Python"
             )
         B, dtype = latents.shape[0], transformer.dtype
         if prompt_attention_mask is None:
