@@ -58,7 +58,8 @@ LICENSE = "apache-2.0"  # LaMo's licence (pyproject.toml); the card's default
 TAGS = ("motion-prior", "video-diffusion")
 #: The LaMo pipeline class of each backbone family (``lamo.pipelines.PIPELINES``, by name: importing the
 #: pipelines takes seconds); ``cogvideox-demo`` is a CogVideoX.
-PIPELINE_NAMES = {"cogvideox": "LaMoCogVideoXPipeline", "wan": "LaMoWanPipeline"}
+PIPELINE_NAMES = {"cogvideox": "LaMoCogVideoXPipeline", "wan": "LaMoWanPipeline",
+                  "hunyuanvideo": "LaMoHunyuanVideoPipeline", "ltx": "LaMoLTXPipeline"}
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
 #: Hub id → (text embedding width D, latent channels C) of backbones whose transformer config is public: what a
