@@ -194,3 +194,13 @@ def test_family_names_ignore_case_and_separators():
     assert family_of("HunyuanVideo-13B") == family_of("hunyuan-video") == family_of("hunyuan_video") == "hunyuanvideo"
     assert family_of("LTX-Video-2B") == family_of("LaMoLTXPipeline") == "ltx"
     assert family_of("wan2.1-1.3b") == "wan" and family_of("CogVideoX-5b") == "cogvideox"
+
+
+def test_the_commands_know_every_registered_family():
+    """`lamo sample --family` (whose module imports no torch) offers each registered family, with its frame rate,
+    and every family has a LaMo pipeline."""
+    from lamo.adapters import ADAPTERS
+    from lamo.pipelines import PIPELINES
+    from lamo.sampling import DEFAULT_FPS, FAMILIES
+
+    assert set(FAMILIES) == set(DEFAULT_FPS) == set(ADAPTERS) == set(PIPELINES)

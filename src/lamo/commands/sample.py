@@ -76,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-sequence-length", type=int, default=None, help="prompt tokens (default: the model's config, else the pipeline's)")
     p.add_argument("--fps", type=float, default=None,
                    help="frames per second of the mp4s, a whole number from 1 to 1000 (default: CogVideoX "
-                        f"{DEFAULT_FPS['cogvideox']}, Wan {DEFAULT_FPS['wan']})")
+                        f"{DEFAULT_FPS['cogvideox']}, Wan {DEFAULT_FPS['wan']}, HunyuanVideo "
+                        f"{DEFAULT_FPS['hunyuanvideo']}, LTX-Video {DEFAULT_FPS['ltx']})")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
                    help="model dtype (default: bfloat16 on CUDA, float32 on CPU)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
