@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import CogVideoXImageToVideoPipeline, LTXImageToVideoPipeline, WanImageToVideoPipeline
-from tiny_models import (COGVIDEOX_LATENT_CHANNELS, LTX_LATENT_CHANNELS, TEXT_DIM, WAN_LATENT_CHANNELS,
-                         cogvideox_call_kwargs, ltx_call_kwargs, ltx_prompt_kwargs, random_prompt_embeds,
-                         tiny_cogvideox_components, tiny_cogvideox_i2v_components, tiny_image, tiny_ltx_components,
-                         tiny_motion_prior, tiny_wan_components, tiny_wan_i2v_components, wan_call_kwargs)
+from diffusers import (CogVideoXImageToVideoPipeline, HunyuanVideoImageToVideoPipeline, LTXImageToVideoPipeline,
+                       WanImageToVideoPipeline)
+from tiny_models import (COGVIDEOX_LATENT_CHANNELS, HUNYUAN_LATENT_CHANNELS, LTX_LATENT_CHANNELS, TEXT_DIM,
+                         WAN_LATENT_CHANNELS, cogvideox_call_kwargs, hunyuan_video_call_kwargs,
+                         hunyuan_video_prompt_kwargs, ltx_call_kwargs, ltx_prompt_kwargs, random_prompt_embeds,
+                         tiny_cogvideox_components, tiny_cogvideox_i2v_components, tiny_hunyuan_video_components,
+                         tiny_image, tiny_ltx_components, tiny_motion_prior, tiny_wan_components,
+                         tiny_wan_i2v_components, wan_call_kwargs)
 
 from lamo.adapters import CogVideoXAdapter, WanAdapter, get_adapter
-from lamo.pipelines import (LaMoCogVideoXImageToVideoPipeline, LaMoCogVideoXPipeline, LaMoLTXImageToVideoPipeline,
+from lamo.pipelines import (LaMoCogVideoXImageToVideoPipeline, LaMoCogVideoXPipeline,
+                            LaMoHunyuanVideoImageToVideoPipeline, LaMoLTXImageToVideoPipeline,
                             LaMoWanImageToVideoPipeline, LaMoWanPipeline, is_image_to_video_model, pipeline_class,
                             takes_image)
 
@@ -42,8 +46,18 @@ BACKBONES = {
                                  [5], C_WAN + 4),
     "ltx-i2v": Backbone(tiny_ltx_components, LTXImageToVideoPipeline, LaMoLTXImageToVideoPipeline, ltx_call_kwargs,
                         "ltx", LTX_LATENT_CHANNELS, prompt_kwargs=ltx_prompt_kwargs),
+    "hunyuanvideo-i2v-concat": Backbone(lambda: tiny_hunyuan_video_components(image_condition_type="latent_concat"),
+                                        HunyuanVideoImageToVideoPipeline, LaMoHunyuanVideoImageToVideoPipeline,
+                                        hunyuan_video_call_kwargs, "hunyuanvideo", HUNYUAN_LATENT_CHANNELS,
+                                        condition_channels=HUNYUAN_LATENT_CHANNELS + 1,
+                                        prompt_kwargs=hunyuan_video_prompt_kwargs),
+    "hunyuanvideo-i2v-token-replace": Backbone(
+        lambda: tiny_hunyuan_video_components(image_condition_type="token_replace"), HunyuanVideoImageToVideoPipeline,
+        LaMoHunyuanVideoImageToVideoPipeline, hunyuan_video_call_kwargs, "hunyuanvideo", HUNYUAN_LATENT_CHANNELS,
+        prompt_kwargs=hunyuan_video_prompt_kwargs),
 }
-CHANNEL_DIM = {"cogvideox": 2, "wan": 1, "ltx": -1}  # of the latents a call returns (LTX: packed tokens)
+# of the latents a call returns (LTX: packed tokens)
+CHANNEL_DIM = {"cogvideox": 2, "wan": 1, "hunyuanvideo": 1, "ltx": -1}
 STEPS, WINDOW, FIRST_GUIDED = 5, 0.6, 2  # steps s ≥ ⌈(1 − 0.6)·5⌉ = 2 are guided
 
 
@@ -74,7 +88,7 @@ def test_i2v_bit_identical_to_stock_when_guidance_is_off(name):
     assert not {"step"} & set(vars(lamo.scheduler)) and not {"encode_prompt", "prepare_latents"} & set(vars(lamo))
 
 
-@pytest.mark.parametrize("name", ["cogvideox-i2v-ddim", "wan2.1-i2v-unipc", "ltx-i2v"])
+@pytest.mark.parametrize("name", ["cogvideox-i2v-ddim", "wan2.1-i2v-unipc", "ltx-i2v", "hunyuanvideo-i2v-concat"])
 def test_i2v_bit_identical_decoded_video(name):
     check_bit_identical_decoded(BACKBONES[name], _run)
 
@@ -85,7 +99,8 @@ def test_i2v_guidance_changes_the_trajectory_from_the_first_guided_step(name):
     check_guidance_window(BACKBONES[name], _run, WINDOW, FIRST_GUIDED, STEPS)
 
 
-@pytest.mark.parametrize("name", ["cogvideox-i2v-5b-dpm", "wan2.1-i2v-unipc", "ltx-i2v"])
+@pytest.mark.parametrize("name", ["cogvideox-i2v-5b-dpm", "wan2.1-i2v-unipc", "ltx-i2v",
+                                  "hunyuanvideo-i2v-token-replace"])
 @pytest.mark.parametrize("mode", ["output", "latent"])
 def test_i2v_no_gradient_reaches_the_backbone(name, mode):
     backbone = BACKBONES[name]
@@ -112,7 +127,7 @@ def test_i2v_no_gradient_reaches_the_backbone(name, mode):
 
 
 # ---------------------------------------------------------------------------------------- the prior
-@pytest.mark.parametrize("name", ["cogvideox-i2v-ddim", "wan2.1-i2v-unipc"])
+@pytest.mark.parametrize("name", ["cogvideox-i2v-ddim", "wan2.1-i2v-unipc", "hunyuanvideo-i2v-concat"])
 def test_i2v_prior_fits_the_denoised_channels_not_the_input(name):
     backbone = BACKBONES[name]
     _, lamo = backbone.pipelines()
@@ -171,10 +186,11 @@ def test_pipeline_class_and_is_image_to_video_model(tmp_path):
     assert pipeline_class("cogvideox", image_to_video=True) is LaMoCogVideoXImageToVideoPipeline
     assert pipeline_class("wan", image_to_video=True) is LaMoWanImageToVideoPipeline
     assert pipeline_class("ltx", image_to_video=True) is LaMoLTXImageToVideoPipeline
-    with pytest.raises(ValueError, match="hunyuanvideo"):
-        pipeline_class("hunyuanvideo", image_to_video=True)  # no HunyuanVideo image-to-video pipeline (yet)
+    assert pipeline_class("hunyuanvideo", image_to_video=True) is LaMoHunyuanVideoImageToVideoPipeline
+    with pytest.raises(ValueError, match="hunyuan"):
+        pipeline_class("hunyuan", image_to_video=True)
     for name in ("CogVideoXImageToVideoPipeline", "WanImageToVideoPipeline", "LaMoWanImageToVideoPipeline",
-                 "LTXImageToVideoPipeline"):
+                 "LTXImageToVideoPipeline", "HunyuanVideoImageToVideoPipeline"):
         assert is_image_to_video_model({"_class_name": name})
     for name in ("CogVideoXPipeline", "WanPipeline", "LaMoWanPipeline"):
         assert not is_image_to_video_model({"_class_name": name}) and not takes_image({"_class_name": name})

@@ -352,18 +352,24 @@ def tiny_image(size: int = HEIGHT, seed: int = 0):
 
 # ---------------------------------------------------------------------------------------- HunyuanVideo, LTX-Video
 def tiny_hunyuan_video_components(*, latent_channels: int = HUNYUAN_LATENT_CHANNELS, text_dim: int = TEXT_DIM,
-                                  seed: int = 0) -> dict[str, Any]:
+                                  seed: int = 0, image_condition_type: str | None = None) -> dict[str, Any]:
     """Components of a tiny random ``HunyuanVideoPipeline`` (both tokenizers and text encoders ``None``), shrunk as
     diffusers' ``tests/pipelines/hunyuan_video/test_hunyuan_video.py`` does: a 1 + 1-layer transformer taking
     ``text_dim``-wide Llama embeddings and a ``HUNYUAN_POOLED_DIM``-wide CLIP vector, guidance-distilled
-    (``guidance_embeds=True``); a VAE compressing 4× in time and 8× in space; FlowMatchEuler with shift 7."""
+    (``guidance_embeds=True``); a VAE compressing 4× in time and 8× in space; FlowMatchEuler with shift 7.
+
+    ``image_condition_type``: for ``HunyuanVideoImageToVideoPipeline`` — ``"latent_concat"`` (the transformer takes
+    ``2·C + 1`` channels and has no guidance embedding, as HunyuanVideo-I2V) or ``"token_replace"`` (``C``
+    channels, the image latent replacing the first frame); image processor and text encoders are ``None``."""
     from diffusers import AutoencoderKLHunyuanVideo, FlowMatchEulerDiscreteScheduler, HunyuanVideoTransformer3DModel
 
     torch.manual_seed(seed)
     transformer = HunyuanVideoTransformer3DModel(
-        in_channels=latent_channels, out_channels=latent_channels, num_attention_heads=2, attention_head_dim=10,
-        num_layers=1, num_single_layers=1, num_refiner_layers=1, patch_size=1, patch_size_t=1, guidance_embeds=True,
-        text_embed_dim=text_dim, pooled_projection_dim=HUNYUAN_POOLED_DIM, rope_axes_dim=(2, 4, 4),
+        in_channels=2 * latent_channels + 1 if image_condition_type == "latent_concat" else latent_channels,
+        out_channels=latent_channels, num_attention_heads=2, attention_head_dim=10, num_layers=1,
+        num_single_layers=1, num_refiner_layers=1, patch_size=1, patch_size_t=1,
+        guidance_embeds=image_condition_type != "latent_concat", text_embed_dim=text_dim,
+        pooled_projection_dim=HUNYUAN_POOLED_DIM, rope_axes_dim=(2, 4, 4), image_condition_type=image_condition_type,
     ).eval()
     torch.manual_seed(seed + 1)
     vae = AutoencoderKLHunyuanVideo(
@@ -373,8 +379,9 @@ def tiny_hunyuan_video_components(*, latent_channels: int = HUNYUAN_LATENT_CHANN
         scaling_factor=0.476986, spatial_compression_ratio=8, temporal_compression_ratio=4,
         mid_block_add_attention=True,
     ).eval()
-    return dict(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
-                text_encoder=None, text_encoder_2=None, tokenizer=None, tokenizer_2=None)
+    components = dict(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+                      text_encoder=None, text_encoder_2=None, tokenizer=None, tokenizer_2=None)
+    return components if image_condition_type is None else dict(components, image_processor=None)
 
 
 def hunyuan_video_call_kwargs(**overrides: Any) -> dict[str, Any]:

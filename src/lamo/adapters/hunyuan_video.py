@@ -1,4 +1,4 @@
-"""HunyuanVideo adapter (13B, text-to-video): layout ``(B, C, F, H, W)``, flow matching.
+"""HunyuanVideo adapter (13B, text- and image-to-video): layout ``(B, C, F, H, W)``, flow matching.
 
 * **Prediction and noise levels**: flow velocity with ``FlowMatchEulerDiscreteScheduler`` (shift 7 in the
   released scheduler config) — the flow-matching families' own (:class:`~lamo.adapters.base.FlowMatchAdapter`):
@@ -14,6 +14,9 @@
 * **Training**: ``x_t = (1 − σ)·x0 + σ·ε``, ``pred = transformer(x_t, σ·N, prompt, mask, pooled, guidance)``,
   target ``ε − x0``; pass ``pooled_prompt_embeds=`` (and ``prompt_attention_mask=``) to ``training_forward``
   (``lamo train finetune``, whose cache holds no pooled prompt, refuses HunyuanVideo).
+* **Image-to-video** (``HunyuanVideoImageToVideoPipeline``): ``"latent_concat"`` transformers take ``2·C + 1``
+  channels (noisy latents, image latents, a first-frame mask) and predict ``C``; ``"token_replace"`` ones take
+  ``C`` and the pipeline steps the frames after the image's. Either way the scheduler sees ``C`` channels.
 * **Latents**: ``vae.encode(video).latent_dist · scaling_factor`` (``HunyuanVideoPipeline`` divides by it
   before decoding); its VAE maps ``1 + 4k`` frames to ``1 + k`` latent frames and compresses 8× in space.
 """
@@ -34,7 +37,7 @@ class HunyuanVideoAdapter(FlowMatchAdapter):
     family = "hunyuanvideo"
     layout = "BCFHW"
     # full names: HunyuanVideo 1.5, Framepack and SkyReels are other models
-    class_prefixes = ("HunyuanVideoPipeline", "HunyuanVideoTransformer3DModel")
+    class_prefixes = ("HunyuanVideoPipeline", "HunyuanVideoImageToVideoPipeline", "HunyuanVideoTransformer3DModel")
     default_max_sequence_length = 256
     #: the guidance embedding a training forward gives the guidance-distilled transformer (``guidance · 1000``)
     training_guidance = 1.0

@@ -4,7 +4,8 @@
 * :class:`LaMoCogVideoXImageToVideoPipeline` — subclass of ``diffusers.CogVideoXImageToVideoPipeline``;
 * :class:`LaMoWanPipeline` — subclass of ``diffusers.WanPipeline`` (Wan 2.1 and 2.2);
 * :class:`LaMoWanImageToVideoPipeline` — subclass of ``diffusers.WanImageToVideoPipeline``;
-* :class:`LaMoHunyuanVideoPipeline` — subclass of ``diffusers.HunyuanVideoPipeline``;
+* :class:`LaMoHunyuanVideoPipeline`, :class:`LaMoHunyuanVideoImageToVideoPipeline` — subclasses of
+  ``diffusers.HunyuanVideoPipeline`` and ``diffusers.HunyuanVideoImageToVideoPipeline``;
 * :class:`LaMoLTXPipeline`, :class:`LaMoLTXImageToVideoPipeline` — subclasses of ``diffusers.LTXPipeline`` and
   ``diffusers.LTXImageToVideoPipeline``;
 * :func:`pipeline_class` — the LaMo pipeline class of a backbone family (text- or image-to-video);
@@ -27,13 +28,13 @@ from .guided import (RELEASE_GUIDANCE_KWARGS, RELEASE_SAMPLING_KWARGS, GuidanceR
                      MotionGuidedPipelineMixin, NonFiniteGuidanceError)
 from .settings import (SAMPLING_DEFAULTS, check_sizes, describe_settings, model_sizes, resolve_sampling_settings,
                        stock_call)
-from .hunyuan_video import LaMoHunyuanVideoPipeline
+from .hunyuan_video import LaMoHunyuanVideoImageToVideoPipeline, LaMoHunyuanVideoPipeline
 from .ltx import LaMoLTXImageToVideoPipeline, LaMoLTXPipeline
 from .wan import LaMoWanImageToVideoPipeline, LaMoWanPipeline
 
 __all__ = [
     "LaMoCogVideoXPipeline", "LaMoWanPipeline", "LaMoCogVideoXImageToVideoPipeline", "LaMoWanImageToVideoPipeline",
-    "LaMoHunyuanVideoPipeline", "LaMoLTXPipeline", "LaMoLTXImageToVideoPipeline",
+    "LaMoHunyuanVideoPipeline", "LaMoHunyuanVideoImageToVideoPipeline", "LaMoLTXPipeline", "LaMoLTXImageToVideoPipeline",
     "pipeline_class", "is_image_to_video_model", "takes_image",
     "GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
     "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS",
@@ -43,12 +44,12 @@ __all__ = [
 PIPELINES = {"cogvideox": LaMoCogVideoXPipeline, "wan": LaMoWanPipeline, "hunyuanvideo": LaMoHunyuanVideoPipeline,
              "ltx": LaMoLTXPipeline}
 IMAGE_TO_VIDEO_PIPELINES = {"cogvideox": LaMoCogVideoXImageToVideoPipeline, "wan": LaMoWanImageToVideoPipeline,
-                            "ltx": LaMoLTXImageToVideoPipeline}
+                            "hunyuanvideo": LaMoHunyuanVideoImageToVideoPipeline, "ltx": LaMoLTXImageToVideoPipeline}
 
 
 def pipeline_class(family: str, image_to_video: bool = False) -> type:
     """The LaMo pipeline class for ``family`` (``"cogvideox"``, ``"wan"``, ``"hunyuanvideo"``, ``"ltx"``);
-    ``image_to_video=True`` gives the image-to-video one (``pipe(image=…, prompt=…)``; not for HunyuanVideo)."""
+    ``image_to_video=True`` gives the image-to-video one (``pipe(image=…, prompt=…)``)."""
     table = IMAGE_TO_VIDEO_PIPELINES if image_to_video else PIPELINES
     if family not in table:
         raise ValueError(f"no LaMo pipeline for backbone family {family!r}; choose from {sorted(table)}")
@@ -57,10 +58,11 @@ def pipeline_class(family: str, image_to_video: bool = False) -> type:
 
 def is_image_to_video_model(model_index: dict) -> bool:
     """Whether a saved pipeline's ``model_index.json`` (as a dict) is an image-to-video one: its class is
-    ``CogVideoXImageToVideoPipeline`` / ``WanImageToVideoPipeline`` / ``LTXImageToVideoPipeline`` (with or without
-    LaMo's prefix)."""
+    ``CogVideoXImageToVideoPipeline`` / ``WanImageToVideoPipeline`` / ``HunyuanVideoImageToVideoPipeline`` /
+    ``LTXImageToVideoPipeline`` (with or without LaMo's prefix)."""
     name = str(model_index.get("_class_name", "")).removeprefix("LaMo")
-    return name in ("CogVideoXImageToVideoPipeline", "WanImageToVideoPipeline", "LTXImageToVideoPipeline")
+    return name in ("CogVideoXImageToVideoPipeline", "WanImageToVideoPipeline", "HunyuanVideoImageToVideoPipeline",
+                    "LTXImageToVideoPipeline")
 
 
 def takes_image(model_index: dict) -> bool:

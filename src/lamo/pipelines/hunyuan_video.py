@@ -1,12 +1,13 @@
-"""``LaMoHunyuanVideoPipeline``: diffusers' HunyuanVideo pipeline with Motion Prior Guidance."""
+"""``LaMoHunyuanVideoPipeline`` / ``LaMoHunyuanVideoImageToVideoPipeline``: diffusers' HunyuanVideo pipelines with
+Motion Prior Guidance."""
 from __future__ import annotations
 
-from diffusers import HunyuanVideoPipeline
+from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoPipeline
 
 from ..adapters.hunyuan_video import HunyuanVideoAdapter
 from .guided import MotionGuidedPipelineMixin
 
-__all__ = ["LaMoHunyuanVideoPipeline"]
+__all__ = ["LaMoHunyuanVideoPipeline", "LaMoHunyuanVideoImageToVideoPipeline"]
 
 
 class LaMoHunyuanVideoPipeline(MotionGuidedPipelineMixin, HunyuanVideoPipeline):
@@ -26,6 +27,26 @@ class LaMoHunyuanVideoPipeline(MotionGuidedPipelineMixin, HunyuanVideoPipeline):
 
     Called with ``prompt_embeds=`` it needs ``pooled_prompt_embeds=`` (CLIP) and ``prompt_attention_mask=``
     too, as the stock pipeline does.
+    """
+
+    adapter = HunyuanVideoAdapter()
+
+
+class LaMoHunyuanVideoImageToVideoPipeline(MotionGuidedPipelineMixin, HunyuanVideoImageToVideoPipeline):
+    """``HunyuanVideoImageToVideoPipeline`` (HunyuanVideo-I2V) plus Motion Prior Guidance.
+
+    Its transformer takes the image one of two ways (``image_condition_type``): ``"latent_concat"`` — ``2·C + 1``
+    input channels (noisy latents, image latents, a first-frame mask), predicting ``C``; the scheduler steps, and
+    guidance corrects, all ``C``-channel frames — or ``"token_replace"`` — the image latent replaces the first
+    frame, and the pipeline steps (guidance corrects) the frames after it. The prompt goes through a LLaVA text
+    encoder with the image; the prior is conditioned on those embeddings' mean, as for text-to-video::
+
+        from diffusers.utils import load_image
+
+        pipe = LaMoHunyuanVideoImageToVideoPipeline.from_pretrained(
+            "hunyuanvideo-community/HunyuanVideo-I2V", torch_dtype=torch.bfloat16).to("cuda")
+        pipe.load_motion_prior("path/to/prior")  # a prior trained on HunyuanVideo latents (16 channels)
+        video = pipe(image=load_image("first_frame.png"), prompt="a ball bounces", motion_guidance_scale=1.0).frames[0]
     """
 
     adapter = HunyuanVideoAdapter()
