@@ -35,6 +35,13 @@ def _hunyuan_video(root):
 MODELS = {"ltx": (_ltx, 8, "LaMoLTXPipeline"), "hunyuanvideo": (_hunyuan_video, 4, "LaMoHunyuanVideoPipeline")}
 
 
+def _cached_prompt_embeds(cache):
+    """The first cached clip's prompt embeddings, ``(1, L, D)``."""
+    from safetensors.torch import load_file
+
+    return load_file(cache / "shard-00000.safetensors")["prompt_embeds"][:1]
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
@@ -68,6 +75,16 @@ def test_cache_train_sample_eval_finetune(family, data, tmp_path, capsys):
     guided = {v["motion_guidance_scale"]: v for v in run["videos"]}
     assert guided[1.0]["guided_steps"] == [1, 2] and guided[0.0]["guided_steps"] == []
     assert len(guided[1.0]["guide_loss"]) == 3
+    # prompt embeddings from a file: LTX-Video attends to every token; HunyuanVideo needs its CLIP pooled prompt
+    from lamo.sampling import save_prompt_embeds
+
+    save_prompt_embeds(tmp_path / "p.safetensors", _cached_prompt_embeds(tmp_path / "cache"))
+    rc = main(["sample", "--model", str(model), "--prompt-embeds", str(tmp_path / "p.safetensors"), "--steps", "2",
+               "--guidance-scale", "1", *size, "--out", str(tmp_path / "from-embeds")])
+    if family == "hunyuanvideo":
+        assert rc == 2 and "pooled_prompt_embeds" in capsys.readouterr().err
+    else:
+        assert rc == 0 and (tmp_path / "from-embeds" / "0_0_0.mp4").is_file()
     assert main(["eval", "motion", str(out)]) == 0
     assert len(json.loads((out / "eval_motion.json").read_text())["clips"]) == 2
 

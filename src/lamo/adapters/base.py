@@ -177,7 +177,8 @@ def randn_like_latents(shape: torch.Size, generator: torch.Generator | None, lik
 class BackboneAdapter(ABC):
     """Backbone-specific knowledge behind one interface. Subclasses set ``family`` and ``layout``.
 
-    Adapters hold no state: one instance serves any number of pipelines of its family.
+    Adapters hold no state: one instance serves any number of pipelines of its family (an LTX-Video adapter
+    bound to a latent grid, :meth:`lamo.adapters.ltx.LTXAdapter.for_grid`, is a value made per call).
     """
 
     family: str = ""

@@ -2,15 +2,32 @@
 Motion Prior Guidance."""
 from __future__ import annotations
 
+from typing import Any
+
 from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoPipeline
 
 from ..adapters.hunyuan_video import HunyuanVideoAdapter
 from .guided import MotionGuidedPipelineMixin
+from .ltx import fill_prompt_masks
 
 __all__ = ["LaMoHunyuanVideoPipeline", "LaMoHunyuanVideoImageToVideoPipeline"]
 
 
-class LaMoHunyuanVideoPipeline(MotionGuidedPipelineMixin, HunyuanVideoPipeline):
+class _HunyuanVideoMixin(MotionGuidedPipelineMixin):
+    """What both HunyuanVideo pipelines add to the mixin: prompt embeddings without a mask attend to every token,
+    and prompt embeddings without the CLIP pooled prompt are refused in one line (the stock pipeline fails deep
+    inside its CLIP encoder)."""
+
+    adapter = HunyuanVideoAdapter()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("prompt_embeds") is not None and kwargs.get("pooled_prompt_embeds") is None:
+            raise ValueError("HunyuanVideo: prompt_embeds (Llama) need pooled_prompt_embeds (the CLIP pooled prompt) "
+                             "too; a prompt-embeddings file holds no pooled prompt: give the prompts as text")
+        return super().__call__(*args, **fill_prompt_masks(kwargs))
+
+
+class LaMoHunyuanVideoPipeline(_HunyuanVideoMixin, HunyuanVideoPipeline):
     """``HunyuanVideoPipeline`` (HunyuanVideo 13B text-to-video) plus Motion Prior Guidance.
 
     Same components, ``from_pretrained`` and call arguments as ``HunyuanVideoPipeline``, plus the ``motion_*``
@@ -25,14 +42,13 @@ class LaMoHunyuanVideoPipeline(MotionGuidedPipelineMixin, HunyuanVideoPipeline):
         pipe.load_motion_prior("path/to/prior")  # a prior trained on HunyuanVideo latents (16 channels)
         video = pipe("a ball bounces", motion_guidance_scale=1.0).frames[0]
 
-    Called with ``prompt_embeds=`` it needs ``pooled_prompt_embeds=`` (CLIP) and ``prompt_attention_mask=``
-    too, as the stock pipeline does.
+    Called with ``prompt_embeds=`` it needs ``pooled_prompt_embeds=`` (CLIP) too, as the stock pipeline does;
+    without ``prompt_attention_mask=`` every token is attended to.
     """
 
-    adapter = HunyuanVideoAdapter()
 
 
-class LaMoHunyuanVideoImageToVideoPipeline(MotionGuidedPipelineMixin, HunyuanVideoImageToVideoPipeline):
+class LaMoHunyuanVideoImageToVideoPipeline(_HunyuanVideoMixin, HunyuanVideoImageToVideoPipeline):
     """``HunyuanVideoImageToVideoPipeline`` (HunyuanVideo-I2V) plus Motion Prior Guidance.
 
     Its transformer takes the image one of two ways (``image_condition_type``): ``"latent_concat"`` — ``2·C + 1``
@@ -49,4 +65,3 @@ class LaMoHunyuanVideoImageToVideoPipeline(MotionGuidedPipelineMixin, HunyuanVid
         video = pipe(image=load_image("first_frame.png"), prompt="a ball bounces", motion_guidance_scale=1.0).frames[0]
     """
 
-    adapter = HunyuanVideoAdapter()

@@ -16,7 +16,7 @@ from diffusers import LTXImageToVideoPipeline, LTXPipeline
 from ..adapters.ltx import LTXAdapter
 from .guided import MotionGuidedPipelineMixin
 
-__all__ = ["LaMoLTXPipeline", "LaMoLTXImageToVideoPipeline"]
+__all__ = ["LaMoLTXPipeline", "LaMoLTXImageToVideoPipeline", "fill_prompt_masks"]
 
 
 def _stock_arguments(pipe: Any, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -30,6 +30,17 @@ def _stock_arguments(pipe: Any, args: tuple, kwargs: dict[str, Any]) -> dict[str
     return bound.arguments
 
 
+def fill_prompt_masks(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Call arguments where prompt embeddings given without their attention mask get one over every token (the
+    stock HunyuanVideo and LTX pipelines refuse or fail on them; a prompt-embeddings file holds no mask)."""
+    for embeds, mask in (("prompt_embeds", "prompt_attention_mask"),
+                         ("negative_prompt_embeds", "negative_prompt_attention_mask")):
+        if kwargs.get(embeds) is not None and kwargs.get(mask) is None:
+            e = kwargs[embeds]
+            kwargs[mask] = torch.ones(e.shape[:2], dtype=torch.bool, device=e.device)
+    return kwargs
+
+
 class _LTXMixin(MotionGuidedPipelineMixin):
     """What both LTX pipelines add to the mixin: prompt embeddings given without a mask attend to every token
     (the stock pipeline refuses them)."""
@@ -37,12 +48,7 @@ class _LTXMixin(MotionGuidedPipelineMixin):
     adapter = LTXAdapter()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        for embeds, mask in (("prompt_embeds", "prompt_attention_mask"),
-                             ("negative_prompt_embeds", "negative_prompt_attention_mask")):
-            if kwargs.get(embeds) is not None and kwargs.get(mask) is None:
-                e = kwargs[embeds]
-                kwargs[mask] = torch.ones(e.shape[:2], dtype=torch.bool, device=e.device)
-        return super().__call__(*args, **kwargs)
+        return super().__call__(*args, **fill_prompt_masks(kwargs))
 
 
 class LaMoLTXPipeline(_LTXMixin, LTXPipeline):
