@@ -113,7 +113,7 @@ def _check_family(family: str) -> str:
 def _match(template: str, name: str, **fixed: str) -> str | None:
     """The block index ``{i}`` if ``name`` fits ``template`` (other fields given in ``fixed``), else ``None``;
     ``""`` for a template without ``{i}``."""
-    rx = re.escape(template.format(i="\x00", **fixed)).replace("\\x00", r"(\d+)").replace("\x00", r"(\d+)")
+    rx = re.escape(template.format(i="\x00", **fixed)).replace("\x00", r"(\d+)")  # re.escape leaves NUL as it is
     m = re.fullmatch(rx, name)
     if m is None:
         return None
