@@ -62,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--motion-guidance-reduction", choices=("sum", "element_mean"), default="sum",
                    help="L_guide summed per sample (λ means the same at any size) or one element mean (the authors' "
                         "release) (default: sum)")
-    g.add_argument("--motion-guidance-window-rounding", choices=("ceil", "floor"), default="ceil",
-                   help="first guided step ⌈(1 − ρ)·S⌉ or ⌊(1 − ρ)·S⌋ (the release) (default: ceil)")
+    g.add_argument("--motion-guidance-window-rounding", choices=("ceil", "floor", "release"), default="ceil",
+                   help="first guided step ⌈(1 − ρ)·S⌉, ⌊(1 − ρ)·S⌋, or the authors' int((1.0 − ρ)·S) in floating "
+                        "point (release: step 9 of 50 at ρ = 0.8) (default: ceil)")
     g.add_argument("--motion-guidance-stop-gradient", action="store_true",
                    help="one-sided residual: the prior's prediction is a fixed target (default: off)")
     g.add_argument("--motion-guidance-schedule", choices=("constant", "noise"), default="constant",

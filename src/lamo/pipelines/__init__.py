@@ -22,6 +22,8 @@ from ..demo import autoencoder as _demo_autoencoder  # noqa: E402,F401  (lets fr
 from .cogvideox import LaMoCogVideoXImageToVideoPipeline, LaMoCogVideoXPipeline
 from .guided import (RELEASE_GUIDANCE_KWARGS, RELEASE_SAMPLING_KWARGS, GuidanceRecord, GuidedSchedulerStep,
                      MotionGuidedPipelineMixin, NonFiniteGuidanceError)
+from .release import (RELEASE_SCHEDULER_CONFIG, FirstOrderCogVideoXDPMScheduler, release_scheduler,
+                      use_release_sampling)
 from .settings import (SAMPLING_DEFAULTS, check_sizes, describe_settings, model_sizes, resolve_sampling_settings,
                        stock_call)
 from .wan import LaMoWanImageToVideoPipeline, LaMoWanPipeline
@@ -30,7 +32,8 @@ __all__ = [
     "LaMoCogVideoXPipeline", "LaMoWanPipeline", "LaMoCogVideoXImageToVideoPipeline", "LaMoWanImageToVideoPipeline",
     "pipeline_class", "is_image_to_video_model", "takes_image",
     "GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
-    "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS",
+    "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS", "RELEASE_SCHEDULER_CONFIG", "FirstOrderCogVideoXDPMScheduler",
+    "release_scheduler", "use_release_sampling",
     "resolve_sampling_settings", "describe_settings", "SAMPLING_DEFAULTS", "model_sizes", "check_sizes", "stock_call",
 ]
 

@@ -53,11 +53,12 @@ __all__ = ["GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin",
 # release-architecture prior (τ = 1) it is their update to fp32 round-off (tests/test_release_parity.py).
 RELEASE_GUIDANCE_KWARGS: dict[str, Any] = dict(
     motion_guidance_scale=15.0, motion_guidance_window=0.8, motion_guidance_reduction="element_mean",
-    motion_guidance_window_rounding="floor",
+    motion_guidance_window_rounding="release",
 )
-# ... and their sampling setting on CogVideoX-2B: 50 steps, CFG 6, 49 frames.
-RELEASE_SAMPLING_KWARGS: dict[str, Any] = dict(num_inference_steps=50, guidance_scale=6.0, num_frames=49,
-                                               **RELEASE_GUIDANCE_KWARGS)
+# ... and their sampling setting on CogVideoX-2B: 50 steps, CFG 6 with dynamic CFG, 49 frames, 720×480
+# (their scheduler, DPM with trailing timesteps, is lamo.pipelines.release.use_release_sampling).
+RELEASE_SAMPLING_KWARGS: dict[str, Any] = dict(num_inference_steps=50, guidance_scale=6.0, use_dynamic_cfg=True,
+                                               num_frames=49, height=480, width=720, **RELEASE_GUIDANCE_KWARGS)
 _log = logging.getLogger("lamo.pipelines")
 
 
@@ -441,8 +442,9 @@ class MotionGuidedPipelineMixin:
                 fewer calls are faster on a GPU, more hold less memory.
             motion_guidance_reduction: ``"sum"`` (λ means the same at any batch and latent size) or
                 ``"element_mean"`` (the authors' release: one mean over every element of the batch).
-            motion_guidance_window_rounding: ``"ceil"`` (first guided step ``⌈(1 − ρ)·S⌉``) or
-                ``"floor"`` (``⌊(1 − ρ)·S⌋``, the release's "from step ⌊0.2·S⌋ on").
+            motion_guidance_window_rounding: ``"ceil"`` (first guided step ``⌈(1 − ρ)·S⌉``), ``"floor"``
+                (``⌊(1 − ρ)·S⌋``) or ``"release"`` (the authors' ``int((1.0 − ρ)·S)`` in floating point: from
+                step 9 of 50 at ρ = 0.8).
             motion_guidance_stop_gradient: ``True``: the one-sided residual
                 ``sg(x̂0_i + f_φ(x̂0_i)) − x̂0_{i+τ}`` (the prior's prediction is a fixed target; only the later
                 frame of each pair is pulled); ``False`` (the default): both sides move.
