@@ -339,12 +339,26 @@ class MotionGuidedPipelineMixin:
             self.check_motion_prior(prior)
         self._motion_prior = prior
 
-    def load_motion_prior(self, path: str, **kwargs: Any) -> MotionPrior:
+    def load_motion_prior(self, path: str, *, transformer_loaded: bool = False, **kwargs: Any) -> MotionPrior:
         """Load a prior saved with ``MotionPrior.save_pretrained``, check it fits, and make it the default.
 
         Without ``torch_dtype=`` the prior runs in bf16 beside a bf16 transformer (measured fastest on
         a GPU: benchmarks/README.md) and in fp32 otherwise; guidance itself is taken in fp32 either way.
+        A folder that also holds a fine-tuned ``transformer/`` (the release's full fine-tune) is refused — it
+        would load the prior alone — unless ``transformer_loaded`` (what :func:`lamo.convert.load_release`
+        passes once it has put that transformer into the pipeline).
         """
+        from pathlib import Path
+
+        folder = Path(str(path))
+        if not transformer_loaded and (folder / "transformer").is_dir() and ((folder / "predictor.safetensors").is_file()
+                                                  or (folder / "config.json").is_file()):
+            from ..errors import InputError
+
+            raise InputError(f"{folder} holds a fine-tuned transformer ({folder / 'transformer'}) beside its motion "
+                             "prior; load_motion_prior would load the prior alone. Load both with "
+                             "lamo.convert.load_release(pipe, folder), or pass a pipeline folder holding that "
+                             "transformer as the model")
         if "torch_dtype" not in kwargs and "dtype" not in kwargs:
             bf16 = getattr(self.backbone_transformer, "dtype", None) == torch.bfloat16
             kwargs["torch_dtype"] = torch.bfloat16 if bf16 else torch.float32
