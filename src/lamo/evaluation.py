@@ -318,7 +318,9 @@ def _generate_with_lamo_sample(argv: list[str]) -> None:
 def run_benchmark(benchmark: str, prompts: str | os.PathLike, *, model: str, out: str | os.PathLike,
                   prior: str | None = None, motion_guidance_scale: float | None = None, seeds: Sequence[int] = (0,),
                   steps: int = 50, scores: str | os.PathLike | None = None, evaluator_cmd: str | None = None,
-                  sample_args: str = "", generate: Callable[[list[str]], None] | None = None) -> BenchmarkResult | None:
+                  sample_args: str = "", generate: Callable[[list[str]], None] | None = None,
+                  cpu_offload: str = "none", vae_slicing: bool = False, vae_tiling: bool = False
+                  ) -> BenchmarkResult | None:
     """Generate (reusing only videos made exactly as asked now), score with the benchmark's evaluator, aggregate.
 
     ``benchmark``: ``videophy``, ``videophy2`` or ``vbench`` (:data:`lamo.evals.benchmarks.BENCHMARKS`);
@@ -326,7 +328,8 @@ def run_benchmark(benchmark: str, prompts: str | os.PathLike, *, model: str, out
     ``steps`` / ``sample_args`` (more ``lamo sample`` options) say how the videos are made, in ``OUT/videos``;
     ``scores``: per-video scores the evaluator already wrote, or ``evaluator_cmd``: the command that writes them
     (``{input}`` = ``OUT/videos.csv``, ``{output}`` = the scores file). ``generate``: what makes the videos from
-    ``lamo sample`` arguments (default: ``lamo sample`` in this process).
+    ``lamo sample`` arguments (default: ``lamo sample`` in this process). ``cpu_offload`` / ``vae_slicing`` /
+    ``vae_tiling``: ``lamo sample``'s memory switches (:func:`lamo.pipelines.settings.configure_memory`).
 
     The report is written whatever the evaluator does: when it fails, ``report.json`` keeps the motion metrics and
     records the evaluator's error and exit status, every video is kept, and ``status`` is 1. Under ``torchrun`` /
@@ -357,6 +360,9 @@ def run_benchmark(benchmark: str, prompts: str | os.PathLike, *, model: str, out
             "--out", str(out / "videos"), "--skip-existing", *shlex.split(sample_args)]
     if prior:
         argv += ["--prior", prior]
+    if cpu_offload != "none":
+        argv += ["--cpu-offload", cpu_offload]
+    argv += ["--vae-slicing"] * bool(vae_slicing) + ["--vae-tiling"] * bool(vae_tiling)
     (generate or _generate_with_lamo_sample)(argv)  # resumable: only videos made exactly as asked now are kept
     if not Shards.from_env().main:  # under torchrun / accelerate launch: rank 0 merged run.json and scores
         return None

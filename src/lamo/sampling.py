@@ -108,6 +108,9 @@ class SampleConfig:
     device: str | None = None
     prior_dtype: str | None = None  # "float32" / "bfloat16" (None: bf16 beside a bf16 model)
     activation_gib: float = 2.0  # most GiB of prior activations held at once during a guided step
+    cpu_offload: str = "none"  # none | model | sequential (diffusers' CPU offload; needs a GPU)
+    vae_slicing: bool = False  # decode one video of a batch at a time
+    vae_tiling: bool = False  # decode in overlapping spatial tiles
     no_guide_loss: bool = False  # measure L_guide only at guided steps
     out: str = "samples"
     skip_existing: bool = False  # resume: keep the videos made exactly as asked now
@@ -306,6 +309,10 @@ def check_config(cfg: SampleConfig) -> None:
         raise InputError("--motion-guidance-scale > 0 needs a motion prior: pass --prior PATH")
     if cfg.motion_guidance_more_priors and not cfg.prior:
         raise InputError("--motion-guidance-more-priors guide beside --prior: pass --prior PATH too")
+    from .pipelines.settings import CPU_OFFLOADS
+
+    if cfg.cpu_offload not in CPU_OFFLOADS:
+        raise InputError(f"--cpu-offload must be one of {list(CPU_OFFLOADS)}, got {cfg.cpu_offload!r}")
     if not cfg.activation_gib > 0:  # also NaN
         raise InputError(f"--activation-gib must be > 0 (GiB of prior activations per call), got {cfg.activation_gib}")
     if cfg.skip_existing and cfg.overwrite:
@@ -487,9 +494,16 @@ class SampleRun:
                 raise InputError(f"{cfg.model} is an image-to-video model ({index.get('_class_name')}): pass --image PATH")
         from ._quiet import quiet_loading
 
+        if cfg.cpu_offload != "none" and device.type == "cpu":  # before the weights are read
+            raise InputError(f"--cpu-offload {cfg.cpu_offload} keeps the weights on the CPU and moves them to a GPU "
+                             "while they run; this run is on the CPU: drop --cpu-offload or pass --device cuda")
         with quiet_loading():
             pipe = pipeline_class(family, image_to_video=bool(cfg.image)).from_pretrained(
-                cfg.model, **_load_kwargs(cfg.model, dtype)).to(device)
+                cfg.model, **_load_kwargs(cfg.model, dtype))
+        if cfg.cpu_offload == "none":
+            pipe.to(device)
+        pipe.enable_memory_savings(cpu_offload=cfg.cpu_offload, vae_slicing=cfg.vae_slicing, vae_tiling=cfg.vae_tiling,
+                                   device=device)
         pipe.set_progress_bar_config(disable=True)
         # without --prior-dtype, load_motion_prior picks bf16 beside a bf16 transformer, fp32 otherwise
         prior_kwargs = {"torch_dtype": getattr(torch, cfg.prior_dtype)} if cfg.prior_dtype else {}
@@ -661,6 +675,9 @@ class SampleRun:
             scheduler_sha256=hashlib.sha256(scheduler_config.encode()).hexdigest(), dtype=dtype_name, fps=fps,
             image=cfg.image, image_sha256=hashlib.sha256(Path(cfg.image).read_bytes()).hexdigest() if cfg.image else None,
         )
+
+        if cfg.vae_tiling:  # tiles can move pixels at their seams (above a tile's size); slicing and offload cannot
+            common["vae_tiling"] = True
 
         def recipe(i: int, seed: int, lam: float) -> dict[str, Any]:
             prompt = (dict(prompt_embeds_sha256=_tensor_sha256(embeds[i], None if negative is None else

@@ -87,6 +87,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--activation-gib", type=float, default=2.0,
                    help="most GiB of prior activations held at once during a guided step (default: 2; "
                         "lower it on a small GPU, raise it to put more frame pairs through the prior per call)")
+    mem = p.add_argument_group("memory on one GPU (diffusers' switches, as the authors' release samples)")
+    mem.add_argument("--cpu-offload", choices=("none", "model", "sequential"), default="none",
+                     help="keep the weights on the CPU and move each model (model) or layer (sequential) to the GPU "
+                          "while it runs; needs a GPU and accelerate; the same video (default: none)")
+    mem.add_argument("--vae-slicing", action="store_true",
+                     help="decode the videos of a batch one at a time; the same video (default: off)")
+    mem.add_argument("--vae-tiling", action="store_true",
+                     help="decode in overlapping spatial tiles: less memory for large videos, blended seams above the "
+                          "VAE's tile size (default: off)")
     p.add_argument("--no-guide-loss", action="store_true",
                    help="measure L_guide only at guided steps (saves one prior forward per unguided step) "
                         "(default: measured at every step)")

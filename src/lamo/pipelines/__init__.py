@@ -24,7 +24,7 @@ from .guided import (RELEASE_GUIDANCE_KWARGS, RELEASE_SAMPLING_KWARGS, GuidanceR
                      MotionGuidedPipelineMixin, NonFiniteGuidanceError)
 from .release import (RELEASE_SCHEDULER_CONFIG, FirstOrderCogVideoXDPMScheduler, release_scheduler,
                       use_release_sampling)
-from .settings import (SAMPLING_DEFAULTS, check_sizes, describe_settings, model_sizes, resolve_sampling_settings,
+from .settings import (CPU_OFFLOADS, SAMPLING_DEFAULTS, check_sizes, configure_memory, describe_settings, model_sizes, resolve_sampling_settings,
                        stock_call)
 from .wan import LaMoWanImageToVideoPipeline, LaMoWanPipeline
 
@@ -34,6 +34,7 @@ __all__ = [
     "GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
     "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS", "RELEASE_SCHEDULER_CONFIG", "FirstOrderCogVideoXDPMScheduler",
     "release_scheduler", "use_release_sampling",
+    "CPU_OFFLOADS", "configure_memory",
     "resolve_sampling_settings", "describe_settings", "SAMPLING_DEFAULTS", "model_sizes", "check_sizes", "stock_call",
 ]
 

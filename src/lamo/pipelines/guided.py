@@ -366,6 +366,15 @@ class MotionGuidedPipelineMixin:
         self.motion_prior = prior
         return prior
 
+    def enable_memory_savings(self, cpu_offload: str = "none", vae_slicing: bool = False, vae_tiling: bool = False,
+                              device: Any = None) -> Any:
+        """Model / sequential CPU offload and VAE slicing / tiling through diffusers' own switches
+        (:func:`lamo.pipelines.settings.configure_memory`); returns the pipeline. Guidance follows the offload."""
+        from .settings import configure_memory
+
+        return configure_memory(self, cpu_offload=cpu_offload, vae_slicing=vae_slicing, vae_tiling=vae_tiling,
+                                device=device)
+
     @property
     def motion_guidance_history(self) -> list[GuidanceRecord]:
         """:class:`GuidanceRecord` of each guided (or, with ``motion_guidance_record``, each) step of the last call."""
