@@ -96,7 +96,9 @@ def _register_benchmark(esub: argparse._SubParsersAction, name: str) -> None:
     p = esub.add_parser(name, help=f"generate for the {name} prompts (resumable), score with its evaluator, aggregate",
                         description="See lamo.evals.benchmarks for the prompt-file formats, the evaluators and the "
                                     "aggregation; lamo.evaluation.run_benchmark is the same run from Python.")
-    p.add_argument("prompts", help="the benchmark's prompt file (CSV / VBench JSON / JSONL / text)")
+    p.add_argument("prompts", help="the benchmark's prompt file (CSV / VBench JSON / JSONL / text), or a suite: "
+                                   "vbench2-physics (shipped), vbench or vbench2 (read from the installed package), "
+                                   "each optionally :Dim,Dim")
     p.add_argument("--model", required=True, help="diffusers pipeline folder or hub id (CogVideoX or Wan)")
     p.add_argument("--prior", default=None, help="motion prior folder (MPG on when given)")
     p.add_argument("--motion-guidance-scale", type=float, default=None, help="λ (default: 1 with --prior, else 0)")
