@@ -71,6 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="λ at every guided step, or λ·√(1 − ᾱ_t) (λ·σ_t for flow models) (default: constant)")
     g.add_argument("--motion-guidance-more-priors", nargs="+", default=[], metavar="PATH",
                    help="further prior folders guiding beside --prior, their losses summed under one λ (default: none)")
+    p.add_argument("--release-sampler", action="store_true",
+                   help="sample as the authors' release does (CogVideoX): DPM scheduler with trailing timesteps, "
+                        "first-order steps, dynamic CFG; pair it with --motion-guidance-reduction element_mean "
+                        "--motion-guidance-window-rounding release (default: off, the model's own scheduler)")
     p.add_argument("--frames", type=int, default=None, help="video frames (default: the model's config, else the pipeline's)")
     p.add_argument("--height", type=int, default=None, help="video height in pixels (default: the model's config, else the pipeline's)")
     p.add_argument("--width", type=int, default=None, help="video width in pixels (default: the model's config, else the pipeline's)")
