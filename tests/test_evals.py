@@ -16,7 +16,7 @@ def test_aggregation_matches_hand_computed_values():
     # ≥ 4 counts; the unscored video is left out and counted
     out = aggregate("videophy2", v2)
     assert (out["SA"], out["PC"], out["joint"], out["n"], out["n_unscored"]) == (200 / 3, 200 / 3, 100 / 3, 3, 1)
-    with pytest.raises(ValueError, match=r"\[1.0, 5.0\]"):
+    with pytest.raises(ValueError, match="whole-number ratings 1–5"):
         aggregate("videophy2", [{"sa": 0.9, "pc": 4}])
 
 
@@ -60,7 +60,7 @@ def test_generation_resumes_and_missing_evaluator_is_explained(tmp_path, tiny_mo
     assert (tmp_path / "o" / "videos" / "0_0_0.mp4").stat().st_mtime_ns == first  # kept, not re-made
     assert (tmp_path / "o" / "videos" / "1_0_0.mp4").is_file()
     rows = (tmp_path / "o" / "videos.csv").read_text().splitlines()
-    assert rows[0] == "videopath,caption" and len(rows) == 3
+    assert rows[0] == "videopath,caption,short_caption,prompt" and len(rows) == 3
 
 
 def test_scores_from_an_evaluator_command_are_aggregated(tmp_path, tiny_model, capsys):

@@ -78,7 +78,7 @@ def test_run_benchmark_from_python_with_its_own_generator(dataset, tmp_path):
     assert report == jsonable(result.report)
     assert report["scores"]["SA"] == 100.0 and report["scores"]["PC"] == 50.0 and report["n_videos"] == 2
     assert "videophy: SA 100.0  PC 50.0  joint 50.0  (n = 2)" in result.text()
-    assert (out / "videos.csv").read_text().splitlines()[0] == "videopath,caption"
+    assert (out / "videos.csv").read_text().splitlines()[0] == "videopath,caption,short_caption,prompt"
     with pytest.raises(InputError, match="not both"):
         run_benchmark("videophy", tmp_path / "prompts.txt", model="m/x", out=out, scores=scores, evaluator_cmd="x",
                       generate=generate)

@@ -4,13 +4,15 @@ Released update, after the CFG mix, at a guided step with ``ᾱ = alphas_cumprod
 
     x̂0 = √ᾱ·x_t − √(1 − ᾱ)·v                                   (fp32)
     L  = mean over (batch, pairs, C, H, W) of (x̂0_i + P(x̂0_i, prompt) − x̂0_{i+1})²
-    v  ← v − 15·∂L/∂v                                           from step ⌊0.2·S⌋ on
+    v  ← v − 15·∂L/∂v                            from step int((1.0 − 0.8)·S) on, in floating point
 
 ``P`` is the release-architecture predictor applied to single frames with the mean-pooled positive
 prompt. Nothing below calls LaMo's guidance code to build the reference.
 """
 import functools
 import inspect
+import math
+from fractions import Fraction
 
 import pytest
 import torch
@@ -52,17 +54,18 @@ def released_update(v, x, alpha_bar, prior, pooled, lam=15.0):
 def test_guidance_with_release_settings_is_the_released_update(batch, budget):
     prior = release_prior()
     g = MotionPriorGuidance(prior, activation_budget_gib=budget, **RELEASE_GUIDANCE)
-    assert g.tau == 1 and g.first_step(50) == 10
+    start = release_start(50)
+    assert g.tau == 1 and g.first_step(50) == start
     gen = torch.Generator().manual_seed(batch)
     v, x = torch.randn(2, batch, 6, 4, 6, 5, generator=gen)
     pooled = torch.randn(batch, 8, generator=gen)
     a = torch.tensor(0.63)
-    out = g(v, x, step_index=10, num_steps=50, prediction_type="v_prediction", alpha_bar=a, cond=pooled)
+    out = g(v, x, step_index=start, num_steps=50, prediction_type="v_prediction", alpha_bar=a, cond=pooled)
     expected = released_update(v, x, a, prior, pooled)
     assert out.active and not torch.equal(out.model_output, v)
     torch.testing.assert_close(out.model_output, expected, rtol=1e-5, atol=1e-6)
-    skipped = g(v, x, step_index=9, num_steps=50, prediction_type="v_prediction", alpha_bar=a, cond=pooled)
-    assert skipped.model_output is v  # before ⌊0.2·50⌋ = 10 nothing is touched
+    skipped = g(v, x, step_index=start - 1, num_steps=50, prediction_type="v_prediction", alpha_bar=a, cond=pooled)
+    assert skipped.model_output is v  # before the release's start nothing is touched
 
 
 def test_the_two_reductions_differ_by_batch_and_latent_size():
@@ -84,21 +87,37 @@ def test_the_two_reductions_differ_by_batch_and_latent_size():
     torch.testing.assert_close(alone, grads["sum"][:1])
 
 
+def release_start(total_steps, guidance_step_ratio=0.8):
+    """The release's first guided step, as its guidance function computes it (Python floats, truncated)."""
+    return int((1.0 - guidance_step_ratio) * total_steps)
+
+
+def test_release_guides_41_of_50_steps():
+    # (1.0 − 0.8) is 0.19999999999999996 in binary floating point: ·50 = 9.999…, truncated to 9
+    assert release_start(50) == 9
+    g = MotionPriorGuidance(release_prior(), **RELEASE_GUIDANCE)
+    assert [s for s in range(50) if g.is_active(s, 50)] == list(range(9, 50))
+
+
+@pytest.mark.parametrize("ratio", [0.8, 0.5, 0.7, 0.9, 0.3])
 @pytest.mark.parametrize("steps", range(1, 101))
-def test_release_window_starts_at_floor_of_a_fifth(steps):
+def test_release_window_starts_where_the_release_computes_it(steps, ratio):
     prior = release_prior()
-    g = MotionPriorGuidance(prior, **RELEASE_GUIDANCE)
-    first = int(0.2 * steps)
+    g = MotionPriorGuidance(prior, **{**RELEASE_GUIDANCE, "window": ratio})
+    first = release_start(steps, ratio)
     assert g.first_step(steps) == first
-    assert [g.is_active(s, steps) for s in range(steps)] == [s >= first for s in range(steps)]
-    ours = MotionPriorGuidance(prior, scale=1.0)  # LaMo's rule rounds up; equal when 0.2·S is whole
-    assert ours.first_step(steps) == first + (0.2 * steps % 1 > 1e-6)
+    assert {s for s in range(steps) if g.is_active(s, steps)} == set(range(first, steps))
+    # LaMo's own default rule is unchanged: ⌈(1 − ρ)·S⌉ of the exact product
+    exact = (1 - Fraction(str(ratio))) * steps
+    assert MotionPriorGuidance(prior, scale=1.0, window=ratio).first_step(steps) == math.ceil(exact)
+    assert MotionPriorGuidance(prior, scale=1.0, window=ratio, window_rounding="floor").first_step(steps) == \
+        math.floor(exact)
 
 
 def test_pipeline_with_release_settings_gives_the_released_update_batch_2():
     """LaMoCogVideoXPipeline + RELEASE_GUIDANCE_KWARGS: what reaches scheduler.step is the released update
     of the CFG-mixed transformer output, at ᾱ of the step's timestep, with the mean positive prompt."""
-    steps = 5  # guided from ⌊0.2·5⌋ = 1 on
+    steps = 5  # guided from int((1.0 − 0.8)·5) = int(0.999…) = 0 on: every step
     pipe = tiny_pipeline(LaMoCogVideoXPipeline, tiny_cogvideox_components())
     prior = release_prior(COGVIDEOX_LATENT_CHANNELS, TEXT_DIM)
     raw, seen = [], []
@@ -119,11 +138,12 @@ def test_pipeline_with_release_settings_gives_the_released_update_batch_2():
          motion_prior=prior, **RELEASE_GUIDANCE_KWARGS, **call)
     assert len(seen) == len(raw) == steps
     guided = [r.step for r in pipe.motion_guidance_history if r.guided]
-    assert guided == [1, 2, 3, 4]
+    start = release_start(steps)
+    assert guided == list(range(start, steps)) == [0, 1, 2, 3, 4]
     for s, (out, got) in enumerate(zip(raw, seen)):
         uncond, text = out.float().chunk(2)
         mixed = uncond + 6.0 * (text - uncond)  # the CFG mix
-        if s < 1:
+        if s < start:
             assert torch.equal(got["model_output"], mixed)
             continue
         a = pipe.scheduler.alphas_cumprod[int(got["timestep"])]

@@ -143,7 +143,7 @@ def test_release_recipe_trains_lora_and_predictor_in_one_run(setup, tmp_path):
                  "--log-with", "none", "--out", str(out)]) == 0
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert (cfg["lr"], cfg["drift_weighting"], cfg["prior_preset"], cfg["prior_lr"], cfg["prior_lr_schedule"]) == \
-        (5e-5, "batch_mean", "release", 5e-4, "cosine")
+        (5e-5, "batch_mean", "release", 5e-4, "release-cosine")
     log = [json.loads(x) for x in (out / "loss.jsonl").read_text().splitlines()]
     assert len(log) == 3 and all(r["prior_loss"] > 0 for r in log)
     assert {p.name for p in (out / "lora").iterdir()} == {"pytorch_lora_weights.safetensors", "predictor.safetensors"}

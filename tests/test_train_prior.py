@@ -90,7 +90,7 @@ def test_recipe_fills_only_defaults_and_the_cosine_schedule():
     from lamo.training.prior import PRIOR_RECIPES, PriorTrainConfig, apply_recipe, lr_factor, parse_prior_options
 
     cfg = apply_recipe(PriorTrainConfig(recipe="lamo-release", steps=7), PRIOR_RECIPES)
-    assert (cfg.preset, cfg.lr, cfg.lr_schedule, cfg.batch_size, cfg.steps) == ("release", 5e-4, "cosine", 1, 7)
+    assert (cfg.preset, cfg.lr, cfg.lr_schedule, cfg.batch_size, cfg.steps) == ("release", 5e-4, "release-cosine", 1, 7)
     assert apply_recipe(PriorTrainConfig(), PRIOR_RECIPES) == PriorTrainConfig()  # no recipe: defaults unchanged
     with pytest.raises(ValueError, match="unknown recipe"):
         apply_recipe(PriorTrainConfig(recipe="paper"), PRIOR_RECIPES)
@@ -137,7 +137,7 @@ def test_release_recipe_trains_the_release_predictor(cache, tmp_path, tiny_model
     assert "--aug-model" in capsys.readouterr().err  # and the message says what to pass
     assert main(args + ["--out", str(tmp_path / "r"), "--aug-model", str(tiny_model)]) == 0
     cfg = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
-    assert (cfg["preset"], cfg["lr"], cfg["lr_schedule"], cfg["batch_size"]) == ("release", 5e-4, "cosine", 4)
+    assert (cfg["preset"], cfg["lr"], cfg["lr_schedule"], cfg["batch_size"]) == ("release", 5e-4, "release-cosine", 4)
     prior = MotionPrior.from_pretrained(tmp_path / "r" / "prior")
     assert (prior.config.arch, prior.config.tau, prior.config.noise_aug, prior.config.cosine_weight) == \
         ("release", 1, "diffusion", 0.3)

@@ -23,7 +23,13 @@ unknown or missing key, a shape that does not fit — is refused with an ``Input
 * :func:`convert_release_predictor` — the same, saved with ``save_pretrained`` (+ the LoRA files
   copied to ``OUT/lora``); ``lamo convert release-predictor SRC OUT`` runs it;
 * :func:`load_release` — a release folder into a LaMo pipeline: LoRA weights (scaled to the release's
-  ``alpha / rank``) and the predictor as the pipeline's motion prior.
+  ``alpha / rank``), a fully fine-tuned ``transformer/`` when the folder holds one, and the predictor as the
+  pipeline's motion prior.
+
+A full fine-tune of the release saves ``transformer/`` (diffusers ``save_pretrained``) and ``scheduler/``
+beside ``predictor.safetensors``. :func:`load_release` puts that transformer into the pipeline (it must be
+the pipeline's transformer class) and :func:`convert_release_predictor` copies it to ``OUT/transformer``;
+``pipe.load_motion_prior`` on such a folder is refused with a message (it would load the predictor alone).
 """
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ from .prior import (RELEASE_PREDICTOR_FILE, RELEASE_PREFIX, MotionPrior, load_re
 __all__ = [
     "RELEASE_PREFIX", "RELEASE_PREDICTOR_FILE", "RELEASE_LORA_ALPHA", "release_state_dict",
     "load_release_predictor", "save_release_predictor", "convert_release_predictor", "load_release",
+    "release_transformer_dir", "load_release_transformer",
 ]
 
 RELEASE_LORA_ALPHA = 64.0  # the release trained its LoRA at rank 128, alpha 64
@@ -55,6 +62,37 @@ def _has_lora_alpha(file: Path) -> bool:
 
 def _lora_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.safetensors") if p.name != RELEASE_PREDICTOR_FILE)
+
+
+def release_transformer_dir(folder: str | os.PathLike) -> Path | None:
+    """``folder/transformer`` when a release folder holds a fully fine-tuned transformer, else ``None``; a
+    ``transformer/`` without a ``config.json`` is refused (it cannot be the release's ``save_pretrained``)."""
+    folder = Path(folder)
+    sub = folder / "transformer"
+    if not sub.is_dir():
+        return None
+    if not (sub / "config.json").is_file():
+        raise InputError(f"{sub} has no config.json: a release's fine-tuned transformer is saved with "
+                         "save_pretrained (config.json + weights); restore it or remove the folder")
+    return sub
+
+
+def load_release_transformer(pipe: Any, folder: str | os.PathLike) -> bool:
+    """Replace ``pipe.transformer`` by the release's fine-tuned ``folder/transformer`` (same class, dtype and device
+    as the pipeline's); returns whether there was one. A transformer of another class is refused with a message."""
+    import json
+
+    sub = release_transformer_dir(folder)
+    if sub is None:
+        return False
+    current = pipe.transformer
+    name = json.loads((sub / "config.json").read_text()).get("_class_name")
+    if name != type(current).__name__:
+        raise InputError(f"{sub} holds a {name} but this pipeline's transformer is a {type(current).__name__}: load "
+                         "the release folder into a pipeline of the backbone it was fine-tuned from")
+    transformer = type(current).from_pretrained(str(sub), torch_dtype=current.dtype)
+    pipe.register_modules(transformer=transformer.to(current.device))
+    return True
 
 
 def convert_release_predictor(
@@ -78,6 +116,9 @@ def convert_release_predictor(
         (out / "lora").mkdir(parents=True, exist_ok=True)
         for f in files:
             shutil.copy2(f, out / "lora" / f.name)
+    transformer = release_transformer_dir(src) if Path(src).is_dir() else None
+    if transformer is not None:  # a full fine-tune: its transformer travels with the predictor
+        shutil.copytree(transformer, out / "transformer", dirs_exist_ok=True)
     return out
 
 
@@ -90,9 +131,12 @@ def load_release(pipe: Any, folder: str | os.PathLike, lora_alpha: float | None 
     ``alpha = rank``, so it is scaled to ``lora_alpha / rank`` (the release: 64 / 128; ``None`` leaves
     diffusers' choice). The predictor becomes ``pipe.motion_prior``
     (checked against the backbone; dtype as :meth:`~lamo.pipelines.MotionGuidedPipelineMixin.load_motion_prior`).
-    A LaMo folder written by :func:`convert_release_predictor` (``config.json`` + ``lora/``) works too.
+    A LaMo folder written by :func:`convert_release_predictor` (``config.json`` + ``lora/``) works too. A folder
+    holding ``transformer/`` (the release's full fine-tune) has that transformer loaded first
+    (:func:`load_release_transformer`).
     """
     folder = Path(folder)
+    has_transformer = load_release_transformer(pipe, folder)
     lora_dir = folder / "lora" if (folder / "lora").is_dir() else folder
     files = _lora_files(lora_dir)
     files = [f for f in files if f.name != "diffusion_pytorch_model.safetensors"]
@@ -104,4 +148,4 @@ def load_release(pipe: Any, folder: str | os.PathLike, lora_alpha: float | None 
         if lora_alpha is not None and not _has_lora_alpha(files[0]):
             peft_cfg = pipe.transformer.peft_config[adapter_name]
             pipe.set_adapters([adapter_name], [float(lora_alpha) / float(peft_cfg.lora_alpha)])
-    return pipe.load_motion_prior(str(folder), **prior_kwargs)
+    return pipe.load_motion_prior(str(folder), transformer_loaded=has_transformer, **prior_kwargs)

@@ -298,6 +298,18 @@ class BenchmarkResult:
             lines += ["", f"{r['benchmark']}: SA {s['SA']:.1f}  PC {s['PC']:.1f}  joint {s['joint']:.1f}  (n = {s['n']})"]
             lines += [f"  paper, {model}: SA {sa}" + (f"  PC {pc}" if pc is not None else "")
                       for model, (sa, pc) in r["paper"].items()]
+            if "hard" in s:
+                h = s["hard"]
+                lines.append(f"  hard subset: SA {h['SA']:.1f}  PC {h['PC']:.1f}  joint {h['joint']:.1f}  (n = {h['n']})")
+            for column, values in s.get("by", {}).items():
+                lines.append(f"  by {column}: " + ";  ".join(
+                    f"{value}: SA {g['SA']:.1f} PC {g['PC']:.1f} (n = {g['n']})" for value, g in values.items()))
+        if "vbench_total" in r:
+            t = r["vbench_total"]
+            lines += ["", f"VBench: total {t['total']:.2f}  quality {t['quality']:.2f}  semantic {t['semantic']:.2f}"
+                      + (f"  ({len(t['missing'])} dimension(s) not evaluated, counted 0 as VBench does)"
+                         if t["missing"] else "")]
+            lines += [f"  paper, {model}: total {total}" for model, (total, _) in r["paper"].items()]
         return "\n".join(lines + ["", f"report: {self.path}"])
 
     def evaluator_stderr_tail(self, lines: int = 10) -> list[str]:
@@ -318,7 +330,9 @@ def _generate_with_lamo_sample(argv: list[str]) -> None:
 def run_benchmark(benchmark: str, prompts: str | os.PathLike, *, model: str, out: str | os.PathLike,
                   prior: str | None = None, motion_guidance_scale: float | None = None, seeds: Sequence[int] = (0,),
                   steps: int = 50, scores: str | os.PathLike | None = None, evaluator_cmd: str | None = None,
-                  sample_args: str = "", generate: Callable[[list[str]], None] | None = None) -> BenchmarkResult | None:
+                  sample_args: str = "", generate: Callable[[list[str]], None] | None = None,
+                  cpu_offload: str = "none", vae_slicing: bool = False, vae_tiling: bool = False
+                  ) -> BenchmarkResult | None:
     """Generate (reusing only videos made exactly as asked now), score with the benchmark's evaluator, aggregate.
 
     ``benchmark``: ``videophy``, ``videophy2`` or ``vbench`` (:data:`lamo.evals.benchmarks.BENCHMARKS`);
@@ -326,7 +340,8 @@ def run_benchmark(benchmark: str, prompts: str | os.PathLike, *, model: str, out
     ``steps`` / ``sample_args`` (more ``lamo sample`` options) say how the videos are made, in ``OUT/videos``;
     ``scores``: per-video scores the evaluator already wrote, or ``evaluator_cmd``: the command that writes them
     (``{input}`` = ``OUT/videos.csv``, ``{output}`` = the scores file). ``generate``: what makes the videos from
-    ``lamo sample`` arguments (default: ``lamo sample`` in this process).
+    ``lamo sample`` arguments (default: ``lamo sample`` in this process). ``cpu_offload`` / ``vae_slicing`` /
+    ``vae_tiling``: ``lamo sample``'s memory switches (:func:`lamo.pipelines.settings.configure_memory`).
 
     The report is written whatever the evaluator does: when it fails, ``report.json`` keeps the motion metrics and
     records the evaluator's error and exit status, every video is kept, and ``status`` is 1. Under ``torchrun`` /
@@ -335,8 +350,8 @@ def run_benchmark(benchmark: str, prompts: str | os.PathLike, *, model: str, out
     """
     import csv
 
-    from .evals.benchmarks import (BENCHMARKS, EvaluatorFailed, EvaluatorMissing, aggregate, read_benchmark_prompts,
-                                   read_scores, run_evaluator)
+    from .evals.benchmarks import (BENCHMARKS, GROUP_COLUMNS, EvaluatorFailed, EvaluatorMissing, aggregate,
+                                   read_benchmark_rows, read_scores, run_evaluator, vbench_total)
     from .motion_metrics import MOTION_METRICS, motion_metrics
     from .physics.metrics import aggregate as aggregate_metrics
     from .sharding import Shards
@@ -348,25 +363,37 @@ def run_benchmark(benchmark: str, prompts: str | os.PathLike, *, model: str, out
         raise MissingInputError(f"--scores {scores}: no such file")
     if scores and evaluator_cmd:
         raise InputError("pass --scores (scores already computed) or --evaluator-cmd (run the evaluator), not both")
-    prompt_list = read_benchmark_prompts(prompts)
+    rows = read_benchmark_rows(benchmark, prompts)  # the paper's protocol: what is generated, what SA is judged on
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "prompts.txt", "\n".join(p.replace("\n", " ") for p in prompt_list) + "\n")
+    write_text_atomic(out / "prompts.txt", "\n".join(r.prompt.replace("\n", " ") for r in rows) + "\n")
     lam = motion_guidance_scale if motion_guidance_scale is not None else (1.0 if prior else 0.0)
     argv = ["sample", "--model", model, "--prompts-file", str(out / "prompts.txt"), "--seeds",
             *map(str, seeds), "--steps", str(steps), "--motion-guidance-scale", str(lam),
             "--out", str(out / "videos"), "--skip-existing", *shlex.split(sample_args)]
     if prior:
         argv += ["--prior", prior]
+    if cpu_offload != "none":
+        argv += ["--cpu-offload", cpu_offload]
+    argv += ["--vae-slicing"] * bool(vae_slicing) + ["--vae-tiling"] * bool(vae_tiling)
     (generate or _generate_with_lamo_sample)(argv)  # resumable: only videos made exactly as asked now are kept
     if not Shards.from_env().main:  # under torchrun / accelerate launch: rank 0 merged run.json and scores
         return None
 
     run = json.loads((out / "videos" / "run.json").read_text())
-    with open(out / ".videos.csv.tmp", "w", newline="") as f:  # the evaluators' input: videopath, caption
+    row_of = {v["file"]: rows[v["prompt_index"]] if 0 <= v.get("prompt_index", -1) < len(rows) else None
+              for v in run["videos"]}
+    columns = [c for c in GROUP_COLUMNS if any(r.groups.get(c) for r in rows)]
+    groups_of: dict[str, dict] = {}  # a video's path (as written, and its name) -> its breakdown columns
+    with open(out / ".videos.csv.tmp", "w", newline="") as f:  # the evaluators' input
         w = csv.writer(f)
-        w.writerow(["videopath", "caption"])
+        # caption = the text SA is judged against (also as short_caption, which the release's evaluators read)
+        w.writerow(["videopath", "caption", "short_caption", "prompt", *columns])
         for v in run["videos"]:
-            w.writerow([str((out / "videos" / v["file"]).resolve()), v["prompt"]])
+            r = row_of[v["file"]]
+            path = str((out / "videos" / v["file"]).resolve())
+            judge = r.judge if r is not None else v["prompt"]
+            w.writerow([path, judge, judge, v["prompt"], *((r.groups.get(c, "") if r else "") for c in columns)])
+            groups_of[path] = groups_of[v["file"]] = r.groups if r is not None else {}
     os.replace(out / ".videos.csv.tmp", out / "videos.csv")
 
     report: dict = {"benchmark": benchmark, "model": model, "prior": prior, "lambda": lam,
@@ -375,6 +402,12 @@ def run_benchmark(benchmark: str, prompts: str | os.PathLike, *, model: str, out
     items = [(v["file"], out / "videos" / v["file"], {}) for v in run["videos"]]
     entries = score_videos(items, motion_metrics, "motion")
     report["motion"] = aggregate_metrics([e["metrics"] for e in entries if "metrics" in e], MOTION_METRICS)
+    dims = sorted({d for r in rows for d in r.dimensions})
+    if dims:  # a VBench suite: the weight-free metrics per dimension too (the offline stand-in for its judges)
+        report["motion_by_dimension"] = {
+            d: aggregate_metrics([e["metrics"] for v, e in zip(run["videos"], entries) if "metrics" in e
+                                  and row_of[v["file"]] is not None and d in row_of[v["file"]].dimensions],
+                                 MOTION_METRICS) for d in dims}
     result = BenchmarkResult(report, out / "report.json", sum("metrics" in e for e in entries))
     try:
         scores_path = Path(scores) if scores else run_evaluator(benchmark, evaluator_cmd, out / "videos.csv",
@@ -384,8 +417,14 @@ def run_benchmark(benchmark: str, prompts: str | os.PathLike, *, model: str, out
                 report["vbench"] = json.loads(scores_path.read_text())
             except json.JSONDecodeError as e:
                 raise InputError(f"{scores_path}: VBench's results must be JSON ({e})") from e
+            if isinstance(report["vbench"], dict):  # VBench's per-dimension results: its total score as it computes it
+                report["vbench_total"] = vbench_total(report["vbench"])
         else:
-            report["scores"] = aggregate(benchmark, read_scores(scores_path))
+            scored = read_scores(scores_path)
+            for r in scored:  # the breakdown columns of the prompt each video was made from
+                key = str(r["videopath"] or "")
+                r["groups"] = groups_of.get(key) or groups_of.get(Path(key).name) or {}
+            report["scores"] = aggregate(benchmark, scored)
     except EvaluatorMissing as e:
         report["evaluator_missing"] = result.note = str(e)
     except EvaluatorFailed as e:

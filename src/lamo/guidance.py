@@ -18,9 +18,11 @@ the calibrated range.
 **The release's reduction** (``reduction="element_mean"``, docs/design.md §8): the authors' code takes
 ``L = mean_{b,i,c,h,w} r²`` — one mean over every element of the batch — so their λ (15) shrinks
 with batch size and latent size. It is reachable exactly: ``L_b = mean_{i,c,h,w} r²`` per sample and
-``L_guide = mean_b L_b``. Their window, "from step ⌊0.2·S⌋ on", is ``window=0.8,
-window_rounding="floor"`` (ours rounds ``(1 − ρ)·S`` up; the two agree whenever it is an integer,
-e.g. S = 50). :data:`RELEASE_GUIDANCE` holds those settings.
+``L_guide = mean_b L_b``. Their window starts at ``int((1.0 − ρ)·S)`` evaluated in binary floating
+point, round-off included: ``(1 − 0.8)·50`` is ``9.999…`` there, so they guide from step 9 — 41 of 50
+steps. ``window_rounding="release"`` is that expression as it stands; ``"floor"`` is ``⌊(1 − ρ)·S⌋``
+of the exact product and ``"ceil"`` (LaMo's default) rounds it up (both guide 40 of 50 steps).
+:data:`RELEASE_GUIDANCE` holds the release's settings.
 
 The gradient graph holds ``x̂0(o)`` and ``f_φ`` only — never the backbone — which is what keeps MPG
 cheap. All τ-pairs go through the prior in one batched call when the activations autograd keeps for
@@ -57,12 +59,12 @@ __all__ = ["MotionPriorGuidance", "GuidanceOutput", "guidance_loss", "GUIDANCE_M
 
 GUIDANCE_MODES = ("output", "latent")
 GUIDANCE_REDUCTIONS = ("sum", "element_mean")
-WINDOW_ROUNDINGS = ("ceil", "floor")
+WINDOW_ROUNDINGS = ("ceil", "floor", "release")
 GUIDANCE_SCHEDULES = ("constant", "noise")
 
 # The authors' sampling-time guidance (docs/design.md §8) as MotionPriorGuidance arguments; with the
 # release's predictor (τ = 1, from the prior) and S = 50 steps it is their update exactly.
-RELEASE_GUIDANCE = dict(scale=15.0, window=0.8, reduction="element_mean", window_rounding="floor")
+RELEASE_GUIDANCE = dict(scale=15.0, window=0.8, reduction="element_mean", window_rounding="release")
 
 
 def guidance_loss(
@@ -115,7 +117,7 @@ class MotionPriorGuidance:
     """Motion Prior Guidance: ``o ← o − λ·∇_o L_guide`` in the low-noise window (docs/design.md §1.5).
 
     ``MotionPriorGuidance(prior, **RELEASE_GUIDANCE)`` with a release-architecture prior is the
-    authors' update (λ = 15 under their element-mean reduction, from step ⌊0.2·S⌋ on).
+    authors' update (λ = 15 under their element-mean reduction, from step ``int((1.0 − 0.8)·S)`` on: 9 of 50).
 
     Args:
         prior: a trained :class:`~lamo.prior.MotionPrior` (kept in eval mode, never updated).
@@ -125,8 +127,8 @@ class MotionPriorGuidance:
         mode: ``"output"`` (the method) or ``"latent"`` (direct latent edit ablation).
         reduction: ``"sum"`` (LaMo: ``L_guide = Σ_b mean_i Σ_{c,h,w} r²``, λ independent of batch and
             latent size) or ``"element_mean"`` (the release: ``L_guide = mean_{b,i,c,h,w} r²``).
-        window_rounding: ``"ceil"`` (first guided step ``⌈(1 − ρ)·S⌉``) or ``"floor"``
-            (``⌊(1 − ρ)·S⌋``, the release's "from step ⌊0.2·S⌋ on").
+        window_rounding: ``"ceil"`` (first guided step ``⌈(1 − ρ)·S⌉``), ``"floor"`` (``⌊(1 − ρ)·S⌋``) or
+            ``"release"`` (the authors' ``int((1.0 − ρ)·S)`` in floating point: step 9 of 50 at ρ = 0.8).
         stop_gradient: ``True``: one-sided residual ``r_i = sg(x̂0_i + f_φ(x̂0_i, c)) − x̂0_{i+τ}`` — only
             the later frame of each pair is pulled; ``False`` (the default): both sides move.
         schedule: ``"constant"`` (the default: ``λ_t = λ``) or ``"noise"`` (``λ_t = λ·√(1 − ᾱ_t)``, or
@@ -214,7 +216,9 @@ class MotionPriorGuidance:
 
     def first_step(self, num_steps: int) -> int:
         """Index of the first guided step: ``⌈(1 − ρ)·S⌉`` (``⌊(1 − ρ)·S⌋`` with ``window_rounding="floor"``),
-        robust to float round-off."""
+        robust to float round-off; with ``"release"`` the authors' ``int((1.0 − ρ)·S)``, round-off and all."""
+        if self.window_rounding == "release":
+            return max(0, int((1.0 - self.window) * num_steps))  # as the release computes it, not rounded first
         rounding = math.floor if self.window_rounding == "floor" else math.ceil
         return max(0, rounding(round((1.0 - self.window) * num_steps, 6)))
 

@@ -108,6 +108,10 @@ class SampleConfig:
     device: str | None = None
     prior_dtype: str | None = None  # "float32" / "bfloat16" (None: bf16 beside a bf16 model)
     activation_gib: float = 2.0  # most GiB of prior activations held at once during a guided step
+    cpu_offload: str = "none"  # none | model | sequential (diffusers' CPU offload; needs a GPU)
+    vae_slicing: bool = False  # decode one video of a batch at a time
+    vae_tiling: bool = False  # decode in overlapping spatial tiles
+    release_sampler: bool = False  # the release's sampler: DPM, trailing timesteps, first-order steps, dynamic CFG
     no_guide_loss: bool = False  # measure L_guide only at guided steps
     out: str = "samples"
     skip_existing: bool = False  # resume: keep the videos made exactly as asked now
@@ -306,6 +310,10 @@ def check_config(cfg: SampleConfig) -> None:
         raise InputError("--motion-guidance-scale > 0 needs a motion prior: pass --prior PATH")
     if cfg.motion_guidance_more_priors and not cfg.prior:
         raise InputError("--motion-guidance-more-priors guide beside --prior: pass --prior PATH too")
+    from .pipelines.settings import CPU_OFFLOADS
+
+    if cfg.cpu_offload not in CPU_OFFLOADS:
+        raise InputError(f"--cpu-offload must be one of {list(CPU_OFFLOADS)}, got {cfg.cpu_offload!r}")
     if not cfg.activation_gib > 0:  # also NaN
         raise InputError(f"--activation-gib must be > 0 (GiB of prior activations per call), got {cfg.activation_gib}")
     if cfg.skip_existing and cfg.overwrite:
@@ -322,6 +330,19 @@ def check_config(cfg: SampleConfig) -> None:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file, not a folder")
+
+
+def _release_folder(prior: str) -> bool:
+    """Whether a --prior folder is the authors' release (or :func:`lamo.convert.convert_release_predictor`'s output)
+    holding more than the prior: a fine-tuned ``transformer/`` or LoRA weights (``lora/``, or beside
+    ``predictor.safetensors``)."""
+    folder = Path(prior)
+    if not folder.is_dir():
+        return False
+    if (folder / "transformer").is_dir() or (folder / "lora").is_dir():
+        return True
+    return (folder / "predictor.safetensors").is_file() and any(
+        p.name != "predictor.safetensors" for p in folder.glob("*.safetensors"))
 
 
 # ---------------------------------------------------------------------------------------- the output folder
@@ -487,16 +508,39 @@ class SampleRun:
                 raise InputError(f"{cfg.model} is an image-to-video model ({index.get('_class_name')}): pass --image PATH")
         from ._quiet import quiet_loading
 
+        if cfg.cpu_offload != "none" and device.type == "cpu":  # before the weights are read
+            raise InputError(f"--cpu-offload {cfg.cpu_offload} keeps the weights on the CPU and moves them to a GPU "
+                             "while they run; this run is on the CPU: drop --cpu-offload or pass --device cuda")
         with quiet_loading():
             pipe = pipeline_class(family, image_to_video=bool(cfg.image)).from_pretrained(
-                cfg.model, **_load_kwargs(cfg.model, dtype)).to(device)
-        pipe.set_progress_bar_config(disable=True)
+                cfg.model, **_load_kwargs(cfg.model, dtype))
         # without --prior-dtype, load_motion_prior picks bf16 beside a bf16 transformer, fp32 otherwise
         prior_kwargs = {"torch_dtype": getattr(torch, cfg.prior_dtype)} if cfg.prior_dtype else {}
         try:
-            self.prior = pipe.load_motion_prior(cfg.prior, **prior_kwargs) if cfg.prior else None
+            if cfg.prior and _release_folder(cfg.prior):
+                # the authors' release (or its conversion): its LoRA / fine-tuned transformer go into the model too
+                from .convert import load_release
+
+                self.prior = load_release(pipe, cfg.prior, **prior_kwargs)
+                print(f"lamo sample: --prior {cfg.prior} is a release folder: its motion prior and its "
+                      f"{'fine-tuned transformer' if Path(cfg.prior, 'transformer').is_dir() else 'LoRA weights'} "
+                      "are loaded", flush=True)
+            else:
+                self.prior = pipe.load_motion_prior(cfg.prior, **prior_kwargs) if cfg.prior else None
         except ValueError as e:  # a prior that does not fit this backbone: the user's choice of --prior
             raise InputError(f"--prior {cfg.prior}: {e}") from e
+        if cfg.cpu_offload == "none":
+            pipe.to(device)
+        pipe.enable_memory_savings(cpu_offload=cfg.cpu_offload, vae_slicing=cfg.vae_slicing, vae_tiling=cfg.vae_tiling,
+                                   device=device)
+        pipe.set_progress_bar_config(disable=True)
+        if cfg.release_sampler:
+            from .pipelines.release import use_release_sampling
+
+            try:
+                use_release_sampling(pipe)
+            except InputError as e:
+                raise InputError(f"--release-sampler: {e}") from e
         self.more_priors = []
         for path in cfg.motion_guidance_more_priors:
             extra = MotionPrior.from_pretrained(path, torch_dtype=self.prior.dtype)
@@ -640,6 +684,8 @@ class SampleRun:
             motion_guidance_activation_gib=cfg.activation_gib,
             motion_guidance_record=prior is not None and not cfg.no_guide_loss,
             num_frames=frames_n, height=height, width=width)
+        if cfg.release_sampler:
+            call_kwargs["use_dynamic_cfg"] = True
         if embeds is None:
             call_kwargs["max_sequence_length"] = text_len
         if cfg.negative_prompt is not None and embeds is None:
@@ -661,6 +707,11 @@ class SampleRun:
             scheduler_sha256=hashlib.sha256(scheduler_config.encode()).hexdigest(), dtype=dtype_name, fps=fps,
             image=cfg.image, image_sha256=hashlib.sha256(Path(cfg.image).read_bytes()).hexdigest() if cfg.image else None,
         )
+
+        if cfg.vae_tiling:  # tiles can move pixels at their seams (above a tile's size); slicing and offload cannot
+            common["vae_tiling"] = True
+        if cfg.release_sampler:  # its scheduler is in the recipe already (class and config); dynamic CFG is not
+            common["release_sampler"] = True
 
         def recipe(i: int, seed: int, lam: float) -> dict[str, Any]:
             prompt = (dict(prompt_embeds_sha256=_tensor_sha256(embeds[i], None if negative is None else

@@ -96,7 +96,9 @@ def _register_benchmark(esub: argparse._SubParsersAction, name: str) -> None:
     p = esub.add_parser(name, help=f"generate for the {name} prompts (resumable), score with its evaluator, aggregate",
                         description="See lamo.evals.benchmarks for the prompt-file formats, the evaluators and the "
                                     "aggregation; lamo.evaluation.run_benchmark is the same run from Python.")
-    p.add_argument("prompts", help="the benchmark's prompt file (CSV / VBench JSON / JSONL / text)")
+    p.add_argument("prompts", help="the benchmark's prompt file (CSV / VBench JSON / JSONL / text), or a suite: "
+                                   "vbench2-physics (shipped), vbench or vbench2 (read from the installed package), "
+                                   "each optionally :Dim,Dim")
     p.add_argument("--model", required=True, help="diffusers pipeline folder or hub id (CogVideoX or Wan)")
     p.add_argument("--prior", default=None, help="motion prior folder (MPG on when given)")
     p.add_argument("--motion-guidance-scale", type=float, default=None, help="λ (default: 1 with --prior, else 0)")
@@ -108,6 +110,11 @@ def _register_benchmark(esub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--evaluator-cmd", default=None,
                    help="command that runs the evaluator: {input} = OUT/videos.csv, {output} = the scores file it writes")
     p.add_argument("--sample-args", default="", help="extra `lamo sample` arguments, e.g. \"--height 480 --width 720\"")
+    p.add_argument("--cpu-offload", choices=("none", "model", "sequential"), default="none",
+                   help="as `lamo sample --cpu-offload`: weights on the CPU, each model (or layer) on the GPU while "
+                        "it runs (default: none)")
+    p.add_argument("--vae-slicing", action="store_true", help="as `lamo sample --vae-slicing` (default: off)")
+    p.add_argument("--vae-tiling", action="store_true", help="as `lamo sample --vae-tiling` (default: off)")
     p.set_defaults(func=_benchmark, benchmark=name)
 
 
@@ -116,7 +123,8 @@ def _benchmark(args: argparse.Namespace) -> int:
 
     result = run_benchmark(args.benchmark, args.prompts, model=args.model, out=args.out, prior=args.prior,
                            motion_guidance_scale=args.motion_guidance_scale, seeds=args.seeds, steps=args.steps,
-                           scores=args.scores, evaluator_cmd=args.evaluator_cmd, sample_args=args.sample_args)
+                           scores=args.scores, evaluator_cmd=args.evaluator_cmd, sample_args=args.sample_args,
+                           cpu_offload=args.cpu_offload, vae_slicing=args.vae_slicing, vae_tiling=args.vae_tiling)
     if result is None:  # another process of a launcher: rank 0 reports
         return 0
     print(result.text())

@@ -62,14 +62,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--motion-guidance-reduction", choices=("sum", "element_mean"), default="sum",
                    help="L_guide summed per sample (λ means the same at any size) or one element mean (the authors' "
                         "release) (default: sum)")
-    g.add_argument("--motion-guidance-window-rounding", choices=("ceil", "floor"), default="ceil",
-                   help="first guided step ⌈(1 − ρ)·S⌉ or ⌊(1 − ρ)·S⌋ (the release) (default: ceil)")
+    g.add_argument("--motion-guidance-window-rounding", choices=("ceil", "floor", "release"), default="ceil",
+                   help="first guided step ⌈(1 − ρ)·S⌉, ⌊(1 − ρ)·S⌋, or the authors' int((1.0 − ρ)·S) in floating "
+                        "point (release: step 9 of 50 at ρ = 0.8) (default: ceil)")
     g.add_argument("--motion-guidance-stop-gradient", action="store_true",
                    help="one-sided residual: the prior's prediction is a fixed target (default: off)")
     g.add_argument("--motion-guidance-schedule", choices=("constant", "noise"), default="constant",
                    help="λ at every guided step, or λ·√(1 − ᾱ_t) (λ·σ_t for flow models) (default: constant)")
     g.add_argument("--motion-guidance-more-priors", nargs="+", default=[], metavar="PATH",
                    help="further prior folders guiding beside --prior, their losses summed under one λ (default: none)")
+    p.add_argument("--release-sampler", action="store_true",
+                   help="sample as the authors' release does (CogVideoX): DPM scheduler with trailing timesteps, "
+                        "first-order steps, dynamic CFG; pair it with --motion-guidance-reduction element_mean "
+                        "--motion-guidance-window-rounding release (default: off, the model's own scheduler)")
     p.add_argument("--frames", type=int, default=None, help="video frames (default: the model's config, else the pipeline's)")
     p.add_argument("--height", type=int, default=None, help="video height in pixels (default: the model's config, else the pipeline's)")
     p.add_argument("--width", type=int, default=None, help="video width in pixels (default: the model's config, else the pipeline's)")
@@ -87,6 +92,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--activation-gib", type=float, default=2.0,
                    help="most GiB of prior activations held at once during a guided step (default: 2; "
                         "lower it on a small GPU, raise it to put more frame pairs through the prior per call)")
+    mem = p.add_argument_group("memory on one GPU (diffusers' switches, as the authors' release samples)")
+    mem.add_argument("--cpu-offload", choices=("none", "model", "sequential"), default="none",
+                     help="keep the weights on the CPU and move each model (model) or layer (sequential) to the GPU "
+                          "while it runs; needs a GPU and accelerate; the same video (default: none)")
+    mem.add_argument("--vae-slicing", action="store_true",
+                     help="decode the videos of a batch one at a time; the same video (default: off)")
+    mem.add_argument("--vae-tiling", action="store_true",
+                     help="decode in overlapping spatial tiles: less memory for large videos, blended seams above the "
+                          "VAE's tile size (default: off)")
     p.add_argument("--no-guide-loss", action="store_true",
                    help="measure L_guide only at guided steps (saves one prior forward per unguided step) "
                         "(default: measured at every step)")

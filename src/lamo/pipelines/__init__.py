@@ -26,7 +26,9 @@ from ..demo import autoencoder as _demo_autoencoder  # noqa: E402,F401  (lets fr
 from .cogvideox import LaMoCogVideoXImageToVideoPipeline, LaMoCogVideoXPipeline
 from .guided import (RELEASE_GUIDANCE_KWARGS, RELEASE_SAMPLING_KWARGS, GuidanceRecord, GuidedSchedulerStep,
                      MotionGuidedPipelineMixin, NonFiniteGuidanceError)
-from .settings import (SAMPLING_DEFAULTS, check_sizes, describe_settings, model_sizes, resolve_sampling_settings,
+from .release import (RELEASE_SCHEDULER_CONFIG, FirstOrderCogVideoXDPMScheduler, release_scheduler,
+                      use_release_sampling)
+from .settings import (CPU_OFFLOADS, SAMPLING_DEFAULTS, check_sizes, configure_memory, describe_settings, model_sizes, resolve_sampling_settings,
                        stock_call)
 from .hunyuan_video import LaMoHunyuanVideoImageToVideoPipeline, LaMoHunyuanVideoPipeline
 from .ltx import LaMoLTXImageToVideoPipeline, LaMoLTXPipeline
@@ -37,7 +39,9 @@ __all__ = [
     "LaMoHunyuanVideoPipeline", "LaMoHunyuanVideoImageToVideoPipeline", "LaMoLTXPipeline", "LaMoLTXImageToVideoPipeline",
     "pipeline_class", "is_image_to_video_model", "takes_image",
     "GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin", "NonFiniteGuidanceError",
-    "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS",
+    "RELEASE_GUIDANCE_KWARGS", "RELEASE_SAMPLING_KWARGS", "RELEASE_SCHEDULER_CONFIG", "FirstOrderCogVideoXDPMScheduler",
+    "release_scheduler", "use_release_sampling",
+    "CPU_OFFLOADS", "configure_memory",
     "resolve_sampling_settings", "describe_settings", "SAMPLING_DEFAULTS", "model_sizes", "check_sizes", "stock_call",
 ]
 

@@ -26,10 +26,11 @@ class LaMoCogVideoXPipeline(MotionGuidedPipelineMixin, CogVideoXPipeline):
     The authors' release (docs/design.md §8) — their LoRA and predictor, their guidance and sampling setting::
 
         from lamo.convert import load_release
-        from lamo.pipelines import RELEASE_SAMPLING_KWARGS
+        from lamo.pipelines import RELEASE_SAMPLING_KWARGS, use_release_sampling
 
-        load_release(pipe, "path/to/release")  # LoRA weights + predictor.safetensors
-        video = pipe("a ball bounces", **RELEASE_SAMPLING_KWARGS).frames[0]
+        load_release(pipe, "path/to/release")  # LoRA weights or transformer/ + predictor.safetensors
+        use_release_sampling(pipe)              # their DPM scheduler (trailing timesteps, first-order steps)
+        video = pipe("a ball bounces", **RELEASE_SAMPLING_KWARGS).frames[0]  # + dynamic CFG, their guidance
     """
 
     adapter = CogVideoXAdapter()

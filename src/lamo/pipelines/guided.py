@@ -53,11 +53,12 @@ __all__ = ["GuidanceRecord", "GuidedSchedulerStep", "MotionGuidedPipelineMixin",
 # release-architecture prior (τ = 1) it is their update to fp32 round-off (tests/test_release_parity.py).
 RELEASE_GUIDANCE_KWARGS: dict[str, Any] = dict(
     motion_guidance_scale=15.0, motion_guidance_window=0.8, motion_guidance_reduction="element_mean",
-    motion_guidance_window_rounding="floor",
+    motion_guidance_window_rounding="release",
 )
-# ... and their sampling setting on CogVideoX-2B: 50 steps, CFG 6, 49 frames.
-RELEASE_SAMPLING_KWARGS: dict[str, Any] = dict(num_inference_steps=50, guidance_scale=6.0, num_frames=49,
-                                               **RELEASE_GUIDANCE_KWARGS)
+# ... and their sampling setting on CogVideoX-2B: 50 steps, CFG 6 with dynamic CFG, 49 frames, 720×480
+# (their scheduler, DPM with trailing timesteps, is lamo.pipelines.release.use_release_sampling).
+RELEASE_SAMPLING_KWARGS: dict[str, Any] = dict(num_inference_steps=50, guidance_scale=6.0, use_dynamic_cfg=True,
+                                               num_frames=49, height=480, width=720, **RELEASE_GUIDANCE_KWARGS)
 _log = logging.getLogger("lamo.pipelines")
 
 
@@ -338,18 +339,41 @@ class MotionGuidedPipelineMixin:
             self.check_motion_prior(prior)
         self._motion_prior = prior
 
-    def load_motion_prior(self, path: str, **kwargs: Any) -> MotionPrior:
+    def load_motion_prior(self, path: str, *, transformer_loaded: bool = False, **kwargs: Any) -> MotionPrior:
         """Load a prior saved with ``MotionPrior.save_pretrained``, check it fits, and make it the default.
 
         Without ``torch_dtype=`` the prior runs in bf16 beside a bf16 transformer (measured fastest on
         a GPU: benchmarks/README.md) and in fp32 otherwise; guidance itself is taken in fp32 either way.
+        A folder that also holds a fine-tuned ``transformer/`` (the release's full fine-tune) is refused — it
+        would load the prior alone — unless ``transformer_loaded`` (what :func:`lamo.convert.load_release`
+        passes once it has put that transformer into the pipeline).
         """
+        from pathlib import Path
+
+        folder = Path(str(path))
+        if not transformer_loaded and (folder / "transformer").is_dir() and ((folder / "predictor.safetensors").is_file()
+                                                  or (folder / "config.json").is_file()):
+            from ..errors import InputError
+
+            raise InputError(f"{folder} holds a fine-tuned transformer ({folder / 'transformer'}) beside its motion "
+                             "prior; load_motion_prior would load the prior alone. Load both with "
+                             "lamo.convert.load_release(pipe, folder), or pass a pipeline folder holding that "
+                             "transformer as the model")
         if "torch_dtype" not in kwargs and "dtype" not in kwargs:
             bf16 = getattr(self.backbone_transformer, "dtype", None) == torch.bfloat16
             kwargs["torch_dtype"] = torch.bfloat16 if bf16 else torch.float32
         prior = MotionPrior.from_pretrained(path, **kwargs)
         self.motion_prior = prior
         return prior
+
+    def enable_memory_savings(self, cpu_offload: str = "none", vae_slicing: bool = False, vae_tiling: bool = False,
+                              device: Any = None) -> Any:
+        """Model / sequential CPU offload and VAE slicing / tiling through diffusers' own switches
+        (:func:`lamo.pipelines.settings.configure_memory`); returns the pipeline. Guidance follows the offload."""
+        from .settings import configure_memory
+
+        return configure_memory(self, cpu_offload=cpu_offload, vae_slicing=vae_slicing, vae_tiling=vae_tiling,
+                                device=device)
 
     @property
     def motion_guidance_history(self) -> list[GuidanceRecord]:
@@ -441,8 +465,9 @@ class MotionGuidedPipelineMixin:
                 fewer calls are faster on a GPU, more hold less memory.
             motion_guidance_reduction: ``"sum"`` (λ means the same at any batch and latent size) or
                 ``"element_mean"`` (the authors' release: one mean over every element of the batch).
-            motion_guidance_window_rounding: ``"ceil"`` (first guided step ``⌈(1 − ρ)·S⌉``) or
-                ``"floor"`` (``⌊(1 − ρ)·S⌋``, the release's "from step ⌊0.2·S⌋ on").
+            motion_guidance_window_rounding: ``"ceil"`` (first guided step ``⌈(1 − ρ)·S⌉``), ``"floor"``
+                (``⌊(1 − ρ)·S⌋``) or ``"release"`` (the authors' ``int((1.0 − ρ)·S)`` in floating point: from
+                step 9 of 50 at ρ = 0.8).
             motion_guidance_stop_gradient: ``True``: the one-sided residual
                 ``sg(x̂0_i + f_φ(x̂0_i)) − x̂0_{i+τ}`` (the prior's prediction is a fixed target; only the later
                 frame of each pair is pulled); ``False`` (the default): both sides move.

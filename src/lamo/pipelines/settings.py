@@ -6,6 +6,8 @@
 * :func:`model_sizes` / :func:`check_sizes` — the video size and prompt length the model was made for
   (read from its own config) and a check that a requested size fits it.
 * :func:`stock_call` — the diffusers pipeline's own ``__call__`` (whose defaults are "the pipeline's").
+* :func:`configure_memory` — model / sequential CPU offload and VAE slicing / tiling (what the authors' release
+  samples with on one consumer GPU): ``lamo sample --cpu-offload model --vae-slicing --vae-tiling``.
 """
 from __future__ import annotations
 
@@ -18,7 +20,54 @@ from ..errors import InputError
 from ..prior import SAMPLING_KEYS, MotionPrior
 
 __all__ = ["resolve_sampling_settings", "describe_settings", "SAMPLING_DEFAULTS", "model_sizes", "check_sizes", "stock_call",
-           "pipeline_family"]
+           "pipeline_family", "CPU_OFFLOADS", "configure_memory"]
+
+#: ``none``; ``model`` (diffusers' ``enable_model_cpu_offload``: each model on the accelerator only while it runs);
+#: ``sequential`` (``enable_sequential_cpu_offload``: layer by layer, least memory, slowest)
+CPU_OFFLOADS = ("none", "model", "sequential")
+
+
+def configure_memory(pipe: Any, cpu_offload: str = "none", vae_slicing: bool = False, vae_tiling: bool = False,
+                     device: Any = None) -> Any:
+    """Memory savings for one GPU, through diffusers' own switches; returns ``pipe``.
+
+    ``cpu_offload``: ``"none"``, ``"model"`` or ``"sequential"`` (:data:`CPU_OFFLOADS`); it keeps the weights on the
+    CPU and needs accelerate and an accelerator ``device`` (default: the one diffusers finds) — refused on the CPU,
+    where there is nothing to offload to. ``vae_slicing`` decodes a batch one video at a time (the same numbers);
+    ``vae_tiling`` decodes in overlapping spatial tiles (the same numbers for videos no larger than a tile —
+    CogVideoX's VAE tiles above 480×720 px at its defaults — blended seams above that). Neither changes the denoising.
+    Motion prior guidance follows the offload: the prior runs on the pipeline's execution device.
+    """
+    if cpu_offload not in CPU_OFFLOADS:
+        raise InputError(f"unknown cpu_offload {cpu_offload!r}; choose from {list(CPU_OFFLOADS)}")
+    vae = getattr(pipe, "vae", None)
+    for wanted, method in ((vae_slicing, "enable_slicing"), (vae_tiling, "enable_tiling")):
+        if wanted and not hasattr(vae, method):
+            raise InputError(f"this pipeline's VAE ({type(vae).__name__}) has no {method}(): drop "
+                             f"--vae-{method.removeprefix('enable_')}")
+    if cpu_offload != "none":
+        import torch
+
+        target = torch.device(device) if device is not None else None
+        if target is not None and target.type == "cpu" or target is None and not _has_accelerator():
+            raise InputError(f"--cpu-offload {cpu_offload} keeps the weights on the CPU and moves them to a GPU while "
+                             "they run; there is no GPU here (device cpu): drop --cpu-offload or pass --device cuda")
+        from ..errors import require
+
+        require("accelerate", f"--cpu-offload {cpu_offload}")
+        enable = pipe.enable_model_cpu_offload if cpu_offload == "model" else pipe.enable_sequential_cpu_offload
+        enable(device=target)
+    if vae_slicing:
+        vae.enable_slicing()
+    if vae_tiling:
+        vae.enable_tiling()
+    return pipe
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or bool(getattr(torch, "xpu", None) and torch.xpu.is_available())
 
 log = logging.getLogger("lamo.pipelines")
 

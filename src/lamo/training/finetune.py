@@ -15,9 +15,16 @@ beside the LoRA weights — :func:`lamo.convert.load_release` loads that folder 
 **Drift weighting**: ``"per_sample"`` (LaMo: ``w(t)`` of each sample) or ``"batch_mean"`` (the
 release: one weight, the batch mean of ``(1 − σ²)₊``, ``σ² = 1 − ᾱ_t`` or ``σ_t²``).
 
-**Recipe** ``"lamo-release"`` (docs/design.md §8): LoRA rank 128, alpha 64 on q/k/v/out, lr 5e-5, 2000
-steps of batch 1, drift loss τ = 2, λ = 0.4 with batch-mean weighting, and the release predictor
-trained jointly (lr 5e-4, cosine). It replaces only values left at their defaults.
+**Recipe** ``"lamo-release"`` (docs/design.md §8): LoRA rank 128, alpha 64 on q/k/v/out, lr 5e-5 constant
+after a 200-step linear warm-up (``"release-constant"``), 2000 steps of batch 1, drift loss τ = 2, λ = 0.4
+with batch-mean weighting, and the release predictor trained jointly (lr 5e-4, the release's
+``"release-cosine"``, its prompt projection drawn from N(0, 0.02²)); AdamW with β = (0.9, 0.99), ε = 1e-8,
+weight decay 1e-4 for both; each one's gradient norm clipped at 1 on its own. It replaces only values left
+at their defaults. On CogVideoX it also draws the noise level as the release's trainer does
+(:func:`release_timesteps`: ``σ`` uniform on the grid ``{0, 0.001, …, 0.999}``, ``t = ⌊1000·σ⌋`` in float32)
+and the batch-mean drift weight is ``mean_b (1 − σ_b²)₊`` of that ``σ`` (not of ``√(1 − ᾱ_t)``). Its
+denoising loss, ``1/(1 − ᾱ_t)·‖x̂0 − x0‖²`` on the predicted clean latent, is the v-prediction MSE LaMo
+minimises (``x̂0 − x0 = −√(1 − ᾱ_t)·(v̂ − v)``), so it is left as it is.
 """
 from __future__ import annotations
 
@@ -31,16 +38,34 @@ import torch
 from ..configs import FinetuneConfig
 from ..errors import InputError, require
 from .checkpoints import resume_step, save_checkpoint, trim_jsonl_log
-from .prior import apply_recipe, build_prior, lr_factor, require_tracker
+from .prior import adamw_options, apply_recipe, build_prior, lr_factor, require_tracker
 
-__all__ = ["FinetuneConfig", "FinetuneLoss", "train_finetune", "FINETUNE_RECIPES", "DRIFT_WEIGHTINGS"]
+__all__ = ["FinetuneConfig", "FinetuneLoss", "train_finetune", "FINETUNE_RECIPES", "DRIFT_WEIGHTINGS",
+           "TIMESTEP_SAMPLINGS", "release_timesteps"]
 
 DRIFT_WEIGHTINGS = ("per_sample", "batch_mean")
+TIMESTEP_SAMPLINGS = ("uniform", "release")
 FINETUNE_RECIPES: dict[str, dict[str, Any]] = {
-    "lamo-release": dict(lora_rank=128, lora_alpha=64.0, lr=5e-5, steps=2000, batch_size=1, drift_weight=0.4, drift_tau=2,
-                         drift_weighting="batch_mean", prior_preset="release", prior_lr=5e-4,
-                         prior_lr_schedule="cosine"),
+    "lamo-release": dict(lora_rank=128, lora_alpha=64.0, lr=5e-5, lr_schedule="release-constant", steps=2000,
+                         batch_size=1, drift_weight=0.4, drift_tau=2, drift_weighting="batch_mean",
+                         prior_preset="release", prior_lr=5e-4, prior_lr_schedule="release-cosine"),
 }
+
+
+def release_timesteps(scheduler: Any, batch: int, generator: torch.Generator | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(σ (B,) float32, t (B,) long)`` drawn as the release's trainer draws them for a CogVideoX (DDIM) scheduler.
+
+    ``u ~ U[0, 1)``; ``σ = s[⌊N·u⌋]`` with ``s`` the scheduler's training timesteps ``N−1, …, 0`` divided by ``N``
+    (float32); ``t = ⌊σ·1000⌋`` computed in float32 — so ``t`` is uniform on the timesteps except where float32
+    round-off moves ``σ·1000`` just under an integer. Its flag for logit-normal sampling acts only on flow-matching
+    schedulers, which it never trains.
+    """
+    n = int(scheduler.config.num_train_timesteps)
+    sigmas = torch.arange(n - 1, -1, -1, dtype=torch.int64).float() / float(n)  # the scheduler's timesteps / N
+    u = torch.rand(batch, generator=generator, device=generator.device if generator is not None else "cpu").cpu()
+    sigma = sigmas[(u * n).long()]
+    return sigma, (sigma * 1000.0).long()
 
 
 class FinetuneLoss(torch.nn.Module):
@@ -54,10 +79,15 @@ class FinetuneLoss(torch.nn.Module):
     """
 
     def __init__(self, transformer, scheduler, adapter, drift_weight: float, drift_mode: str, tau: int,
-                 drift_weighting: str = "per_sample", prior=None, aug_noise_levels: torch.Tensor | None = None):
+                 drift_weighting: str = "per_sample", prior=None, aug_noise_levels: torch.Tensor | None = None,
+                 timestep_sampling: str = "uniform"):
         super().__init__()
         if drift_weighting not in DRIFT_WEIGHTINGS:
             raise ValueError(f"unknown drift_weighting {drift_weighting!r}; choose from {DRIFT_WEIGHTINGS}")
+        if timestep_sampling not in TIMESTEP_SAMPLINGS:
+            raise ValueError(f"unknown timestep_sampling {timestep_sampling!r}; choose from {TIMESTEP_SAMPLINGS}")
+        # the release's draw is defined for DDPM-family (CogVideoX) schedulers only: flow models keep the adapter's
+        self.release_sigmas = timestep_sampling == "release" and adapter.prediction_type(scheduler) != "flow"
         self.transformer = transformer
         self.scheduler, self.adapter = scheduler, adapter
         self.drift_weight, self.drift_mode, self.tau = drift_weight, drift_mode, tau
@@ -65,11 +95,14 @@ class FinetuneLoss(torch.nn.Module):
         self.prior = prior
         self.aug_noise_levels = aug_noise_levels  # (T,) for a prior with noise_aug="diffusion"; not a buffer
 
-    def drift_weights(self, tf) -> torch.Tensor:
-        """``(B,)`` weight of each sample's drift loss."""
+    def drift_weights(self, tf, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B,)`` weight of each sample's drift loss (``sigma``: the release's σ of the batch, when drawn so)."""
         if self.drift_weighting == "per_sample":
             return tf.weight
-        s2 = self.adapter.noise_variance(tf.noise_level).reshape(-1).to(tf.x0_pred.device)  # (B,) or (1,)
+        if sigma is not None:
+            s2 = sigma.to(tf.x0_pred.device).float().pow(2)  # the release: σ as its trainer drew it
+        else:
+            s2 = self.adapter.noise_variance(tf.noise_level).reshape(-1).to(tf.x0_pred.device)  # (B,) or (1,)
         w = (1.0 - s2).clamp_min(0.0).mean()  # the release: one weight for the batch
         return w.expand(tf.x0_pred.shape[0])
 
@@ -77,9 +110,14 @@ class FinetuneLoss(torch.nn.Module):
         from ..losses import drift_loss_terms
 
         g = torch.Generator().manual_seed(int(seed))
-        tf = self.adapter.training_forward(self.transformer, self.scheduler, latents, prompt_embeds, generator=g)
+        sigma = timesteps = None
+        if self.release_sigmas:
+            sigma, timesteps = release_timesteps(self.scheduler, latents.shape[0], g)
+        tf = self.adapter.training_forward(self.transformer, self.scheduler, latents, prompt_embeds, generator=g,
+                                           timesteps=timesteps)
         denoise = (tf.pred.float() - tf.target.float()).pow(2).flatten(1).mean(1)  # (B,)
-        drift = drift_loss_terms(tf.x0_pred, latents, tau=self.tau, mode=self.drift_mode, weight=self.drift_weights(tf))
+        drift = drift_loss_terms(tf.x0_pred, latents, tau=self.tau, mode=self.drift_mode,
+                                 weight=self.drift_weights(tf, sigma))
         loss = denoise.mean() + self.drift_weight * drift.weighted.mean()
         prior_loss = prior_cos = torch.zeros((), device=latents.device)
         if self.prior is not None:
@@ -166,9 +204,10 @@ def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
         if m.get("latent_shape") and m["latent_shape"][0] <= prior.config.tau:
             raise InputError(f"the cached clips have {m['latent_shape'][0]} latent frames; the prior's τ = "
                              f"{prior.config.tau} needs more")
-    opt = torch.optim.AdamW(groups)
+    opt = torch.optim.AdamW(groups, **adamw_options(cfg))  # the release's β, ε, weight decay under its recipe
     loss_module = FinetuneLoss(transformer, scheduler, adapter, cfg.drift_weight, cfg.drift_mode, cfg.drift_tau,
-                               cfg.drift_weighting, prior, levels)
+                               cfg.drift_weighting, prior, levels,
+                               timestep_sampling="release" if cfg.recipe == "lamo-release" else "uniform")
     model, opt = acc.prepare(loss_module, opt)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)

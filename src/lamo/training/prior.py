@@ -9,8 +9,11 @@ config (``accelerate launch --config_file …``).
 
 **Recipes** (``recipe:``): ``"lamo-release"`` is the authors' predictor training (docs/design.md §8):
 preset ``"release"`` (their architecture; τ = 1 pairs; loss ``MSE + 0.3·(1 − cos)``; prompt dropout
-0.1; with p = 0.5 input noise of std ``0.3·√(1 − ᾱ_t)``, ``t`` uniform over the backbone
-scheduler's training timesteps), lr 5e-4 with a cosine schedule, 2000 steps of batch 1. A recipe
+0.1 per pair to the zero prompt; with p = 0.5 input noise of std ``0.3·√(1 − ᾱ_t)``, ``t`` uniform over
+the backbone scheduler's training timesteps — the values of the release's training config, not its
+function defaults 0.5 and 1.0), ``prompt_proj`` drawn from N(0, 0.02²) with a zero bias, lr 5e-4 with the
+release's ``"cosine"`` (:func:`lr_factor` ``"release-cosine"``), AdamW with β = (0.9, 0.99), ε = 1e-8 and
+weight decay 1e-4 (:data:`RELEASE_ADAMW`), 2000 steps of batch 1. A recipe
 replaces only the values left at their defaults; ``config.yaml`` records the resolved values. ᾱ_t
 comes from the scheduler of ``aug_model`` or, when empty, of the model the cache was made with.
 Other MotionPrior config values are set with ``prior_options`` (``"tau=1,noise_aug=diffusion"``).
@@ -32,13 +35,39 @@ from ..errors import InputError
 from .checkpoints import resume_step, save_checkpoint
 
 __all__ = ["PriorTrainConfig", "train_prior", "PriorLoss", "PRIOR_RECIPES", "LR_SCHEDULES", "apply_recipe",
-           "lr_factor", "parse_prior_options", "scheduler_noise_stds", "build_prior"]
+           "lr_factor", "RELEASE_ADAMW", "RELEASE_WARMUP_STEPS", "adamw_options", "init_release_prior",
+           "parse_prior_options", "scheduler_noise_stds", "build_prior"]
 
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "release-constant", "release-cosine")
+#: the release's learning-rate warm-up (its training config's ``lr_warmup_steps``)
+RELEASE_WARMUP_STEPS = 200
+#: the release's AdamW (its launcher's ``--beta1 0.9 --beta2 0.99 --epsilon 1e-8 --weight_decay 1e-4``), for the
+#: LoRA and the predictor alike
+RELEASE_ADAMW: dict[str, Any] = dict(betas=(0.9, 0.99), eps=1e-8, weight_decay=1e-4)
 # Named recipes: config values they set (only where the run left the default).
 PRIOR_RECIPES: dict[str, dict[str, Any]] = {
-    "lamo-release": dict(preset="release", lr=5e-4, lr_schedule="cosine", steps=2000, batch_size=1),
+    "lamo-release": dict(preset="release", lr=5e-4, lr_schedule="release-cosine", weight_decay=1e-4, steps=2000,
+                         batch_size=1),
 }
+
+
+def adamw_options(cfg: Any) -> dict[str, Any]:
+    """AdamW keyword arguments of a run: the release's β, ε and weight decay under ``recipe="lamo-release"``
+    (a weight decay the run set itself is kept), else torch's defaults with the run's ``weight_decay`` if it has one."""
+    wd = getattr(cfg, "weight_decay", None)
+    if getattr(cfg, "recipe", "") == "lamo-release":
+        return {**RELEASE_ADAMW, **({} if wd is None else {"weight_decay": wd})}
+    return {} if wd is None else {"weight_decay": wd}
+
+
+def init_release_prior(prior: Any) -> Any:
+    """The release's initialisation of what LaMo's constructor leaves at torch's default: ``prompt_proj`` weight
+    ~ N(0, 0.02²), bias 0 (``arch="release"`` only; anything else is returned untouched)."""
+    if prior.config.arch == "release":
+        with torch.no_grad():
+            torch.nn.init.normal_(prior.prompt_proj.weight, std=0.02)
+            torch.nn.init.zeros_(prior.prompt_proj.bias)
+    return prior
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +105,27 @@ def apply_recipe(cfg: Any, recipes: dict[str, dict[str, Any]]) -> Any:
 
 
 def lr_factor(schedule: str, step: int, total: int) -> float:
-    """Learning-rate multiplier at ``step`` of ``total``: 1 (constant) or ``½(1 + cos(π·step/total))``
-    (cosine to zero, as ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=total)``)."""
+    """Learning-rate multiplier at (0-based) ``step`` of ``total``.
+
+    * ``"constant"``: 1; ``"cosine"``: ``½(1 + cos(π·step/total))`` (cosine to zero, as
+      ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=total)``);
+    * ``"release-constant"``: the release's ``constant_with_warmup`` — ``step / 200`` for the first 200 steps
+      (the very first update has lr 0), then 1;
+    * ``"release-cosine"``: the release's predictor schedule — the same warm-up, then
+      ``max(0, ½(1 + cos(2π·p)))`` with ``p = (step − 200) / (total − 200)``: its trainer asks for one full
+      cosine cycle, so the rate falls to 0 halfway and climbs back to the full rate at the end.
+    """
     if schedule == "constant":
         return 1.0
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    if schedule in ("release-constant", "release-cosine"):
+        if step < RELEASE_WARMUP_STEPS:
+            return float(step) / float(max(1, RELEASE_WARMUP_STEPS))
+        if schedule == "release-constant":
+            return 1.0
+        progress = float(step - RELEASE_WARMUP_STEPS) / float(max(1, total - RELEASE_WARMUP_STEPS))
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 2.0 * progress)))
     raise InputError(f"unknown lr_schedule {schedule!r}; choose from {LR_SCHEDULES}")
 
 
@@ -121,8 +165,9 @@ def build_prior(preset: str, options: str, latent_channels: int, text_dim: int, 
     """The prior a run trains, and — when it augments with ``noise_aug="diffusion"`` — its ``(T,)`` noise table."""
     from ..prior import MotionPrior
 
-    prior = MotionPrior.from_preset(preset, latent_channels=latent_channels, text_embed_dim=text_dim, backbone=family,
-                                    **parse_prior_options(options))
+    prior = init_release_prior(MotionPrior.from_preset(preset, latent_channels=latent_channels,
+                                                       text_embed_dim=text_dim, backbone=family,
+                                                       **parse_prior_options(options)))
     levels = None
     if prior.config.noise_aug == "diffusion" and prior.config.noise_aug_prob > 0 and prior.config.noise_aug_std > 0:
         model = aug_model or cache_model
@@ -189,7 +234,7 @@ def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
     C, D = m["latent_shape"][1], m["text_dim"]
     prior, levels = build_prior(cfg.preset, cfg.prior_options, C, D, m["family"], cfg.aug_model,
                                 m.get("config", {}).get("model", ""))
-    opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, **adamw_options(cfg))
     model, opt = acc.prepare(PriorLoss(prior, levels), opt)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
