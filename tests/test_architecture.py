@@ -25,11 +25,12 @@ METHOD = ("lamo.motion", "lamo.parametrization", "lamo.losses", "lamo.prior", "l
 ABOVE_METHOD = (
     "lamo.adapters", "lamo.pipelines", "lamo.commands", "lamo.demo", "lamo.model_card", "lamo.evals",
     "lamo.training", "lamo.cli", "lamo.cache", "lamo.convert", "lamo.prior_quality", "lamo.effect",
-    "lamo.sharding",
+    "lamo.sharding", "lamo.lora_export", "lamo.sampling", "lamo.evaluation", "lamo.explain",
 )
 ADAPTERS = ("lamo.adapters",)
 ABOVE_ADAPTERS = ("lamo.pipelines", "lamo.commands", "lamo.demo", "lamo.evals", "lamo.training", "lamo.cli",
-                  "lamo.model_card", "lamo.effect")
+                  "lamo.model_card", "lamo.effect", "lamo.lora_export", "lamo.sampling", "lamo.evaluation",
+                  "lamo.explain")
 
 
 def _modules(src: Path = SRC) -> dict[str, Path]:
