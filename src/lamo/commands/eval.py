@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import world_preset
+from ._args import COUNT, NON_NEGATIVE_REAL, SEED, world_preset
 
 __all__ = ["register", "add_common_arguments"]
 
@@ -99,10 +99,10 @@ def _register_benchmark(esub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("prompts", help="the benchmark's prompt file (CSV / VBench JSON / JSONL / text)")
     p.add_argument("--model", required=True, help="diffusers pipeline folder or hub id (CogVideoX or Wan)")
     p.add_argument("--prior", default=None, help="motion prior folder (MPG on when given)")
-    p.add_argument("--motion-guidance-scale", type=float, default=None, help="λ (default: 1 with --prior, else 0)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="random seeds, one video per prompt and seed "
+    p.add_argument("--motion-guidance-scale", type=NON_NEGATIVE_REAL, default=None, help="λ (default: 1 with --prior, else 0)")
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[0], help="random seeds, one video per prompt and seed "
                                                                     "(default: 0)")
-    p.add_argument("--steps", type=int, default=50, help="denoising steps (default: 50)")
+    p.add_argument("--steps", type=COUNT, default=50, help="denoising steps (default: 50)")
     p.add_argument("--out", required=True, help="output folder: videos, videos.csv, scores and report.json")
     p.add_argument("--scores", default=None, help="per-video scores the evaluator wrote (CSV/JSONL: videopath, sa, pc)")
     p.add_argument("--evaluator-cmd", default=None,

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import add_config_command, config_from_args
+from ._args import (COUNT, LR, NON_NEGATIVE, NON_NEGATIVE_REAL, SEED, Number, add_config_command,
+                    config_from_args)
+
+#: the type (valid range) of PriorTrainConfig's numeric fields
+_PRIOR_TYPES = dict(steps=COUNT, batch_size=COUNT, lr=LR, weight_decay=NON_NEGATIVE_REAL, grad_clip=NON_NEGATIVE_REAL,
+                    seed=SEED, val_fraction=Number(float, 0, 1, high_open=True), save_every=COUNT,
+                    max_steps_this_run=COUNT)
+#: the type (valid range) of FinetuneConfig's numeric fields
+_FINETUNE_TYPES = dict(steps=COUNT, batch_size=COUNT, lr=LR, lora_rank=NON_NEGATIVE, drift_weight=NON_NEGATIVE_REAL,
+                       drift_tau=COUNT, grad_clip=NON_NEGATIVE_REAL, seed=SEED, save_every=COUNT,
+                       max_steps_this_run=COUNT, validation_every=NON_NEGATIVE, validation_steps=COUNT,
+                       lora_alpha=NON_NEGATIVE_REAL, prior_lr=LR)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,11 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     launch = ("Run under `accelerate launch [--num_processes N] -m lamo.cli train …` for DDP; FSDP / DeepSpeed "
               "through an accelerate config file.")
-    t = add_config_command(tsub, "prior", PriorTrainConfig, config_file=True, description=launch,
+    t = add_config_command(tsub, "prior", PriorTrainConfig, config_file=True, types=_PRIOR_TYPES, description=launch,
                            help="train lamo.MotionPrior on a `lamo cache` folder")
     _add_overwrite(t)
     t.set_defaults(func=_train_prior)
-    f = add_config_command(tsub, "finetune", FinetuneConfig, config_file=True, description=launch,
+    f = add_config_command(tsub, "finetune", FinetuneConfig, config_file=True, types=_FINETUNE_TYPES, description=launch,
                            help="fine-tune a backbone (LoRA or full) with the Motion Drift Loss")
     _add_overwrite(f)
     f.set_defaults(func=_train_finetune)
