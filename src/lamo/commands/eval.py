@@ -70,11 +70,32 @@ def _is_main_process() -> bool:
     return Shards.from_env().main  # under a launcher one process scores, the others have nothing to do
 
 
+def _check_report_out(out: str | None, command: str) -> None:
+    """Refuse an ``--out`` file that exists and is not an earlier report of ``command`` (which is refreshed): a
+    user's file is never overwritten."""
+    import json
+    import os
+
+    from ..errors import InputError
+
+    if out is None or not os.path.isfile(out):
+        return
+    try:
+        with open(out, encoding="utf-8") as f:
+            earlier = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError):
+        earlier = None
+    if not (isinstance(earlier, dict) and earlier.get("command") == command):
+        raise InputError(f"--out {out} exists and is not a report of `{command}`: it is kept; pass another --out "
+                         "(or move the file aside)")
+
+
 def _physics(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_physics
 
     if not _is_main_process():
         return 0
+    _check_report_out(args.out, "lamo eval physics")
     result = evaluate_physics(args.dir, preset=args.preset, world=args.world, out=args.out)
     if result.note:
         print(f"note: {result.note}", file=sys.stderr)
@@ -87,6 +108,7 @@ def _motion(args: argparse.Namespace) -> int:
 
     if not _is_main_process():
         return 0
+    _check_report_out(args.out, "lamo eval motion")
     result = evaluate_motion(args.dir, out=args.out)
     print(result.text(per_clip=args.per_clip))
     return result.exit_status(strict=args.strict)
