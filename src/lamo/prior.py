@@ -778,6 +778,12 @@ def release_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.
     if missing:
         raise InputError(f"release predictor: missing key(s) {[RELEASE_PREFIX + k for k in missing]}; "
                          "cannot read the architecture off this file")
+    wrong = [f"{RELEASE_PREFIX + k} {tuple(out[k].shape)} (a {n}-D weight expected)"
+             for k, n in (("input_proj.weight", 4), ("output_proj.weight", 4), ("prompt_proj.weight", 2))
+             if out[k].ndim != n]
+    if wrong:
+        raise InputError(f"release predictor: wrong shape(s) {'; '.join(wrong)}; cannot read the architecture off "
+                         "this file")
     channels = int(out["output_proj.weight"].shape[0])
     in_channels = int(out["input_proj.weight"].shape[1])
     if in_channels not in (channels, 2 * channels):
