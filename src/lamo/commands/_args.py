@@ -13,7 +13,11 @@ On top of that this module gives LaMo's commands:
   given, and :func:`config_from_args` layers field defaults < the YAML file (each key checked against its field's
   type, naming the key) < the command line;
 * :func:`yes_no` is the one yes/no parser of the command line (yes/no, true/false, y/n, t/f, 1/0, any case), for
-  these options and hand-written ones alike.
+  these options and hand-written ones alike;
+* every numeric option declares its valid range with a :class:`Number` as its ``type=`` (:data:`COUNT`,
+  :data:`SEED`, :data:`LR`, :data:`THREADS` …; for dataclass fields through ``add_config_command(types=…)``, which
+  also checks ``--config`` values), and ``--device`` takes :func:`device`. A value outside the range is one line,
+  ``lamo CMD: error: --steps must be ≥ 1, got '0'``, exit 2 (``tests/test_properties_cli.py`` checks every option).
 """
 from __future__ import annotations
 
