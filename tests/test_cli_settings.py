@@ -38,7 +38,7 @@ def test_settings_refuses_what_it_cannot_record(tmp_path, capsys):
     assert main(["settings", str(folder), "--motion-guidance-scale", "1"]) == 2  # no --source
     assert "--source" in capsys.readouterr().err
     assert main(["settings", str(folder), "--motion-guidance-window", "1.5", "--source", "x"]) == 2
-    assert "motion_guidance_window" in capsys.readouterr().err
+    assert "--motion-guidance-window must be" in capsys.readouterr().err
     assert main(["settings", str(tmp_path), "--steps", "5", "--source", "x"]) == 2  # not a prior folder
     assert "not a motion prior folder" in capsys.readouterr().err
     assert not (folder / "sampling.json").exists() and not (tmp_path / "sampling.json").exists()

@@ -195,11 +195,11 @@ def test_aa_on_the_shipped_backbone_finds_no_change():
 
 def test_bench_effect_cli_checks_its_numbers_and_presets(capsys):
     assert main(["bench", "effect", "--test-prompts", "0", "--out", "unused"]) == 2
-    assert "--test-prompts must be at least 1" in capsys.readouterr().err
+    assert "--test-prompts must be ≥ 1" in capsys.readouterr().err
     assert main(["bench", "effect", "--guidance-scale", "0.5", "--out", "unused"]) == 2
-    assert "--guidance-scale must be a number ≥ 1" in capsys.readouterr().err
+    assert "--guidance-scale must be a finite number ≥ 1" in capsys.readouterr().err
     assert main(["bench", "effect", "--windows", "0.8", "1.5", "--out", "unused"]) == 2
-    assert "--windows are guidance windows" in capsys.readouterr().err
+    assert "--windows must be a finite number in (0, 1]" in capsys.readouterr().err
     from lamo.commands.demo import add_effect_args, effect_config
     import argparse
 

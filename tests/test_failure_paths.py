@@ -37,7 +37,7 @@ def test_the_demo_backbone_samples_with_defaults(tmp_path):
     (["--steps", "-3"], "--steps must be ≥ 1"),
     (["--motion-guidance-window", "1.5"], "--motion-guidance-window"),
     (["--motion-guidance-window", "nan"], "--motion-guidance-window"),
-    (["--fps", "0"], "--fps must be a whole number"),
+    (["--fps", "0"], "--fps must be a finite number in [1, 1000]"),
     (["--motion-guidance-scale", "inf", "--prior", str(DEMO)], "--motion-guidance-scale"),
     (["--guidance-scale", "nan"], "--guidance-scale"),
     (["--prior", "/nonexistent/prior"], "--prior"),
@@ -247,12 +247,12 @@ BAD_TRAIN_FLAGS = [
     (["--lr", "inf"], "--lr must be a finite number > 0"),
     (["--grad-clip", "-1"], "--grad-clip must be a finite number ≥ 0"),
     (["--weight-decay", "nan"], "--weight-decay must be a finite number ≥ 0"),
-    (["--val-fraction", "1"], "--val-fraction must be in [0, 1)"),
-    (["--val-fraction", "-0.1"], "--val-fraction must be in [0, 1)"),
+    (["--val-fraction", "1"], "--val-fraction must be a finite number in [0, 1)"),
+    (["--val-fraction", "-0.1"], "--val-fraction must be a finite number in [0, 1)"),
     (["--mixed-precision", "fp8"], "--mixed-precision must be one of"),
     (["--log-with", "stdout"], "--log-with must be one of"),
     (["--preset", "huge"], "--preset must be one of"),
-    (["--seed", "-1"], "--seed must be ≥ 0"),
+    (["--seed", "-1"], "--seed must be from 0 to 4294967295"),
 ]
 
 

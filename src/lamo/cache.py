@@ -123,7 +123,38 @@ def load_manifest(folder: str | os.PathLike) -> dict:
     path = Path(folder) / "manifest.json"
     if not path.is_file():
         raise MissingInputError(f"{path} not found: build the cache first with `lamo cache --model … --data … --out {folder}`")
-    return json.loads(path.read_text())
+    fix = f"rebuild it with `lamo cache` into a new --out (or delete {folder} and build it again)"
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"the latent cache {folder}: manifest.json is not valid JSON ({e}); {fix}") from None
+    shards = manifest.get("shards") if isinstance(manifest, dict) else None
+    if not isinstance(shards, list):
+        raise InputError(f"the latent cache {folder}: manifest.json lists no shards (no 'shards' list); {fix}")
+    for k, s in enumerate(shards):
+        ok = (isinstance(s, dict) and isinstance(s.get("file"), str) and s["file"] == Path(s["file"]).name
+              and s["file"] not in ("", ".", "..") and isinstance(s.get("n"), int) and s["n"] >= 0
+              and isinstance(s.get("captions"), list) and len(s["captions"]) == s["n"])
+        if not ok:
+            raise InputError(f"the latent cache {folder}: manifest.json's shard {k} is not a shard record (a plain "
+                             f"file name, a count n ≥ 0 and n captions): {str(s)[:120]}; {fix}")
+    return manifest
+
+
+def check_shards(folder: str | os.PathLike, manifest: dict) -> None:
+    """Refuse a cache whose listed shard files are missing, truncated or too short for their rows (one line naming
+    the shard and what to do), before anything is trained on it."""
+    from .errors import check_safetensors
+
+    for s in manifest["shards"]:
+        if not s["n"]:
+            continue
+        header = check_safetensors(Path(folder) / s["file"], f"the latent cache {folder}: shard")
+        for name in ("latents", "pooled"):
+            shape = (header.get(name) or {}).get("shape") if isinstance(header.get(name), dict) else None
+            if not (isinstance(shape, list) and shape and shape[0] >= s["n"]):
+                raise InputError(f"the latent cache {folder}: shard {s['file']} has no {name!r} tensor of "
+                                 f"{s['n']} rows (found {shape}); rebuild the cache with `lamo cache` into a new --out")
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -235,6 +266,7 @@ class CachedLatentDataset(torch.utils.data.Dataset):
     def __init__(self, folder: str | os.PathLike, with_prompt_embeds: bool = False):
         self.folder = Path(folder)
         self.manifest = load_manifest(folder)
+        check_shards(folder, self.manifest)
         self.rows = [(s["file"], j, c) for s in self.manifest["shards"] if s["n"] for j, c in enumerate(s["captions"])]
         if not self.rows:
             raise InputError(f"{folder}: the cache holds no rows")

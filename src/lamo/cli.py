@@ -30,12 +30,31 @@ def command_names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with LaMo's usage errors: one line, ``lamo CMD: error: --steps must be ≥ 1, got '0' (see lamo CMD
+    --help)``, exit status 2 — no usage block. Sub-command parsers are of this class too (argparse makes them of
+    their parent's class)."""
+
+    def _get_values(self, action, arg_strings):  # noqa: D102 — argparse's hook
+        if arg_strings == ["--"] and action.option_strings and action.nargs not in (argparse.PARSER, argparse.REMAINDER):
+            # `--steps=--`: argparse would drop the "--" and store [] unchecked; the option's type= judges it
+            value = self._get_value(action, "--")
+            return value if action.nargs in (None, argparse.OPTIONAL) else [value]
+        return super()._get_values(action, arg_strings)
+
+    def error(self, message: str):  # noqa: D102 — argparse's hook
+        m = re.fullmatch(r"argument (\S+): (must be .*)", message, re.S)
+        if m:  # a range (lamo.commands._args.Number) or device the option's type= refused: "--steps must be …"
+            message = f"{m.group(1)} {m.group(2)}"
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The ``lamo`` argument parser with every command — or, with ``only``, just that command (what ``main`` builds
     to run one: the other command modules are not even imported)."""
     from . import commands
 
-    parser = argparse.ArgumentParser(prog="lamo", description="Latent motion priors for video diffusion.")
+    parser = Parser(prog="lamo", description="Latent motion priors for video diffusion.")
     parser.add_argument("-V", "--version", action="version", version=f"lamo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in command_names():
@@ -149,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     silence_notices()  # before any command imports transformers or diffusers
     named = argv[0] if argv and argv[0] in command_names() else None
     parser = build_parser(only=named)  # `lamo CMD …` imports CMD's module alone; `lamo --help` lists them all
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0), or a usage error argparse printed on one line (2): the exit status
+        return e.code if isinstance(e.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

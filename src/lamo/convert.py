@@ -95,6 +95,20 @@ def load_release_transformer(pipe: Any, folder: str | os.PathLike) -> bool:
     return True
 
 
+def check_release_files(src: str | os.PathLike, out: str | os.PathLike, lora: str | os.PathLike | None = None) -> None:
+    """Refuse, in one line naming the file, release files that are not whole safetensors files (garbled, truncated,
+    empty) — the predictor and the LoRA weights beside it or in ``lora`` — and an ``out`` that is a file."""
+    from .errors import check_safetensors
+    from .prior import _predictor_file
+
+    if Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"OUT {out} is a file; the converted prior is a folder: pass a new folder")
+    check_safetensors(_predictor_file(src), "the release predictor")
+    folder = Path(lora) if lora is not None else (Path(src) if Path(src).is_dir() else None)
+    for f in _lora_files(folder) if folder is not None and folder.is_dir() else []:
+        check_safetensors(f, "the release's LoRA weights")
+
+
 def convert_release_predictor(
     src: str | os.PathLike, out: str | os.PathLike, backbone: str = "cogvideox", lora: str | os.PathLike | None = None,
 ) -> Path:
@@ -103,6 +117,7 @@ def convert_release_predictor(
     LoRA weights — the other ``*.safetensors`` files in ``src`` (when it is a folder) or in ``lora`` —
     are copied unchanged to ``out/lora``. Returns ``out``.
     """
+    check_release_files(src, out, lora)
     prior = load_release_predictor(src, backbone=backbone)
     out = Path(out)
     prior.save_pretrained(out)

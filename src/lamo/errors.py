@@ -11,7 +11,7 @@ import importlib
 from types import ModuleType
 
 __all__ = ["UserError", "InputError", "MissingInputError", "MissingDependencyError", "OPTIONAL_PACKAGES", "require",
-           "install_advice"]
+           "install_advice", "check_safetensors"]
 
 
 class UserError(Exception):
@@ -62,3 +62,45 @@ def require(package: str, needed_for: str, instead: str = "") -> ModuleType:
         tail = f", {instead}" if instead else ""
         raise MissingDependencyError(f"{needed_for} needs the package {package}, which is not installed: "
                                      f"{install_advice(package)}{tail}") from e
+
+
+def check_safetensors(path, what: str) -> dict:
+    """The header of safetensors file ``path`` (``{name: {"dtype", "shape", "data_offsets"}, …}``), after checking,
+    without reading the tensors, that the file is whole: a header that parses and tensors whose bytes all lie in
+    the file. A missing file is :class:`MissingInputError`, a truncated or garbled one :class:`InputError`; both
+    name ``what`` (e.g. ``"--prior runs/p: its weights"``) and the file."""
+    import json
+    import os
+    import struct
+
+    if not os.path.isfile(path):
+        raise MissingInputError(f"{what}: {path} is missing")
+    size = os.path.getsize(path)
+
+    def bad(why: str) -> InputError:
+        return InputError(f"{what}: {path} is not a whole safetensors file ({why}); copy or write it again")
+
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise bad(f"{size} bytes")
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8 or n > 100_000_000:
+            raise bad(f"a header of {n} bytes in a file of {size}")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise bad(f"its header is not JSON: {e}") from None
+    if not isinstance(header, dict):
+        raise bad("its header is not a JSON object")
+    data = size - 8 - n
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1]):
+            raise bad(f"tensor {name!r} has no valid data_offsets")
+        if offsets[1] > data:
+            raise bad(f"tensor {name!r} ends at byte {offsets[1]} of {data} data bytes: truncated")
+    return header

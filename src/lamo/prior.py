@@ -279,6 +279,33 @@ class PriorLossOutput:
     cosine: torch.Tensor  # cosine similarity between predicted and true Δ_τ z (higher is better)
 
 
+def check_prior_folder(folder: str | os.PathLike, what: str = "motion prior") -> None:
+    """Refuse, naming ``what`` and the file, a local prior folder whose ``config.json`` is not a JSON object or whose
+    weights are missing or truncated (:func:`lamo.errors.check_safetensors`) — before anything is loaded. A folder of
+    the authors' release (``predictor.safetensors``, no ``config.json``) is checked for that file."""
+    from .errors import check_safetensors
+
+    folder = Path(folder)
+    config = folder / "config.json"
+    if not config.is_file():
+        if (folder / "predictor.safetensors").is_file():
+            check_safetensors(folder / "predictor.safetensors", f"{what} {folder}: the release predictor")
+            return
+        raise MissingInputError(f"{what} {folder}: no config.json — not a motion prior folder (MotionPrior."
+                                "save_pretrained or `lamo train prior` writes config.json and the weights)")
+    try:
+        data = json.loads(config.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{what} {folder}: config.json is not valid JSON ({e}); save the prior again "
+                         "(MotionPrior.save_pretrained) or copy its folder again") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{what} {folder}: config.json must hold a JSON object, got {type(data).__name__}")
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file() and (folder / "diffusion_pytorch_model.safetensors.index.json").is_file():
+        return  # sharded weights: diffusers checks them
+    check_safetensors(weights, f"{what} {folder}: its weights")
+
+
 class MotionPrior(ModelMixin, ConfigMixin):
     """Micro motion field ``f_φ(z_i, c) ≈ Δ_τ z_i`` (docs/design.md §1.4).
 
@@ -453,6 +480,8 @@ class MotionPrior(ModelMixin, ConfigMixin):
             )
         kwargs.setdefault("use_safetensors", True)
         if os.path.isdir(path):
+            if not kwargs.get("variant"):
+                check_prior_folder(folder)  # garbled config.json, truncated or missing weights: one line, no traceback
             record = read_sampling_settings(folder)  # a garbled file is refused before the weights are read
             prior = super().from_pretrained(path, **kwargs)
             prior.sampling_settings = None if record is None else record["settings"]
@@ -749,6 +778,12 @@ def release_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.
     if missing:
         raise InputError(f"release predictor: missing key(s) {[RELEASE_PREFIX + k for k in missing]}; "
                          "cannot read the architecture off this file")
+    wrong = [f"{RELEASE_PREFIX + k} {tuple(out[k].shape)} (a {n}-D weight expected)"
+             for k, n in (("input_proj.weight", 4), ("output_proj.weight", 4), ("prompt_proj.weight", 2))
+             if out[k].ndim != n]
+    if wrong:
+        raise InputError(f"release predictor: wrong shape(s) {'; '.join(wrong)}; cannot read the architecture off "
+                         "this file")
     channels = int(out["output_proj.weight"].shape[0])
     in_channels = int(out["input_proj.weight"].shape[1])
     if in_channels not in (channels, 2 * channels):

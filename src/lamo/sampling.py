@@ -138,9 +138,12 @@ def load_prompt_embeds(path: str | os.PathLike) -> tuple[Any, Any, list[str] | N
     """Read a prompt-embeddings file → ``(prompt_embeds, negative_prompt_embeds or None, prompts or None)``."""
     from safetensors import safe_open
 
+    from .errors import check_safetensors
+
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"prompt embeddings file {path} not found")
+    check_safetensors(path, "--prompt-embeds")  # garbled or truncated: one line, not the reader's traceback
     with safe_open(str(path), framework="pt") as f:
         keys = set(f.keys())
         if "prompt_embeds" not in keys:
@@ -323,6 +326,12 @@ def check_config(cfg: SampleConfig) -> None:
     for extra in cfg.motion_guidance_more_priors:
         if not os.path.isdir(extra):
             raise MissingInputError(f"motion prior folder {extra} not found (--motion-guidance-more-priors)")
+    if cfg.prior or cfg.motion_guidance_more_priors:  # a garbled or truncated prior: refused before the model loads
+        from .prior import check_prior_folder
+
+        for flag, path in [("--prior", cfg.prior)] + [("--motion-guidance-more-priors", p)
+                                                       for p in cfg.motion_guidance_more_priors]:
+            check_prior_folder(path, flag)
     if cfg.image and not os.path.isfile(cfg.image):
         raise MissingInputError(f"image {cfg.image} not found (--image)")
     if not os.path.exists(cfg.model) and not _HUB_ID.fullmatch(cfg.model):
@@ -330,6 +339,41 @@ def check_config(cfg: SampleConfig) -> None:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file, not a folder")
+    _check_against_model_files(cfg)
+
+
+def _local_config(model: str, name: str) -> dict:
+    """``MODEL/name`` (a JSON object) of a local model folder; ``{}`` when absent or unreadable (loading says why)."""
+    try:
+        data = json.loads((Path(model) / name).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _check_against_model_files(cfg: SampleConfig) -> None:
+    """What a local model folder's config files settle before the model is loaded: the frame count its VAE can
+    make (1 + a multiple of its temporal compression) and the width of ``--prompt-embeds``."""
+    index = _local_config(cfg.model, "model_index.json")
+    name = str(index.get("_class_name", ""))
+    if not (name.startswith("CogVideoX") or name.startswith("Wan")):
+        return
+    transformer = _local_config(cfg.model, "transformer/config.json")
+    t = int(transformer.get("temporal_compression_ratio") or 4)  # CogVideoX records it; Wan's VAE is 4× too
+    if cfg.frames is not None and (cfg.frames - 1) % t:
+        lower = (cfg.frames - 1) // t * t + 1
+        raise InputError(f"--frames {cfg.frames}: {cfg.model} ({name}) makes 1 + a multiple of {t} frames; pass "
+                         f"--frames {lower} or {lower + t}")
+    width = transformer.get("text_embed_dim") or transformer.get("text_dim")
+    if cfg.prompt_embeds and isinstance(width, int) and os.path.isfile(cfg.prompt_embeds):
+        from .errors import check_safetensors
+
+        entry = check_safetensors(cfg.prompt_embeds, "--prompt-embeds").get("prompt_embeds") or {}
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if isinstance(shape, list) and len(shape) == 3 and shape[2] != width:
+            raise InputError(f"--prompt-embeds {cfg.prompt_embeds}: prompt embeddings {shape[2]} wide, but {cfg.model}'s "
+                             f"transformer takes {width} (text_embed_dim / text_dim); make them with this model's "
+                             "text encoder")
 
 
 def _release_folder(prior: str) -> bool:
@@ -604,6 +648,12 @@ class SampleRun:
             lock.acquire()
         try:
             return self._run(t_start, *prompts)
+        except BaseException as e:  # a failed or interrupted run is not left marked "running" in run.json
+            if self.record.get("status") == "running":
+                self.record.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+                                   error=f"{type(e).__name__}: {e}", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                _write_json(_shard_file(self.out, self.shards), self.record)
+            raise
         finally:
             if lock is not None:
                 lock.release()

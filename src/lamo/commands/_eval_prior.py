@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import one_of, world_preset
+from ._args import COUNT, SEED, THREADS, device, one_of, world_preset
 
 __all__ = ["register_eval_prior", "run_eval_prior"]
 
@@ -43,19 +43,19 @@ def register_eval_prior(subparsers: argparse._SubParsersAction) -> argparse.Argu
                    help="with --world: the backbone folder (default: the shipped demo backbone)")
     p.add_argument("--world-preset", type=world_preset, default="tiny",
                    help="with --world: the world the backbone makes (default: tiny)")
-    p.add_argument("-n", type=int, default=None,
+    p.add_argument("-n", type=COUNT, default=None,
                    help=f"clips to score: with --world (default {DEFAULT_WORLD_CLIPS}); with --cache the first N rows "
                         "(default: all)")
-    p.add_argument("--seed", type=int, default=5,
+    p.add_argument("--seed", type=SEED, default=5,
                    help="world clips of this seed (default 5: not the clips `lamo demo` trains on); shuffling")
-    p.add_argument("--tau", type=int, default=None, help="lag of L_guide and the cosine (default: the prior's own)")
+    p.add_argument("--tau", type=COUNT, default=None, help="lag of L_guide and the cosine (default: the prior's own)")
     p.add_argument("--counterfactuals", default=None, type=one_of(_counterfactuals, "counterfactual", comma_list=True),
                    help="comma-separated subset of reversed, shuffled, frozen, dropped (2× speed), doubled (½ speed) "
                         "and, with --world, gravity_flipped, ball_hidden, teleported, restitution "
                         "(default: all that apply)")
-    p.add_argument("--batch-size", type=int, default=64, help="clips per batch (default 64)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0: torch's choice (default: 0)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--batch-size", type=COUNT, default=64, help="clips per batch (default 64)")
+    p.add_argument("--threads", type=THREADS, default=0, help="torch CPU threads; 0: torch's choice (default: 0)")
+    p.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
     p.add_argument("--out", required=True, help="output folder: table.json and prior_quality.png")
     p.set_defaults(func=run_eval_prior)
     return p

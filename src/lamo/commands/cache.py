@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import add_config_command, config_from_args
+from ._args import COUNT, add_config_command, config_from_args, device
+
+#: the type (valid range) of CacheConfig's numeric fields and its device
+_TYPES = dict(frames=COUNT, height=COUNT, width=COUNT, stride=COUNT, shard_size=COUNT, batch_size=COUNT,
+              max_sequence_length=COUNT, max_shards=COUNT, device=device)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..configs import CacheConfig
 
-    p = add_config_command(sub, "cache", CacheConfig,
+    p = add_config_command(sub, "cache", CacheConfig, types=_TYPES,
                            help="encode videos and prompts once with the backbone's VAE and text encoder")
     p.set_defaults(func=_cache)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import world_preset
+from ._args import COUNT, SEED, world_preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,11 +26,11 @@ def _register_physics(dsub: argparse._SubParsersAction) -> None:
                     "scenario, seed, exact per-frame states) and OUT/world.json (the world's configuration).",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("-n", "--num-clips", type=int, required=True, help="number of clips")
+    p.add_argument("-n", "--num-clips", type=COUNT, required=True, help="number of clips")
     p.add_argument("--preset", type=world_preset, default="tiny",
                    help="world preset: tiny (32×32 px, 16 frames), small (48 px, 24) or medium (64 px, 32) "
                         "(default: tiny)")
-    p.add_argument("--seed", type=int, default=0, help="dataset seed; clip i uses seed·10⁶ + i (default: 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="dataset seed; clip i uses seed·10⁶ + i (default: 0)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a non-empty OUT (the new dataset takes its place only once complete)")
     p.set_defaults(func=_physics)

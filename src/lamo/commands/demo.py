@@ -6,7 +6,8 @@ import logging
 import math
 from pathlib import Path
 
-from ._args import YES_NO, add_config_command, config_from_args, yes_no
+from ._args import (COUNT, FRACTION, LR, NON_NEGATIVE, NON_NEGATIVE_REAL, SEED, THREADS, YES_NO, Number,
+                    add_config_command, config_from_args, device_or_auto, yes_no)
 
 #: help for the options of BackboneTrainConfig's fields that carry no comment in lamo.demo.train_backbone
 _BACKBONE_HELP = {
@@ -30,6 +31,14 @@ _BACKBONE_HELP = {
 }
 
 
+#: the type (valid range) of BackboneTrainConfig's numeric fields and its device
+_BACKBONE_TYPES = dict(
+    steps=COUNT, batch_size=COUNT, lr=LR, warmup=NON_NEGATIVE, weight_decay=NON_NEGATIVE_REAL,
+    grad_clip=NON_NEGATIVE_REAL, caption_dropout=FRACTION, ema_decay=FRACTION, seed=SEED, save_every=COUNT,
+    threads=THREADS, drift_weight=NON_NEGATIVE_REAL, drift_tau=COUNT, workers=THREADS, ae_steps=NON_NEGATIVE,
+    ae_batch_size=COUNT, ae_lr=LR, ae_latent_noise=NON_NEGATIVE_REAL, stop_at=NON_NEGATIVE, device=device_or_auto)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from ..configs import BackboneTrainConfig
 
@@ -41,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub = p.add_subparsers(dest="demo_command", metavar="SUBCOMMAND")
 
     t = add_config_command(dsub, "train-backbone", BackboneTrainConfig, helps=_BACKBONE_HELP, required=("data",),
+                           types=_BACKBONE_TYPES,
                            help="train the demo backbone from scratch (resumes from its last checkpoint)")
     t.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     t.set_defaults(func=_train_backbone)
@@ -65,23 +75,23 @@ def add_effect_args(p: argparse.ArgumentParser, preset: str) -> None:
     p.add_argument("--selection", default=d.selection,
                    help="selection.json of λ / η chosen on validation prompts with --prior; '' chooses them here "
                         "(default: %(default)r)")
-    p.add_argument("--prior-taus", type=int, nargs="+", default=list(d.prior_taus), help="lags of the priors trained here")
-    p.add_argument("--prior-steps", type=int, default=d.prior_steps, help="motion prior training steps")
-    p.add_argument("--steps", type=int, default=d.steps, help="sampling steps")
-    p.add_argument("--guidance-scale", type=float, default=d.guidance_scale,
+    p.add_argument("--prior-taus", type=COUNT, nargs="+", default=list(d.prior_taus), help="lags of the priors trained here")
+    p.add_argument("--prior-steps", type=COUNT, default=d.prior_steps, help="motion prior training steps")
+    p.add_argument("--steps", type=COUNT, default=d.steps, help="sampling steps")
+    p.add_argument("--guidance-scale", type=Number(float, 1), default=d.guidance_scale,
                    help="classifier-free guidance scale (chosen on validation prompts: benchmarks/sampler_settings.py)")
-    p.add_argument("--val-prompts", type=int, default=d.val_prompts, help="validation prompts (when choosing knobs here)")
-    p.add_argument("--val-seeds", type=int, nargs="+", default=list(d.val_seeds), help="validation seeds")
-    p.add_argument("--test-prompts", type=int, default=d.test_prompts, help="held-out test prompts")
-    p.add_argument("--seeds", type=int, nargs="+", default=list(d.test_seeds), help="test seeds")
-    p.add_argument("--sweep", type=float, nargs="+", default=list(d.sweep), help="λ values tried on validation prompts")
-    p.add_argument("--windows", type=float, nargs="+", default=list(d.windows) or [d.window],
+    p.add_argument("--val-prompts", type=COUNT, default=d.val_prompts, help="validation prompts (when choosing knobs here)")
+    p.add_argument("--val-seeds", type=SEED, nargs="+", default=list(d.val_seeds), help="validation seeds")
+    p.add_argument("--test-prompts", type=COUNT, default=d.test_prompts, help="held-out test prompts")
+    p.add_argument("--seeds", type=SEED, nargs="+", default=list(d.test_seeds), help="test seeds")
+    p.add_argument("--sweep", type=NON_NEGATIVE_REAL, nargs="+", default=list(d.sweep), help="λ values tried on validation prompts")
+    p.add_argument("--windows", type=Number(float, 0, 1, low_open=True), nargs="+", default=list(d.windows) or [d.window],
                    help="guidance windows ρ tried with each λ on validation prompts")
-    p.add_argument("--flowmo-sweep", type=float, nargs="+", default=list(d.flowmo_sweep),
+    p.add_argument("--flowmo-sweep", type=NON_NEGATIVE_REAL, nargs="+", default=list(d.flowmo_sweep),
                    help="peer step sizes tried on validation prompts")
     p.add_argument("--ablations", type=yes_no, default=d.ablations, metavar=YES_NO,
                    help="also the direct latent edit and MPG with every other prior")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=THREADS, default=d.threads, help="torch CPU threads (0: torch's default)")
     p.set_defaults(effect_preset=preset)
 
 

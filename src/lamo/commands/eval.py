@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import world_preset
+from ._args import COUNT, NON_NEGATIVE_REAL, SEED, world_preset
 
 __all__ = ["register", "add_common_arguments"]
 
@@ -70,11 +70,32 @@ def _is_main_process() -> bool:
     return Shards.from_env().main  # under a launcher one process scores, the others have nothing to do
 
 
+def _check_report_out(out: str | None, command: str) -> None:
+    """Refuse an ``--out`` file that exists and is not an earlier report of ``command`` (which is refreshed): a
+    user's file is never overwritten."""
+    import json
+    import os
+
+    from ..errors import InputError
+
+    if out is None or not os.path.isfile(out):
+        return
+    try:
+        with open(out, encoding="utf-8") as f:
+            earlier = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError):
+        earlier = None
+    if not (isinstance(earlier, dict) and earlier.get("command") == command):
+        raise InputError(f"--out {out} exists and is not a report of `{command}`: it is kept; pass another --out "
+                         "(or move the file aside)")
+
+
 def _physics(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_physics
 
     if not _is_main_process():
         return 0
+    _check_report_out(args.out, "lamo eval physics")
     result = evaluate_physics(args.dir, preset=args.preset, world=args.world, out=args.out)
     if result.note:
         print(f"note: {result.note}", file=sys.stderr)
@@ -87,6 +108,7 @@ def _motion(args: argparse.Namespace) -> int:
 
     if not _is_main_process():
         return 0
+    _check_report_out(args.out, "lamo eval motion")
     result = evaluate_motion(args.dir, out=args.out)
     print(result.text(per_clip=args.per_clip))
     return result.exit_status(strict=args.strict)
@@ -101,10 +123,10 @@ def _register_benchmark(esub: argparse._SubParsersAction, name: str) -> None:
                                    "each optionally :Dim,Dim")
     p.add_argument("--model", required=True, help="diffusers pipeline folder or hub id (CogVideoX or Wan)")
     p.add_argument("--prior", default=None, help="motion prior folder (MPG on when given)")
-    p.add_argument("--motion-guidance-scale", type=float, default=None, help="λ (default: 1 with --prior, else 0)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="random seeds, one video per prompt and seed "
+    p.add_argument("--motion-guidance-scale", type=NON_NEGATIVE_REAL, default=None, help="λ (default: 1 with --prior, else 0)")
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[0], help="random seeds, one video per prompt and seed "
                                                                     "(default: 0)")
-    p.add_argument("--steps", type=int, default=50, help="denoising steps (default: 50)")
+    p.add_argument("--steps", type=COUNT, default=50, help="denoising steps (default: 50)")
     p.add_argument("--out", required=True, help="output folder: videos, videos.csv, scores and report.json")
     p.add_argument("--scores", default=None, help="per-video scores the evaluator wrote (CSV/JSONL: videopath, sa, pc)")
     p.add_argument("--evaluator-cmd", default=None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import Number
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="render where the motion readouts look: drift and field heatmaps over a video")
@@ -12,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prior", default=None, help="motion prior folder (without it only the drift heatmap is drawn)")
     p.add_argument("--prompt", default=None, help="the video's caption (the prior's condition; default: none)")
     p.add_argument("--out", default="explain", help="output folder (default: explain)")
-    p.add_argument("--fps", type=float, default=8.0,
+    p.add_argument("--fps", type=Number(float, 0, 1000, low_open=True), default=8.0,
                    help="frames per second of the video (heatmaps.gif plays at half this rate; default: 8)")
     p.set_defaults(func=_explain)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from ._args import COUNT, FRACTION, GIB, NON_NEGATIVE_REAL, SEED, Number, device
 from ..sampling import _HUB_ID  # noqa: F401  (lamo train's check of a hub id imports it from here)
-from ..sampling import (DEFAULT_FPS, FAMILIES, SampleConfig, SampleRun, folder_fingerprint, load_prompt_embeds,
-                        read_prompts_file, recipe_differences, save_prompt_embeds)
+from ..sampling import (DEFAULT_FPS, FAMILIES, MAX_FPS, SampleConfig, SampleRun, folder_fingerprint,
+                        load_prompt_embeds, read_prompts_file, recipe_differences, save_prompt_embeds)
 
 __all__ = ["register", "run_sample", "save_prompt_embeds", "load_prompt_embeds", "read_prompts_file",
            "folder_fingerprint", "recipe_differences", "DEFAULT_FPS"]
@@ -47,15 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", default=None, metavar="PATH",
                    help="image-to-video: the first frame (PNG/JPEG) every video starts from; needs an image-to-video "
                         "model (CogVideoXImageToVideoPipeline, WanImageToVideoPipeline) or Wan 2.2 TI2V-5B")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="random seeds (default: 0)")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[0], help="random seeds (default: 0)")
+    p.add_argument("--steps", type=COUNT, default=None,
                    help=f"denoising steps (default: {_FROM_PRIOR} the pipeline's, e.g. 50 for CogVideoX)")
-    p.add_argument("--guidance-scale", type=float, default=None,
+    p.add_argument("--guidance-scale", type=NON_NEGATIVE_REAL, default=None,
                    help=f"classifier-free guidance scale (default: {_FROM_PRIOR} the pipeline's)")
     g = p.add_argument_group("Motion Prior Guidance (the pipeline's motion_guidance_* arguments)")
-    g.add_argument("--motion-guidance-scale", type=float, nargs="+", action="extend", default=None, metavar="LAMBDA",
+    g.add_argument("--motion-guidance-scale", type=NON_NEGATIVE_REAL, nargs="+", action="extend", default=None, metavar="LAMBDA",
                    help=f"λ ≥ 0; repeat or list several to sweep (default: {_FROM_PRIOR} 1.0 with --prior, 0 without)")
-    g.add_argument("--motion-guidance-window", type=float, default=None, metavar="RHO",
+    g.add_argument("--motion-guidance-window", type=FRACTION, default=None, metavar="RHO",
                    help=f"ρ ∈ [0, 1]: guide steps s ≥ (1 − ρ)·S (default: {_FROM_PRIOR} 0.8)")
     g.add_argument("--motion-guidance-mode", choices=("output", "latent"), default="output",
                    help="correct the model output (the method) or x_t (ablation) (default: output)")
@@ -75,21 +76,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sample as the authors' release does (CogVideoX): DPM scheduler with trailing timesteps, "
                         "first-order steps, dynamic CFG; pair it with --motion-guidance-reduction element_mean "
                         "--motion-guidance-window-rounding release (default: off, the model's own scheduler)")
-    p.add_argument("--frames", type=int, default=None, help="video frames (default: the model's config, else the pipeline's)")
-    p.add_argument("--height", type=int, default=None, help="video height in pixels (default: the model's config, else the pipeline's)")
-    p.add_argument("--width", type=int, default=None, help="video width in pixels (default: the model's config, else the pipeline's)")
-    p.add_argument("--max-sequence-length", type=int, default=None, help="prompt tokens (default: the model's config, else the pipeline's)")
-    p.add_argument("--fps", type=float, default=None,
+    p.add_argument("--frames", type=COUNT, default=None, help="video frames (default: the model's config, else the pipeline's)")
+    p.add_argument("--height", type=COUNT, default=None, help="video height in pixels (default: the model's config, else the pipeline's)")
+    p.add_argument("--width", type=COUNT, default=None, help="video width in pixels (default: the model's config, else the pipeline's)")
+    p.add_argument("--max-sequence-length", type=COUNT, default=None, help="prompt tokens (default: the model's config, else the pipeline's)")
+    p.add_argument("--fps", type=Number(float, 1, MAX_FPS), default=None,
                    help="frames per second of the mp4s, a whole number from 1 to 1000 (default: CogVideoX "
                         f"{DEFAULT_FPS['cogvideox']}, Wan {DEFAULT_FPS['wan']}, HunyuanVideo "
                         f"{DEFAULT_FPS['hunyuanvideo']}, LTX-Video {DEFAULT_FPS['ltx']})")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
                    help="model dtype (default: bfloat16 on CUDA, float32 on CPU)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--device", type=device, default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--prior-dtype", choices=("float32", "bfloat16"), default=None,
                    help="dtype the prior runs in (default: bfloat16 when the model runs in bf16, else float32; "
                         "bf16 was 1.4× faster than fp32 on an H200 — see benchmarks/README.md)")
-    p.add_argument("--activation-gib", type=float, default=2.0,
+    p.add_argument("--activation-gib", type=GIB, default=2.0,
                    help="most GiB of prior activations held at once during a guided step (default: 2; "
                         "lower it on a small GPU, raise it to put more frame pairs through the prior per call)")
     mem = p.add_argument_group("memory on one GPU (diffusers' switches, as the authors' release samples)")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import COUNT, FRACTION, NON_NEGATIVE_REAL
+
 #: option → the pipeline call argument it records (the same names as ``lamo sample``'s options)
 _OPTIONS = {
-    "--motion-guidance-scale": ("motion_guidance_scale", float, "Motion Prior Guidance scale λ ≥ 0"),
-    "--motion-guidance-window": ("motion_guidance_window", float, "guidance window ρ ∈ [0, 1] (steps s ≥ (1 − ρ)·S)"),
-    "--steps": ("num_inference_steps", int, "denoising steps ≥ 1"),
-    "--guidance-scale": ("guidance_scale", float, "classifier-free guidance scale"),
+    "--motion-guidance-scale": ("motion_guidance_scale", NON_NEGATIVE_REAL, "Motion Prior Guidance scale λ ≥ 0"),
+    "--motion-guidance-window": ("motion_guidance_window", FRACTION, "guidance window ρ ∈ [0, 1] (steps s ≥ (1 − ρ)·S)"),
+    "--steps": ("num_inference_steps", COUNT, "denoising steps ≥ 1"),
+    "--guidance-scale": ("guidance_scale", NON_NEGATIVE_REAL, "classifier-free guidance scale"),
 }
 
 

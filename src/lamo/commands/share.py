@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the backbone's Hub id (front matter base_model; default: the one the training run names)")
     c.add_argument("--repo-id", metavar="ID", default=None,
                    help="the Hub repo it will live in, for the card's loading example (default: user/repo)")
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace a README.md that LaMo did not write (a hand-written one is kept otherwise; a card "
+                        "LaMo wrote is refreshed) (default: off)")
     c.set_defaults(func=_card)
 
     u = ssub.add_parser("push", help="upload a prior folder with its model card to a Hub repo (needs network)",
@@ -48,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--quality", metavar="TABLE", default=None, help="rewrite the card with this prior-quality table")
     u.add_argument("--base-model", metavar="ID", default=None, help="rewrite the card with this base model id")
     u.add_argument("--commit-message", default=None, help="the Hub commit message")
+    u.add_argument("--overwrite", action="store_true",
+                   help="with --quality / --base-model: replace a README.md that LaMo did not write (default: off)")
     u.set_defaults(func=_push)
 
     lo = ssub.add_parser("lora", help="a fine-tune's LoRA in the key layout ComfyUI loads (offline)",
@@ -63,9 +68,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     lo.set_defaults(func=_lora)
 
 
+def _keep_hand_written_card(folder: str, overwrite: bool) -> None:
+    """Refuse to replace a ``README.md`` in ``folder`` that is not a card LaMo wrote (its front matter says
+    ``library_name: lamo``), unless ``overwrite``."""
+    from pathlib import Path
+
+    from ..errors import InputError
+
+    card = Path(folder) / "README.md"
+    if overwrite or not card.is_file():
+        return
+    text = card.read_bytes().decode("utf-8", errors="replace")
+    front = text.split("\n---", 1)[0] if text.startswith("---") else ""
+    if "library_name: lamo" not in front:
+        raise InputError(f"{card} is not a model card LaMo wrote (no 'library_name: lamo' front matter): it is kept; "
+                         "pass --overwrite to replace it, or move it aside")
+
+
 def _card(args: argparse.Namespace) -> int:
     from ..model_card import write_model_card
 
+    _keep_hand_written_card(args.prior, args.overwrite)
     path = write_model_card(args.prior, quality=args.quality, base_model=args.base_model, repo_id=args.repo_id)
     print(f"wrote {path}")
     return 0
@@ -101,6 +124,7 @@ def _push(args: argparse.Namespace) -> int:
 
     check_prior_folder(args.prior)
     if args.quality or args.base_model:  # offline first: a bad table is refused before any network call
+        _keep_hand_written_card(args.prior, args.overwrite)
         write_model_card(args.prior, quality=args.quality, base_model=args.base_model, repo_id=args.repo_id)
     _check_hub_access()
     try:

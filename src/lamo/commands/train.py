@@ -10,7 +10,18 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import add_config_command, config_from_args
+from ._args import (COUNT, LR, NON_NEGATIVE, NON_NEGATIVE_REAL, SEED, Number, add_config_command,
+                    config_from_args)
+
+#: the type (valid range) of PriorTrainConfig's numeric fields
+_PRIOR_TYPES = dict(steps=COUNT, batch_size=COUNT, lr=LR, weight_decay=NON_NEGATIVE_REAL, grad_clip=NON_NEGATIVE_REAL,
+                    seed=SEED, val_fraction=Number(float, 0, 1, high_open=True), save_every=COUNT,
+                    max_steps_this_run=COUNT)
+#: the type (valid range) of FinetuneConfig's numeric fields
+_FINETUNE_TYPES = dict(steps=COUNT, batch_size=COUNT, lr=LR, lora_rank=NON_NEGATIVE, drift_weight=NON_NEGATIVE_REAL,
+                       drift_tau=COUNT, grad_clip=NON_NEGATIVE_REAL, seed=SEED, save_every=COUNT,
+                       max_steps_this_run=COUNT, validation_every=NON_NEGATIVE, validation_steps=COUNT,
+                       lora_alpha=NON_NEGATIVE_REAL, prior_lr=LR)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,11 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     launch = ("Run under `accelerate launch [--num_processes N] -m lamo.cli train …` for DDP; FSDP / DeepSpeed "
               "through an accelerate config file.")
-    t = add_config_command(tsub, "prior", PriorTrainConfig, config_file=True, description=launch,
+    t = add_config_command(tsub, "prior", PriorTrainConfig, config_file=True, types=_PRIOR_TYPES, description=launch,
                            help="train lamo.MotionPrior on a `lamo cache` folder")
     _add_overwrite(t)
     t.set_defaults(func=_train_prior)
-    f = add_config_command(tsub, "finetune", FinetuneConfig, config_file=True, description=launch,
+    f = add_config_command(tsub, "finetune", FinetuneConfig, config_file=True, types=_FINETUNE_TYPES, description=launch,
                            help="fine-tune a backbone (LoRA or full) with the Motion Drift Loss")
     _add_overwrite(f)
     f.set_defaults(func=_train_finetune)
@@ -37,15 +48,45 @@ def _add_overwrite(p: argparse.ArgumentParser) -> None:
                         "without it, or --resume-from-checkpoint, a run folder holding a run is refused")
 
 
+#: the lock file of a run folder while a trainer works in it (one name for both trainers: they refuse each other)
+TRAIN_LOCK = ".lamo-train.lock"
+
+
+def run_locked(out: str, what: str, train) -> None:
+    """``train()`` while holding ``OUT/.lamo-train.lock`` (:class:`lamo.locks.FolderLock`): a second trainer
+    started on the same run folder is refused, naming the folder and the process that holds it. Under a launcher
+    only the main process (``RANK`` 0) takes it. A folder this call created and left empty is removed."""
+    import os
+    from pathlib import Path
+
+    from ..locks import FolderLock
+
+    folder = Path(out)
+    if int(os.environ.get("RANK", "0")) != 0 or (folder.exists() and not folder.is_dir()):
+        train()  # other processes of one run share the folder; a file as --out is refused by the trainer
+        return
+    created = not folder.exists()
+    lock = FolderLock(folder, what, TRAIN_LOCK)
+    lock.acquire()
+    try:
+        train()
+    finally:
+        lock.release()
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a run refused before it wrote anything leaves no empty folder
+
+
 def _train_prior(args: argparse.Namespace) -> int:
     from ..training.prior import PriorTrainConfig, train_prior
 
-    train_prior(config_from_args(PriorTrainConfig, args), overwrite=args.overwrite)
+    cfg = config_from_args(PriorTrainConfig, args)
+    run_locked(cfg.out, "lamo train prior", lambda: train_prior(cfg, overwrite=args.overwrite))
     return 0
 
 
 def _train_finetune(args: argparse.Namespace) -> int:
     from ..training.finetune import FinetuneConfig, train_finetune
 
-    train_finetune(config_from_args(FinetuneConfig, args), overwrite=args.overwrite)
+    cfg = config_from_args(FinetuneConfig, args)
+    run_locked(cfg.out, "lamo train finetune", lambda: train_finetune(cfg, overwrite=args.overwrite))
     return 0

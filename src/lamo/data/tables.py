@@ -17,6 +17,7 @@ without rows.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -69,7 +70,10 @@ def read_rows(path: str | os.PathLike, *, what: str = "table", lines_are: str | 
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"{what} {path} not found")
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{what} {path} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from e
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = _json_lines(path, text)
@@ -90,7 +94,7 @@ def read_rows(path: str | os.PathLike, *, what: str = "table", lines_are: str | 
         rows = [Row(f"{path}:{n}", _json_object(line, f"{path}:{n}") if line.startswith("{") else {lines_are: line})
                 for n, line in ((n, raw.strip()) for n, raw in enumerate(text.splitlines(), 1)) if line]
     else:
-        with open(path, newline="") as f:
+        with io.StringIO(text, newline="") as f:
             reader = csv.DictReader(f)
             try:
                 rows = [Row(f"{path}:{reader.line_num}", {k: v for k, v in r.items() if k is not None})

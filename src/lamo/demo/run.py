@@ -75,6 +75,40 @@ def _check_out(outdir: Path) -> None:
 
 
 
+def _read_selection(path: str) -> dict:
+    """A ``selection.json`` (``--selection``): a JSON object with a finite λ ≥ 0 (``lambda``) and peer step size
+    (``flowmo_eta``); anything else is one line naming the file and what to do."""
+    import math
+
+    fix = "pass the selection.json a run of `lamo bench effect` wrote, or --selection '' to choose λ here"
+    try:
+        sel = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"--selection {path} is not valid JSON ({e}); {fix}") from None
+    if not isinstance(sel, dict):
+        raise InputError(f"--selection {path} must hold a JSON object, got {type(sel).__name__}; {fix}")
+    for key, what in (("lambda", "λ"), ("flowmo_eta", "the peer's step size η")):
+        value = sel.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise InputError(f"--selection {path} records no {what} ({key!r}: a finite number ≥ 0, got {value!r}); "
+                             f"{fix}")
+    return sel
+
+
+def _check_prior_taus(cfg: DemoConfig) -> None:
+    """Refuse, before any prior trains, a ``--prior-taus`` lag the backbone's clips cannot hold (τ + 1 latent
+    frames needed), read from its transformer's config."""
+    try:
+        t = json.loads((Path(cfg.backbone) / "transformer" / "config.json").read_text())
+        frames = (int(t["sample_frames"]) - 1) // int(t.get("temporal_compression_ratio") or 4) + 1
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # loading the backbone says what is wrong with it
+    bad = [tau for tau in cfg.prior_taus if not 1 <= tau < frames]
+    if bad:
+        raise InputError(f"--prior-taus {' '.join(map(str, bad))}: the backbone's clips have {frames} latent frames "
+                         f"and a lag τ needs τ + 1; pass lags from 1 to {frames - 1}")
+
+
 def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     """Run the effect benchmark end to end and write its report; return 0 on success."""
     from diffusers import CogVideoXTransformer3DModel
@@ -96,6 +130,9 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
                          "or neither (priors are then trained and the knobs chosen here)")
     if cfg.test_prompts < 1 or not cfg.test_seeds or cfg.chunk < 1:
         raise InputError("the test needs at least one prompt, one seed and a chunk ≥ 1")
+    selection = _read_selection(cfg.selection) if cfg.selection else None  # garbled: refused before anything runs
+    if not cfg.prior:
+        _check_prior_taus(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t_start = time.time()
@@ -122,7 +159,7 @@ def run_demo(out: str | Path = "report", cfg: DemoConfig | None = None) -> int:
     # 3. the knobs, from validation prompts only
     t = time.time()
     if cfg.selection:
-        sel = json.loads(Path(cfg.selection).read_text())
+        sel = selection
         if sel.get("prior_sha256") != _prior_hash(cfg.prior):
             raise InputError(f"{cfg.selection} was made for another prior than {cfg.prior} (its weights differ); "
                              "pass that prior, or --selection '' to choose λ on validation prompts here")

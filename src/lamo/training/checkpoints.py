@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["latest_checkpoint", "save_checkpoint", "resume_step", "checkpoint_step", "trim_jsonl_log",
+__all__ = ["latest_checkpoint", "save_checkpoint", "atomic_folder", "resume_step", "checkpoint_step", "trim_jsonl_log",
            "to_pickle_free", "from_pickle_free", "PICKLED"]
 
 #: what ``accelerator.save_state`` writes with ``torch.save`` (pickle); rewritten as JSON + safetensors
@@ -134,6 +134,38 @@ def from_pickle_free(folder: str | os.PathLike, name: str) -> Any:
     return _decode(json.loads(Path(stem + ".json").read_text()), load_file(stem + ".safetensors"))
 
 
+class atomic_folder:  # noqa: N801 — used as ``with atomic_folder(final) as tmp:``
+    """``with atomic_folder(out / "prior") as tmp: prior.save_pretrained(tmp)`` — the folder is written under a
+    temporary name beside ``final`` and renamed into place only once complete: an interrupted save (Ctrl-C, a full
+    disk, a crash) leaves the earlier ``final`` (or none) and no half-written one; the temporary is removed."""
+
+    def __init__(self, final: str | os.PathLike):
+        self.final = Path(final)
+        self.tmp = self.final.with_name(f".tmp-{self.final.name}-{os.getpid()}")
+
+    def __enter__(self) -> Path:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        return self.tmp
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        _replace_folder(self.tmp, self.final)
+
+
+def _replace_folder(tmp: Path, final: Path) -> None:
+    """Put the complete folder ``tmp`` at ``final``: the old ``final`` is moved aside first and deleted only after
+    the rename, so at every moment one complete folder is there (or, at the first save, none yet)."""
+    old = final.with_name(f".old-{final.name}-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def save_checkpoint(acc: Any, out: Path, step: int, cfg: Any, state: dict) -> Path:
     """Write ``out/checkpoints/step-{step}`` atomically and without pickle (all processes call it)."""
     import yaml
@@ -149,8 +181,7 @@ def save_checkpoint(acc: Any, out: Path, step: int, cfg: Any, state: dict) -> Pa
             to_pickle_free(tmp)
         (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **state}))
         (tmp / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        _replace_folder(tmp, final)
     acc.wait_for_everyone()
     return final
 

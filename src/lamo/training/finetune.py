@@ -37,7 +37,7 @@ import torch
 
 from ..configs import FinetuneConfig
 from ..errors import InputError, require
-from .checkpoints import resume_step, save_checkpoint, trim_jsonl_log
+from .checkpoints import atomic_folder, resume_step, save_checkpoint, trim_jsonl_log
 from .prior import adamw_options, apply_recipe, build_prior, lr_factor, require_tracker
 
 __all__ = ["FinetuneConfig", "FinetuneLoss", "train_finetune", "FINETUNE_RECIPES", "DRIFT_WEIGHTINGS",
@@ -286,15 +286,18 @@ def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
             from peft.utils import get_peft_model_state_dict
 
             # the adapter config travels with the weights, so a loader applies alpha / rank as trained
-            pipe_cls.save_lora_weights(out / "lora", transformer_lora_layers=get_peft_model_state_dict(t),
-                                       transformer_lora_adapter_metadata=t.peft_config["default"].to_dict())
+            with atomic_folder(out / "lora") as tmp:  # an interrupted save leaves no half-written weights
+                pipe_cls.save_lora_weights(tmp, transformer_lora_layers=get_peft_model_state_dict(t),
+                                           transformer_lora_adapter_metadata=t.peft_config["default"].to_dict())
             result = out / "lora"
         else:
-            t.save_pretrained(result)
+            with atomic_folder(result) as tmp:
+                t.save_pretrained(tmp)
         acc.print(f"saved {result}")
         if prior is not None:
             trained = acc.unwrap_model(model).prior
-            trained.save_pretrained(out / "prior")
+            with atomic_folder(out / "prior") as tmp:
+                trained.save_pretrained(tmp)
             if cfg.lora_rank > 0 and trained.config.arch == "release":
                 from ..convert import RELEASE_PREDICTOR_FILE, save_release_predictor
 

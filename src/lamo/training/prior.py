@@ -32,7 +32,7 @@ import torch
 
 from ..configs import PriorTrainConfig
 from ..errors import InputError
-from .checkpoints import resume_step, save_checkpoint
+from .checkpoints import atomic_folder, resume_step, save_checkpoint
 
 __all__ = ["PriorTrainConfig", "train_prior", "PriorLoss", "PRIOR_RECIPES", "LR_SCHEDULES", "apply_recipe",
            "lr_factor", "RELEASE_ADAMW", "RELEASE_WARMUP_STEPS", "adamw_options", "init_release_prior",
@@ -304,7 +304,8 @@ def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
     bar.close()
     final = out / "prior"
     if step >= cfg.steps and acc.is_main_process:
-        acc.unwrap_model(model).prior.save_pretrained(final)
+        with atomic_folder(final) as tmp:  # an interrupted save leaves no half-written prior
+            acc.unwrap_model(model).prior.save_pretrained(tmp)
         acc.print(f"saved the motion prior to {final} ({validate()})")
     acc.wait_for_everyone()
     acc.end_training()

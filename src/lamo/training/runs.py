@@ -91,6 +91,42 @@ def check_train_config(cfg: Any) -> None:
         raise InputError(f"--out {out} is a file, not a folder")
     if finetune and not (os.path.isdir(cfg.model) or _HUB_ID.fullmatch(cfg.model)):
         raise MissingInputError(f"--model {cfg.model}: no such folder (nor a hub id owner/name)")
+    _check_cache_holds_the_lag(cfg)
+
+
+def _check_cache_holds_the_lag(cfg: Any) -> None:
+    """Read the cache's manifest and shard headers (a garbled or truncated cache is one line) and refuse a lag τ
+    its clips cannot hold (τ + 1 latent frames needed) — before any model is loaded or the run folder written."""
+    from ..cache import check_shards, load_manifest
+
+    manifest = load_manifest(cfg.cache)
+    check_shards(cfg.cache, manifest)
+    shape = manifest.get("latent_shape")
+    frames = shape[0] if isinstance(shape, list) and shape and isinstance(shape[0], int) else None
+    if frames is None:
+        return
+    lags = []
+    if hasattr(cfg, "drift_tau"):
+        lags.append(("--drift-tau", cfg.drift_tau))
+    if hasattr(cfg, "preset"):  # the prior's τ: --prior-options tau=N, else its preset's, else MotionPrior's default
+        import inspect
+
+        from ..prior import PRIOR_PRESETS, MotionPrior
+
+        tau = PRIOR_PRESETS.get(cfg.preset, {}).get("tau", inspect.signature(MotionPrior.__init__).parameters["tau"].default)
+        for item in cfg.prior_options.split(","):  # "tau=3,…" (the trainer refuses other spellings by name)
+            key, sep, value = item.partition("=")
+            if key.strip() == "tau" and sep:
+                try:
+                    tau = int(value.strip())
+                except ValueError:
+                    tau = None
+        if isinstance(tau, int):
+            lags.append(("--prior-options tau", tau))
+    for flag, tau in lags:
+        if tau >= frames:
+            raise InputError(f"{flag}={tau}: the latent cache {cfg.cache} holds clips of {frames} latent frames and a "
+                             f"lag τ needs τ + 1; pass a lag ≤ {frames - 1}, or cache longer clips (lamo cache --frames)")
 
 
 def prepare_run_folder(cfg: Any, overwrite: bool = False) -> None:
