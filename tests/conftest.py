@@ -12,3 +12,11 @@ torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 0)) or max(1, min(2,
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def latent_cache(tmp_path_factory):
+    """A tiny `lamo cache` folder (8 clips of 5 × 4 × 8 × 8 latents, prompt embeddings of 6 × 8), one per test file."""
+    from tiny_models import write_tiny_latent_cache
+
+    return write_tiny_latent_cache(tmp_path_factory.mktemp("cache"))

@@ -222,14 +222,6 @@ def test_data_refuses_a_file_as_out(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # 5 + 4. Training: bad numbers refused up front; a run folder is resumed or replaced, never mixed
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def latent_cache(tmp_path_factory):
-    """A tiny `lamo cache` folder (8 clips of 5 × 4 × 8 × 8 latents, prompt embeddings of 6 × 8)."""
-    from tiny_models import write_tiny_latent_cache
-
-    return write_tiny_latent_cache(tmp_path_factory.mktemp("cache"))
-
-
 def _prior_args(cache, out, *extra):
     return ["train", "prior", "--cache", str(cache), "--out", str(out), "--preset", "tiny", "--batch-size", "2",
             "--log-with", "none", *extra]

@@ -196,13 +196,6 @@ def test_a_failed_run_is_not_left_marked_running(tiny, tmp_path, capsys, monkeyp
 # ---------------------------------------------------------------------------------------------
 # latent caches, lags, selections
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def latent_cache(tmp_path_factory):
-    from tiny_models import write_tiny_latent_cache
-
-    return write_tiny_latent_cache(tmp_path_factory.mktemp("cache"))
-
-
 def _spoil_cache(cache, tmp_path, how):
     import shutil
 

@@ -12,13 +12,6 @@ from safetensors.torch import load_file
 from lamo.cli import main
 
 
-@pytest.fixture(scope="module")
-def latent_cache(tmp_path_factory):
-    from tiny_models import write_tiny_latent_cache
-
-    return write_tiny_latent_cache(tmp_path_factory.mktemp("cache"))
-
-
 def _prior_args(cache, out, *extra):
     return ["train", "prior", "--cache", str(cache), "--out", str(out), "--preset", "tiny", "--batch-size", "2",
             "--log-with", "none", "--lr", "1e-3", "--seed", "1", *extra]

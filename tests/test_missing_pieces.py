@@ -17,14 +17,6 @@ from lamo.errors import MissingDependencyError, require
 SRC = Path(lamo.__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def latent_cache(tmp_path_factory):
-    """A tiny `lamo cache` folder (8 clips of 5 × 4 × 8 × 8 latents, prompt embeddings of 6 × 8)."""
-    from tiny_models import write_tiny_latent_cache
-
-    return write_tiny_latent_cache(tmp_path_factory.mktemp("cache"))
-
-
 def _one_line_error(capsys, *needles):
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and "bug" not in err, err
