@@ -137,6 +137,17 @@ def test_convert_command_writes_a_prior_folder_and_copies_the_lora(tmp_path, cap
     assert "missing key(s) ['physical_lamo.null_prompt']" in capsys.readouterr().err
 
 
+
+def test_convert_names_the_family_as_lamo_sample_does(tmp_path, capsys):
+    """`--family` (the word `lamo sample` and `lamo share lora` use); `--backbone`, its old name, still works."""
+    src = write_release(release_like(), tmp_path / "release")
+    assert main(["convert", "release-predictor", str(src), str(tmp_path / "a"), "--family", "wan"]) == 0
+    assert MotionPrior.from_pretrained(tmp_path / "a").config.backbone == "wan"
+    assert main(["convert", "release-predictor", str(src), str(tmp_path / "b"), "--backbone", "cogvideox"]) == 0
+    assert MotionPrior.from_pretrained(tmp_path / "b").config.backbone == "cogvideox"
+    assert main(["convert", "release-predictor", str(src), str(tmp_path / "c"), "--family", "sora"]) == 2
+    assert "--family" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
 def test_load_release_into_a_pipeline_scales_the_lora_to_alpha_over_rank(tmp_path):
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict

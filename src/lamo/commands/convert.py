@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..sampling import FAMILIES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert checkpoints of other codebases to LaMo's format")
@@ -17,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("src", help="predictor.safetensors, or the release folder holding it (and the LoRA weights)")
     r.add_argument("out", help="output folder: a LaMo prior (config.json + safetensors), LoRA files in OUT/lora")
-    r.add_argument("--backbone", default="cogvideox", help="backbone family the predictor was trained on (default: cogvideox)")
+    r.add_argument("--family", "--backbone", dest="backbone", choices=FAMILIES, default="cogvideox",
+                   help="backbone family the predictor was trained on, as in `lamo sample --family` (--backbone is its "
+                        "old name) (default: cogvideox)")
     r.add_argument("--lora", default=None, help="folder of the release's LoRA weights, when not beside SRC")
     r.set_defaults(func=_release_predictor)
 
