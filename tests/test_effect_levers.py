@@ -107,3 +107,32 @@ def test_the_context_swaps_the_pipelines_guidance_and_restores_it():
     with pytest.raises(ValueError, match="corrections"):
         with repeated_corrections(0):
             pass
+
+
+def test_the_levers_script_prints_and_draws_a_finished_results_file(tmp_path, capsys):
+    """``benchmarks/effect_levers.py --table`` on the committed run: one validation row per cell, the rule's choice
+    and stability as the file records them, the test rows of both readouts, and the plot redrawn beside the file."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from bench_scripts import load_benchmark
+
+    src = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "effect_levers_cpu.json"
+    res = json.loads(src.read_text())
+    copy = tmp_path / "levers.json"
+    shutil.copy(src, copy)
+    mod = load_benchmark("effect_levers")
+    assert mod.main(["--table", str(copy)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and " pts " in line]
+    assert len(rows) == len(res["validation"]) - 1  # every challenger, paired against the incumbent
+    said = res["choice"]["choice"] or "the incumbent stays"
+    assert f"Choice: **{said}** (stable across seed sets: {res['choice']['stable']})" in out
+    for comp in res["test"]["comparisons"]:
+        assert f"| {comp} |" in out
+    assert (tmp_path / "levers.png").stat().st_size > 10_000
+    # the prior summary reads the quality the file holds
+    q = mod.quality_summary(res["priors"]["shipped"]["quality"])
+    assert q["cosine"] == res["priors"]["shipped"]["quality"]["cosine"] and 0.5 < q["physics_win_rate"] <= 1
+    assert mod.best_cell_of_prior(res, "shipped") in ("incumbent", "shipped λ=10")
