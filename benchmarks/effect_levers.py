@@ -160,9 +160,9 @@ def run(args) -> dict:
 
     from lamo.demo.run import DemoConfig, _load_pipeline, provenance
     from lamo.demo.selection import choose_stably
-    from lamo.demo.stats import COMPOSITE, analyse, analyse_readout_b, headline_both, robust_sentence  # noqa: F401
+    from lamo.demo.stats import analyse, analyse_readout_b, headline_both
     from lamo.demo.variants import add_ground_truth, held_out_clips, validation_prompts
-    from lamo.effect import compare
+    from lamo.effect import COMPOSITE, compare
     from lamo.prior_quality import world_prior_quality
 
     t0 = time.time()
