@@ -70,10 +70,12 @@ def prior_what(name: str) -> str:
     return "the shipped prior (512 clips, 500 steps, small)" if spec is None else spec["what"]
 
 
-def ensure_prior(name: str, spec: dict | None, cfg, pipe, preset, world, out: Path, cache: dict, wait_s: float = 0.0):
+def ensure_prior(name: str, spec: dict | None, cfg, pipe, preset, world, out: Path, cache: dict, wait_s: float = 0.0,
+                 scale: float = 1.0):
     """The prior ``name``: the shipped one, a trained one from ``out/prior-<name>``, or trained now (on the first
     ``spec["clips"]`` clips of world seed 2, encoded once per run and cached in ``cache``) → ``(prior, stats)``.
-    ``wait_s``: wait this long for another process (training the same priors into ``out``) to finish it first."""
+    ``wait_s``: wait this long for another process (training the same priors into ``out``) to finish it first.
+    ``scale``: multiply the clips and steps (small runs for tests)."""
     from lamo.demo.priors import encode_world_clips, train_prior
     from lamo.prior import MotionPrior
 
@@ -86,11 +88,11 @@ def ensure_prior(name: str, spec: dict | None, cfg, pipe, preset, world, out: Pa
         return MotionPrior.from_pretrained(folder).float().eval(), stats
     if spec is None:
         raise FileNotFoundError(f"{folder} holds no prior")
-    n = spec["clips"]
+    n = max(4, round(spec["clips"] * scale))
     if cache.get("n", 0) < n:
         cache["latents"], cache["cond"] = encode_world_clips(pipe, preset, world, n)
         cache["n"] = n
-    pcfg = replace(cfg, prior_preset=spec["preset"], prior_steps=spec["steps"])
+    pcfg = replace(cfg, prior_preset=spec["preset"], prior_steps=max(1, round(spec["steps"] * scale)), prior_batch=min(cfg.prior_batch, n))
     prior, stats = train_prior(pcfg, cache["latents"][:n], cache["cond"][:n], folder, spec["options"],
                                {"lever": name, "what": spec["what"], "options": spec["options"]})
     return prior.float().eval(), stats
@@ -139,6 +141,20 @@ def sample_cell(pipe, prompts, seeds, cfg, preset, world, prior, lam: float, rho
     return rows, frames
 
 
+def medians_of(rows: dict[str, list[dict]]) -> dict:
+    """Per variant, the median over clips of the headline physics metrics of both readouts (NaN where no clip
+    defines one)."""
+    import warnings
+
+    import numpy as np
+
+    keys = ("ballistic_residual", "gravity_error", "jump_rate", "detection_rate", "b_ballistic_residual",
+            "b_gravity_error", "b_unexplained_dv", "b_area_ratio")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {n: {m: float(np.nanmedian([r.get(m, np.nan) for r in rs])) for m in keys} for n, rs in rows.items()}
+
+
 def _cached(path: Path, make):
     if path.is_file():
         return json.loads(path.read_text())
@@ -169,7 +185,12 @@ def run(args) -> dict:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = DemoConfig(threads=args.threads, chunk=args.chunk, n_resamples=args.n_resamples)
+    cfg = DemoConfig(threads=args.threads, chunk=args.chunk, n_resamples=args.n_resamples,
+                     world_overrides=json.loads(args.world_overrides), steps=args.steps)
+    if args.backbone:
+        cfg = replace(cfg, backbone=args.backbone)
+    if args.prior:
+        cfg = replace(cfg, prior=args.prior)
     pipe, meta, preset, world = _load_pipeline(cfg)
     budget = 60 * args.budget_min if args.budget_min else math.inf
     reserve = args.test_reserve_min * 60  # kept for the test and the statistics
@@ -199,7 +220,7 @@ def run(args) -> dict:
         if pname not in priors:
             t = time.time()
             priors[pname], prior_stats[pname] = ensure_prior(pname, PRIORS[pname], cfg, pipe, preset, world, out,
-                                                             encode_cache, 60 * args.wait_priors_min)
+                                                             encode_cache, 60 * args.wait_priors_min, args.prior_scale)
             timings[f"prior_{pname}_s"] = time.time() - t
         t = time.time()
         val_rows[name] = _cached(path, lambda: sample_cell(pipe, val_prompts, VAL_SEEDS, cfg, preset, world, priors[pname],
@@ -271,10 +292,7 @@ def run(args) -> dict:
                 "readout_b": {"effects": {k: {m: e.to_dict() for m, e in v.items()} for k, v in effects_b.items()},
                               "robust": robust_b},
                 "headline_both": {k: headline_both(k, effects, robust_b) for k in effects},
-                "medians": {n: {m: float(np.nanmedian([r.get(m, np.nan) for r in rs]))
-                                for m in ("ballistic_residual", "gravity_error", "jump_rate", "detection_rate",
-                                          "b_ballistic_residual", "b_gravity_error", "b_unexplained_dv", "b_area_ratio")}
-                            for n, rs in test_rows.items()},
+                "medians": medians_of(test_rows),
                 "prompts": prompts, "seeds": list(args.test_seeds), "n_clips": len(test_rows["baseline"])}
         timings["test_s"] = time.time() - t
     timings["total_s"] = time.time() - t0
@@ -455,6 +473,11 @@ def tables(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--backbone", default="", help="the backbone pipeline folder (default: the shipped demo backbone)")
+    ap.add_argument("--prior", default="", help="the incumbent's prior folder (default: the shipped demo prior)")
+    ap.add_argument("--world-overrides", default="{}", help="JSON world settings, e.g. '{\"size\": 16, \"frames\": 8}' (tests)")
+    ap.add_argument("--steps", type=int, default=25, help="denoising steps (the shipped selection's)")
+    ap.add_argument("--prior-scale", type=float, default=1.0, help="multiply every trained prior's clips and steps (tests)")
     ap.add_argument("--out", default="runs/effect-levers", help="cache of priors, cells and quality")
     ap.add_argument("--results", default="benchmarks/results/effect_levers_cpu.json")
     ap.add_argument("--threads", type=int, default=1)

@@ -136,3 +136,45 @@ def test_the_levers_script_prints_and_draws_a_finished_results_file(tmp_path, ca
     q = mod.quality_summary(res["priors"]["shipped"]["quality"])
     assert q["cosine"] == res["priors"]["shipped"]["quality"]["cosine"] and 0.5 < q["physics_win_rate"] <= 1
     assert mod.best_cell_of_prior(res, "shipped") in ("incumbent", "shipped λ=10")
+
+
+def test_the_levers_script_runs_end_to_end_on_a_tiny_backbone(tmp_path, capsys):
+    """Priors trained, cells sampled on two seed sets, the rule applied, the test read once — and a second call
+    resumes from the cache without sampling again."""
+    import json
+    from dataclasses import replace
+
+    from bench_scripts import TINY_WORLD, load_benchmark, tiny_world_backbone
+    from lamo.demo.run import DemoConfig, _load_pipeline
+
+    backbone = tiny_world_backbone(tmp_path / "bb")
+    mod = load_benchmark("effect_levers")
+    cfg = replace(DemoConfig(backbone=str(backbone), world_overrides=TINY_WORLD), prior_preset="tiny")
+    pipe, _, preset, world = _load_pipeline(cfg)
+    spec = dict(clips=8, steps=3, preset="tiny", options=dict(tau=1), what="the incumbent")
+    mod.ensure_prior("incumbent", spec, cfg, pipe, preset, world, tmp_path / "inc", {})
+    out, results = tmp_path / "run", tmp_path / "r.json"
+    args = ["--backbone", str(backbone), "--prior", str(tmp_path / "inc" / "prior-incumbent"), "--world-overrides",
+            json.dumps(TINY_WORLD), "--steps", "3", "--prior-scale", "0.002", "--out", str(out), "--results", str(results),
+            "--val-prompts", "3", "--test-prompts", "3", "--quality-clips", "4", "--n-resamples", "99", "--chunk", "12",
+            "--cells", "shipped λ=10", "shipped λ=3 K=3", "long512 λ=3"]
+    assert mod.main(args) == 0
+    res = json.loads(results.read_text())
+    assert list(res["per_clip_validation"]) == ["baseline", "incumbent", "shipped λ=10", "shipped λ=3 K=3", "long512 λ=3"]
+    for rows in res["per_clip_validation"].values():  # 3 prompts × seeds 100–103, the same clips in every cell
+        assert [(r["seed"], r["prompt_index"]) for r in rows] == [(s, i) for s in (100, 101, 102, 103) for i in range(3)]
+    assert res["cells"]["shipped λ=3 K=3"]["corrections"] == 3
+    assert (out / "prior-long512" / "training_stats.json").is_file() and set(res["priors"]) == {"shipped", "long512"}
+    assert res["priors"]["long512"]["training"]["clips"] == 4  # 512 × 0.002, at least 4
+    ch = res["choice"]
+    assert set(ch["groups"]) == {"seeds 100, 101", "seeds 102, 103"}
+    assert set(ch["pooled"]["candidates"]) == {"shipped λ=10", "shipped λ=3 K=3", "long512 λ=3"}
+    assert ch["choice"] is None or ch["stable"]
+    tested = ["baseline", "incumbent"] + ([res["best_on_validation"]] if res["best_on_validation"] else [])
+    assert res["tested"] == tested and set(res["per_clip_test"]) == {*tested, "ground truth"}
+    assert all(len(res["per_clip_test"][k]) == 6 for k in tested)
+    assert "b_ballistic_residual" in res["per_clip_test"]["baseline"][0]  # both readouts on the test
+    assert (tmp_path / "r.png").is_file() and "Choice: **" in capsys.readouterr().out
+    before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
+    assert mod.main(args) == 0
+    assert {p: p.stat().st_mtime for p in (out / "cells").iterdir()} == before  # resumed: nothing sampled again
