@@ -1,12 +1,16 @@
 """Choosing the knobs on validation prompts only: which prior, λ and window ρ, and the peer's step size η
-(:func:`choose`: the lowest validation composite physics error that keeps the detection rate)."""
+(:func:`choose`: the lowest validation composite physics error that keeps the detection rate), and the rule that
+compares candidates with each other rather than with the baseline alone (:func:`choose_paired`: a challenger
+replaces the incumbent only when a paired interval says it is better; :func:`choose_stably`: and only when two
+disjoint validation seed sets make the same choice)."""
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..effect import COMPOSITE, compare
+from ..effect import COMPOSITE, compare, composite, holm, paired_effect
 from ..errors import InputError
 from .config import DemoConfig
 from .variants import _sample, _score, validation_prompts
@@ -16,7 +20,7 @@ try:  # the prior's validated settings (sampling.json), lamo.prior's interface
 except ImportError:  # a lamo without it: selection.json alone carries the knobs
     read_sampling_settings = write_sampling_settings = None
 
-__all__ = ["choose", "sampling_settings", "record_sampling_settings", "apply_sampling_settings"]
+__all__ = ["choose", "choose_paired", "choose_stably", "sampling_settings", "record_sampling_settings", "apply_sampling_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,96 @@ def choose(effects: dict[str, dict], tolerance: float) -> tuple[str | None, str]
     best = min(ok, key=lambda k: ok[k][COMPOSITE].rel)
     return best, (f"lowest validation composite physics error ({100 * ok[best][COMPOSITE].rel:+.1f} %) among "
                   f"{len(ok)} of {len(effects)} candidates with detection within {tolerance:g}")
+
+
+def choose_paired(baseline: Sequence[Mapping], incumbent: Sequence[Mapping],
+                  challengers: Mapping[str, Sequence[Mapping]], tolerance: float = 0.01, alpha: float = 0.05,
+                  n_resamples: int = 4999, seed: int = 0) -> dict:
+    """Keep the incumbent unless a challenger is detectably better than it, paired on the same clips.
+
+    All rows are per-clip rows of the same (prompt, seed) clips in the same order, sampled from the same initial
+    noise. A challenger is *eligible* when its detection rate fell by at most ``tolerance`` against the
+    ``baseline`` (absolute, point estimate: :func:`choose`'s fidelity rule). Every candidate's per-clip composite
+    physics error is taken against the baseline (:func:`lamo.effect.composite`: each part divided by the
+    baseline's mean, so the baseline's composite averages 1 and a candidate's mean is one minus its effect), and
+    each eligible challenger's is compared with the incumbent's clip by clip (:func:`lamo.effect.paired_effect`:
+    the mean difference ``diff`` — in units of the baseline's composite, so −0.1 is ten points more effect — with
+    a 95 % bootstrap interval, and a paired sign-flip test); the p-values are Holm-corrected over the eligible
+    challengers. A challenger *beats* the incumbent when that interval lies wholly below 0 and its corrected
+    p < ``alpha``; among those that do, the lowest difference wins. Otherwise the incumbent stays (``choice`` is
+    ``None``). (Normalising by the baseline, not by the incumbent, keeps a part the incumbent nearly removed —
+    a rare jump — from dominating the comparison.)
+
+    Returns ``{"choice", "why", "candidates": {name: {eligible, detection_diff, diff, diff_ci, rel, rel_ci, p,
+    p_holm, n, beats}}}`` (``rel``: ``diff`` over the incumbent's mean composite).
+    """
+    rows = {"incumbent": incumbent, **challengers}
+    if any(len(r) != len(baseline) for r in rows.values()):
+        raise ValueError("choose_paired needs the same clips in every candidate: row counts "
+                         f"{ {k: len(v) for k, v in rows.items()} } against the baseline's {len(baseline)}")
+    _, inc = composite(baseline, incumbent)
+    table: dict[str, dict] = {}
+    for name, r in challengers.items():
+        det = compare(baseline, r, ["detection_rate"], n_resamples=n_resamples, seed=seed)["detection_rate"]
+        e = paired_effect(inc, composite(baseline, r)[1], COMPOSITE, n_resamples=n_resamples, seed=seed)
+        table[name] = {"eligible": bool(not (det.diff < -tolerance) and math.isfinite(e.diff)),
+                       "detection_diff": det.diff, "diff": e.diff, "diff_ci": list(e.diff_ci), "rel": e.rel,
+                       "rel_ci": list(e.rel_ci), "p": e.p, "n": e.n}
+    names = [k for k, v in table.items() if v["eligible"]]
+    adjusted = holm([table[k]["p"] for k in names])
+    for k, p in zip(names, adjusted):
+        v = table[k]
+        v["p_holm"] = float(p)
+        v["beats"] = bool(p < alpha and math.isfinite(v["diff_ci"][1]) and v["diff_ci"][1] < 0)
+    for v in table.values():
+        v.setdefault("p_holm", math.nan)
+        v.setdefault("beats", False)
+    winners = [k for k in names if table[k]["beats"]]
+    if not winners:
+        return {"choice": None, "candidates": table,
+                "why": (f"no challenger's composite physics error was detectably below the incumbent's (paired 95 % "
+                        f"interval below 0 and Holm-corrected p < {alpha:g} over {len(names)} eligible of "
+                        f"{len(table)}): the incumbent stays")}
+    best = min(winners, key=lambda k: table[k]["diff"])
+    v = table[best]
+    return {"choice": best, "candidates": table,
+            "why": (f"composite physics error {100 * v['diff']:+.1f} [{100 * v['diff_ci'][0]:+.1f}, "
+                    f"{100 * v['diff_ci'][1]:+.1f}] points of the baseline's against the incumbent, paired on "
+                    f"{v['n']} clips (Holm p = "
+                    f"{v['p_holm']:.2g}); the lowest of {len(winners)} challenger(s) that beat it, among {len(names)} "
+                    f"eligible of {len(table)}")}
+
+
+def choose_stably(baseline: Sequence[Mapping], incumbent: Sequence[Mapping],
+                  challengers: Mapping[str, Sequence[Mapping]], groups: Mapping[str, Sequence[int]],
+                  **kwargs) -> dict:
+    """:func:`choose_paired` on all clips and on each disjoint group of them (e.g. two validation seed sets:
+    ``groups`` maps a name to row indices); the choice stands only when every group makes the same choice as
+    all clips together — otherwise the incumbent stays. ``kwargs`` go to :func:`choose_paired`.
+
+    Returns ``{"choice", "stable", "why", "pooled": …, "groups": {name: …}}``."""
+    seen: set[int] = set()
+    for g, idx in groups.items():
+        if not idx:
+            raise ValueError(f"validation group {g!r} holds no clips")
+        if seen & set(idx):
+            raise ValueError(f"validation groups overlap (group {g!r}); they must be disjoint")
+        seen |= set(idx)
+    pooled = choose_paired(baseline, incumbent, challengers, **kwargs)
+    pick = lambda rows, idx: [rows[i] for i in idx]  # noqa: E731
+    per = {g: choose_paired(pick(baseline, idx), pick(incumbent, idx), {k: pick(v, idx) for k, v in challengers.items()},
+                            **kwargs) for g, idx in groups.items()}
+    choices = {g: r["choice"] for g, r in per.items()}
+    stable = all(c == pooled["choice"] for c in choices.values())
+    if stable:
+        why = f"every validation group made the same choice as all clips together: {pooled['why']}"
+        choice = pooled["choice"]
+    else:
+        said = ", ".join(f"{g}: {c or 'the incumbent'}" for g, c in choices.items())
+        why = (f"the validation groups disagree ({said}; "
+               f"all clips: {pooled['choice'] or 'the incumbent'}): the incumbent stays")
+        choice = None
+    return {"choice": choice, "stable": stable, "why": why, "pooled": pooled, "groups": per}
 
 
 def _effect_summary(effects: dict) -> dict:
