@@ -3,6 +3,7 @@ and help for every option of every command."""
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, field, fields
 
 import pytest
@@ -113,3 +114,11 @@ def test_config_file_layers_defaults_yaml_and_command_line(tmp_path):
     with pytest.raises(MissingInputError, match="no such file"):
         read_config_file(tmp_path / "none.yaml", Toy)
     assert read_config_file(tmp_path / "c.yaml", Toy)["rate"] == 2.0
+
+
+def test_no_help_page_shows_docstring_markup():
+    """--help is read by people: no reST roles or double backquotes from a module's docstring."""
+    markup = re.compile(r"``|:(?:mod|func|class|data|meth|attr):`")
+    for path, parser in all_parsers(build_parser()):
+        shown = [line for line in parser.format_help().splitlines() if markup.search(line)]
+        assert not shown, f"{path} --help shows markup: {shown}"

@@ -39,6 +39,12 @@ __all__ = ["yes_no", "YES_NO", "add_config_command", "config_from_args", "read_c
            "INT_MAX", "FLOAT_MAX", "NON_NEGATIVE_REAL", "GIB", "device", "device_or_auto"]
 
 
+def plain(doc: str) -> str:
+    """A docstring paragraph as ``--help`` text: reST roles and double backquotes become plain words."""
+    doc = re.sub(r":(?:mod|func|class|data|meth|attr):`~?([^`]+)`", r"\1", doc)
+    return doc.replace("``", "`")
+
+
 def yes_no(value: str | bool) -> bool:
     """The one yes/no parser: ``"yes"`` / ``"no"`` (and true/false, y/n, t/f, 1/0, any case) → bool, else an
     :class:`argparse.ArgumentTypeError` (argparse prints it as a usage error)."""

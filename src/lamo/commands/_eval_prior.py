@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import COUNT, SEED, THREADS, device, one_of, world_preset
+from ._args import COUNT, SEED, THREADS, device, one_of, plain, world_preset
 
 __all__ = ["register_eval_prior", "run_eval_prior"]
 
@@ -34,7 +34,7 @@ def register_eval_prior(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
     p = subparsers.add_parser(
         "prior", help="prior quality: validation cosine and real-vs-counterfactual win rates (run before sampling)",
-        description=__doc__.split("\n\n")[1])
+        description=plain(__doc__.split("\n\n")[1]))
     p.add_argument("--prior", required=True, help="motion prior folder (config.json + safetensors)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--cache", metavar="DIR", help="a latent cache made by `lamo cache` (its clips are scored)")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import COUNT, NON_NEGATIVE_REAL, SEED, world_preset
+from ._args import COUNT, NON_NEGATIVE_REAL, SEED, plain, world_preset
 
 __all__ = ["register", "add_common_arguments"]
 
@@ -49,7 +49,7 @@ def add_common_arguments(p: argparse.ArgumentParser, report_name: str) -> None:
 
 def _register_physics(esub: argparse._SubParsersAction) -> None:
     p = esub.add_parser("physics", help="physics metrics of clips of the ball world (tracker + fits)",
-                        description=__doc__.split("\n\n")[0])
+                        description=plain(__doc__.split("\n\n")[0]))
     add_common_arguments(p, "eval_physics.json")
     p.add_argument("--preset", type=world_preset, default=None,
                    help="world preset of the clips (default: DIR/world.json)")
@@ -59,7 +59,7 @@ def _register_physics(esub: argparse._SubParsersAction) -> None:
 
 def _register_motion(esub: argparse._SubParsersAction) -> None:
     p = esub.add_parser("motion", help="VBench-style motion metrics (OpenCV flow) of any videos",
-                        description=__doc__.split("\n\n")[0])
+                        description=plain(__doc__.split("\n\n")[0]))
     add_common_arguments(p, "eval_motion.json")
     p.set_defaults(func=_motion)
 

@@ -24,7 +24,10 @@ _HUB_MODULES = ("huggingface_hub", "httpx", "httpx2", "requests", "urllib3")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("share", help="share a motion prior on the Hugging Face Hub: model card and upload",
-                       description=__doc__.split("\n\n")[1])
+                       description="Share a motion prior like a model: `card` writes its Hugging Face model card (offline), "
+                                   "`push` uploads it to the Hub, `lora` writes a fine-tune's LoRA in the key layout "
+                                   "ComfyUI loads. Anyone can then load a pushed prior with "
+                                   "MotionPrior.from_pretrained(REPO_ID) or pipe.load_motion_prior(REPO_ID).")
     ssub = p.add_subparsers(dest="share_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
