@@ -116,7 +116,13 @@ CELLS: dict[str, tuple[str, float, float, int]] = {
     "rel4096 λ=10": ("rel4096", 10.0, 0.5, 1),
 }
 VAL_PROMPTS, VAL_SEEDS = 64, (100, 101, 102, 103)
-SEED_SETS = {"seeds 100, 101": (100, 101), "seeds 102, 103": (102, 103)}
+
+
+def seed_sets(seeds) -> dict[str, tuple[int, ...]]:
+    """The two disjoint validation seed sets: the first half of ``seeds`` and the second."""
+    seeds = tuple(seeds)
+    half = len(seeds) // 2
+    return {"seeds " + ", ".join(map(str, part)): part for part in (seeds[:half], seeds[half:])}
 
 
 def describe_cell(name: str) -> str:
@@ -223,7 +229,7 @@ def run(args) -> dict:
                                                              encode_cache, 60 * args.wait_priors_min, args.prior_scale)
             timings[f"prior_{pname}_s"] = time.time() - t
         t = time.time()
-        val_rows[name] = _cached(path, lambda: sample_cell(pipe, val_prompts, VAL_SEEDS, cfg, preset, world, priors[pname],
+        val_rows[name] = _cached(path, lambda: sample_cell(pipe, val_prompts, tuple(args.val_seeds), cfg, preset, world, priors[pname],
                                                            lam, rho, k, f"validation: {name}")[0])
         cell_s[name] = time.time() - t
         if cell_s[name] < 5:  # read from the cache: not a timing
@@ -245,7 +251,7 @@ def run(args) -> dict:
 
     # the choice: paired against the incumbent, on all 256 clips and on each seed set of 128
     seeds_of = [r["seed"] for r in val_rows["baseline"]]
-    groups = {g: [i for i, s in enumerate(seeds_of) if s in ss] for g, ss in SEED_SETS.items()}
+    groups = {g: [i for i, s in enumerate(seeds_of) if s in ss] for g, ss in seed_sets(args.val_seeds).items()}
     challengers = {k: v for k, v in val_rows.items() if k not in ("baseline", "incumbent")}
     choice = choose_stably(val_rows["baseline"], val_rows["incumbent"], challengers, groups,
                            tolerance=cfg.detection_tolerance, n_resamples=args.n_resamples, seed=cfg.seed)
@@ -302,7 +308,8 @@ def run(args) -> dict:
         "cells": {k: {"prior": CELLS[k][0], "lambda": CELLS[k][1], "window": CELLS[k][2], "corrections": CELLS[k][3],
                       "describe": describe_cell(k)} for k in val_rows},
         "priors": {k: {"what": prior_what(k), "training": prior_stats[k], "quality": quality.get(k)} for k in priors},
-        "val_prompts": args.val_prompts, "val_seeds": list(VAL_SEEDS), "seed_sets": {k: list(v) for k, v in SEED_SETS.items()},
+        "val_prompts": args.val_prompts, "val_seeds": list(args.val_seeds),
+        "seed_sets": {k: list(v) for k, v in seed_sets(args.val_seeds).items()},
         "validation": validation, "choice": choice, "best_on_validation": best, "tested": tested, "test": test,
         "dropped": dropped, "timings": timings, "cell_s": cell_s,
         "per_clip_validation": val_rows, "per_clip_test": test_rows,
@@ -485,7 +492,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cells", nargs="*", default=[], help="validation cells to run (default: all of CELLS)")
     ap.add_argument("--budget-min", type=float, default=0.0, help="skip cells that would not fit (0: never)")
     ap.add_argument("--test-reserve-min", type=float, default=12.0, help="minutes kept for the test")
-    ap.add_argument("--val-prompts", type=int, default=VAL_PROMPTS, help="validation prompts (× 4 seeds)")
+    ap.add_argument("--val-prompts", type=int, default=VAL_PROMPTS, help="validation prompts (× --val-seeds)")
+    ap.add_argument("--val-seeds", type=int, nargs="+", default=list(VAL_SEEDS),
+                    help="validation seeds, an even count: the first half and the second are the two disjoint seed "
+                         "sets (another --out for other seeds: cells are cached by name)")
     ap.add_argument("--test-prompts", type=int, default=128)
     ap.add_argument("--test-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--wait-priors-min", type=float, default=0.0,
@@ -500,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         plot(res, Path(args.table).with_suffix(".png"))
         print(tables(res))
         return 0
+    if len(args.val_seeds) < 2 or len(args.val_seeds) % 2 or len(set(args.val_seeds)) < len(args.val_seeds):
+        ap.error(f"--val-seeds must be an even count of distinct seeds (two disjoint sets), got {args.val_seeds}")
     unknown = [c for c in args.cells if c not in CELLS]
     if unknown:
         ap.error(f"unknown cells {unknown}; choose from {list(CELLS)}")

@@ -178,3 +178,19 @@ def test_the_levers_script_runs_end_to_end_on_a_tiny_backbone(tmp_path, capsys):
     before = {p: p.stat().st_mtime for p in (out / "cells").iterdir()}
     assert mod.main(args) == 0
     assert {p: p.stat().st_mtime for p in (out / "cells").iterdir()} == before  # resumed: nothing sampled again
+
+
+def test_other_validation_seeds_make_the_two_seed_sets_and_an_odd_count_is_refused(capsys):
+    """``--val-seeds``: a confirmation on fresh seeds splits them in two disjoint halves; an odd or repeated list
+    cannot make two disjoint sets and is refused before anything loads."""
+    import pytest
+
+    from bench_scripts import load_benchmark
+
+    mod = load_benchmark("effect_levers")
+    assert mod.seed_sets((200, 201, 202, 203)) == {"seeds 200, 201": (200, 201), "seeds 202, 203": (202, 203)}
+    assert mod.seed_sets(mod.VAL_SEEDS) == {"seeds 100, 101": (100, 101), "seeds 102, 103": (102, 103)}
+    for bad in (["200", "201", "202"], ["200", "200"]):
+        with pytest.raises(SystemExit) as e:
+            mod.main(["--val-seeds", *bad])
+        assert e.value.code == 2 and "--val-seeds" in capsys.readouterr().err
