@@ -444,7 +444,8 @@ def tables(res: dict) -> str:
     out += ["", f"Validation ({res['val_prompts']} prompts × seeds {res['val_seeds']}): composite physics error vs the "
             "baseline (all clips and each seed set), and paired against the incumbent (all clips; Holm over the eligible "
             "challengers; difference in points of the baseline's composite).", "",
-            "| cell | composite vs baseline, all | seeds 100, 101 | seeds 102, 103 | detection (diff) | vs incumbent, paired | Holm p | beats |",
+            f"| cell | composite vs baseline, all | {' | '.join(res['seed_sets'])} | detection (diff) | vs incumbent, paired | "
+            "Holm p | beats |",
             "|---|---|---|---|---|---|---|---|"]
     for k, v in res["validation"].items():
         c = cands.get(k, {})
