@@ -45,6 +45,12 @@ def test_full_benchmark_trains_priors_chooses_on_validation_and_reports_effects(
     lam, other = res["lambda"], {"τ=1": "τ=2", "τ=2": "τ=1"}[sel["prior"]]
     assert lam in (0.1, 1.0) and set(sel["validation"]) == {"τ=1", "τ=2"}  # both priors swept on validation
     assert sel["source"] == "chosen in this run" and (out / "selection.json").is_file()
+    # each validation seed alone chose again: the record says whether both agree with the choice on all clips
+    st = sel["stability"]
+    assert set(st["groups"]) == {"seeds 100", "seeds 101"} and isinstance(st["stable"], bool)
+    assert st["chosen"] == {"prior": sel["prior"], "lambda": lam, "window": sel["window"]}
+    assert st["stable"] == all({k: g[k] for k in ("prior", "lambda", "window")} == st["chosen"] for g in st["groups"].values())
+    assert st["why"] in (out / "index.html").read_text()
     peer = "FlowMo peer (release) η=0.01"
     expected = {"baseline", f"MPG λ={lam:g}", f"MPG {other} prior λ={sel['lambda_per_prior'][other]:g}",
                 f"direct latent edit λ={lam:g}", peer, PLAIN_FT, MDL, f"MDL + MPG λ={lam:g}"}

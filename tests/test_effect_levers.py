@@ -194,3 +194,32 @@ def test_other_validation_seeds_make_the_two_seed_sets_and_an_odd_count_is_refus
         with pytest.raises(SystemExit) as e:
             mod.main(["--val-seeds", *bad])
         assert e.value.code == 2 and "--val-seeds" in capsys.readouterr().err
+
+
+def test_seed_set_stability_chooses_again_on_each_half_of_the_validation_seeds():
+    """The full benchmark's stability check: a candidate that wins on both seeds is stable; one that wins on one
+    seed only (its clips of the other seed are worse) is the pooled choice but not a stable one."""
+    from dataclasses import replace
+
+    from lamo.demo.config import DemoConfig
+    from lamo.demo.selection import seed_set_stability
+
+    cfg = replace(DemoConfig(), val_seeds=(100, 101), detection_tolerance=0.01)
+
+    def rows(scale_by_seed):
+        out = []
+        for seed in (100, 101):
+            for i, r in enumerate(_rows(np.full(N // 2, scale_by_seed[seed]), seed=seed + 7)):
+                out.append({**r, "seed": seed, "prompt_index": i})
+        return out
+
+    base = rows({100: 1.0, 101: 1.0})
+    steady = {("p", 1.0, 0.5): rows({100: 0.6, 101: 0.6}), ("p", 3.0, 0.5): rows({100: 0.8, 101: 0.8})}
+    st = seed_set_stability(base, steady, cfg, ("p", 1.0, 0.5))
+    assert st["stable"] is True and set(st["groups"]) == {"seeds 100", "seeds 101"}
+    assert all(g["lambda"] == 1.0 for g in st["groups"].values())
+    # λ 3 wins on seed 100's clips, λ 1 on seed 101's (and pooled): not stable
+    flip = {("p", 1.0, 0.5): rows({100: 0.7, 101: 0.3}), ("p", 3.0, 0.5): rows({100: 0.4, 101: 0.9})}
+    st = seed_set_stability(base, flip, cfg, ("p", 1.0, 0.5))
+    assert st["stable"] is False and st["groups"]["seeds 100"]["lambda"] == 3.0 and "not stable" in st["why"]
+    assert seed_set_stability(base, flip, replace(cfg, val_seeds=(100,)), ("p", 1.0, 0.5))["stable"] is None

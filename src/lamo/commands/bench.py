@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
     e = bsub.add_parser("effect", help="the full effect benchmark: priors trained, knobs chosen on validation, 256 test clips",
                         description="Trains a motion prior per lag, chooses the prior, λ and the peer's step size on "
-                                    "32 validation prompts × 2 seeds, then samples 128 held-out prompts × 2 seeds under "
+                                    "64 validation prompts × 2 seeds (128 clips; whether each seed alone would choose the same is "
+                                    "checked and reported), then samples 128 held-out prompts × 2 seeds under "
                                     "every variant (and the ablations) and reports paired effects with 95 % intervals, "
                                     "Holm-corrected tests and verdicts; writes the chosen λ, ρ, steps and guidance scale into the "
                                     "chosen prior's sampling.json (OUT/prior-tauN), which `lamo sample --prior` and "

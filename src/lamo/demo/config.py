@@ -67,7 +67,7 @@ class DemoConfig:
 #: ``demo``: ``make demo`` (shipped prior and selection). ``full``: ``lamo bench effect`` (everything chosen here).
 PRESETS: dict[str, dict] = {
     "demo": {},
-    "full": dict(preset="full", prior="", selection="", test_prompts=128, test_seeds=(0, 1), ablations=True,
+    "full": dict(preset="full", prior="", selection="", val_prompts=64, test_prompts=128, test_seeds=(0, 1), ablations=True,
                  windows=(0.8, 0.5), sweep=(0.3, 1.0, 3.0, 10.0, 30.0)),
 }
 

@@ -147,7 +147,8 @@ def write_report(outdir: Path, cfg: DemoConfig, *, meta: dict, priors: dict, pri
             f"Motion prior{'s' if len(priors) > 1 else ''} ({prior_line}); used: {sel['prior']}.",
             f"Knobs ({sel['source']}): λ = {lam:g}, window ρ = {rho:g} ({sel.get('lambda_why', '')}); peer step size η = {eta:g} "
             f"({sel.get('flowmo_why', '')}) — chosen on {sel.get('val_prompts')} validation prompts × "
-            f"{len(sel.get('val_seeds', []))} seeds, never on the test prompts.",
+            f"{len(sel.get('val_seeds', []))} seeds, never on the test prompts."
+            + (f" Stability: {sel['stability']['why']}." if (sel.get("stability") or {}).get("why") else ""),
             f"Test: {cfg.test_prompts} held-out prompts × {len(cfg.test_seeds)} seeds = {n_test} clips per variant, "
             f"the same initial noise per (prompt, seed) in every variant; {cfg.steps} sampling steps, classifier-free guidance scale "
             f"{cfg.guidance_scale}.",
