@@ -25,7 +25,7 @@ def _prior_args(cache, out, *extra):
 # two trainers in one run folder
 # ---------------------------------------------------------------------------------------------
 def test_a_second_trainer_in_a_run_folder_is_refused(latent_cache, tmp_path, capsys):
-    from lamo.commands.train import TRAIN_LOCK
+    from lamo.training.runs import TRAIN_LOCK
 
     out = tmp_path / "r"
     out.mkdir()
@@ -39,6 +39,13 @@ def test_a_second_trainer_in_a_run_folder_is_refused(latent_cache, tmp_path, cap
             err = capsys.readouterr().err
             assert str(out) in err and f"pid {other.pid}" in err and "lamo train prior" in err, err
             assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+        # the lock is the library's, not the command's: a Python caller is refused the same way
+        from lamo.errors import InputError
+        from lamo.training.prior import PriorTrainConfig, train_prior
+
+        with pytest.raises(InputError, match=f"pid {other.pid}"):
+            train_prior(PriorTrainConfig(cache=str(latent_cache), out=str(out), preset="tiny", batch_size=2,
+                                         log_with="none", steps=4))
         assert sorted(p.name for p in out.iterdir()) == [TRAIN_LOCK]  # the other run's folder is untouched
     finally:
         other.kill()

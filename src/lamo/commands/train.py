@@ -48,39 +48,11 @@ def _add_overwrite(p: argparse.ArgumentParser) -> None:
                         "without it, or --resume-from-checkpoint, a run folder holding a run is refused")
 
 
-#: the lock file of a run folder while a trainer works in it (one name for both trainers: they refuse each other)
-TRAIN_LOCK = ".lamo-train.lock"
-
-
-def run_locked(out: str, what: str, train) -> None:
-    """``train()`` while holding ``OUT/.lamo-train.lock`` (:class:`lamo.locks.FolderLock`): a second trainer
-    started on the same run folder is refused, naming the folder and the process that holds it. Under a launcher
-    only the main process (``RANK`` 0) takes it. A folder this call created and left empty is removed."""
-    import os
-    from pathlib import Path
-
-    from ..locks import FolderLock
-
-    folder = Path(out)
-    if int(os.environ.get("RANK", "0")) != 0 or (folder.exists() and not folder.is_dir()):
-        train()  # other processes of one run share the folder; a file as --out is refused by the trainer
-        return
-    created = not folder.exists()
-    lock = FolderLock(folder, what, TRAIN_LOCK)
-    lock.acquire()
-    try:
-        train()
-    finally:
-        lock.release()
-        if created and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()  # a run refused before it wrote anything leaves no empty folder
-
-
 def _train_prior(args: argparse.Namespace) -> int:
     from ..training.prior import PriorTrainConfig, train_prior
 
     cfg = config_from_args(PriorTrainConfig, args)
-    run_locked(cfg.out, "lamo train prior", lambda: train_prior(cfg, overwrite=args.overwrite))
+    train_prior(cfg, overwrite=args.overwrite)
     return 0
 
 
@@ -88,5 +60,5 @@ def _train_finetune(args: argparse.Namespace) -> int:
     from ..training.finetune import FinetuneConfig, train_finetune
 
     cfg = config_from_args(FinetuneConfig, args)
-    run_locked(cfg.out, "lamo train finetune", lambda: train_finetune(cfg, overwrite=args.overwrite))
+    train_finetune(cfg, overwrite=args.overwrite)
     return 0

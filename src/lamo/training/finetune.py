@@ -38,7 +38,7 @@ import torch
 from ..configs import FinetuneConfig
 from ..errors import InputError, require
 from .checkpoints import atomic_folder, resume_step, save_checkpoint, trim_jsonl_log
-from .prior import adamw_options, apply_recipe, build_prior, lr_factor, require_tracker
+from .prior import adamw_options, build_prior, lr_factor, require_tracker
 
 __all__ = ["FinetuneConfig", "FinetuneLoss", "train_finetune", "FINETUNE_RECIPES", "DRIFT_WEIGHTINGS",
            "TIMESTEP_SAMPLINGS", "release_timesteps"]
@@ -134,13 +134,17 @@ def train_finetune(cfg: FinetuneConfig, overwrite: bool = False) -> Path:
     """Fine-tune (or resume); save LoRA weights or the full transformer under ``cfg.out``.
 
     ``cfg`` is checked first and a folder holding another run is refused unless ``overwrite`` (which deletes that
-    run) or ``cfg.resume_from_checkpoint`` (:mod:`lamo.training.runs`).
+    run) or ``cfg.resume_from_checkpoint``; one trainer at a time in a run folder (:func:`lamo.training.runs.training_run`).
     """
-    from .runs import all_finite, check_train_config, diverged, prepare_run_folder
+    from .runs import training_run
 
-    check_train_config(cfg)
-    cfg = apply_recipe(cfg, FINETUNE_RECIPES)  # a resume compares the resolved values
-    prepare_run_folder(cfg, overwrite)
+    with training_run(cfg, FINETUNE_RECIPES, overwrite, "lamo train finetune") as cfg:
+        return _train_finetune(cfg)
+
+
+def _train_finetune(cfg: FinetuneConfig) -> Path:
+    """:func:`train_finetune` once the run has started: ``cfg`` checked, its recipe resolved, its folder prepared."""
+    from .runs import all_finite, diverged
 
     import yaml
     from accelerate import Accelerator

@@ -24,7 +24,7 @@ import inspect
 import json
 import logging
 import math
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import torch
 from ..configs import PriorTrainConfig
 from ..errors import InputError
 from .checkpoints import atomic_folder, resume_step, save_checkpoint
+from .runs import apply_recipe  # noqa: F401  (re-exported: part of this module's interface)
 
 __all__ = ["PriorTrainConfig", "train_prior", "PriorLoss", "PRIOR_RECIPES", "LR_SCHEDULES", "apply_recipe",
            "lr_factor", "RELEASE_ADAMW", "RELEASE_WARMUP_STEPS", "adamw_options", "init_release_prior",
@@ -92,16 +93,6 @@ def require_tracker(log_with: str) -> None:
             pass
     require(packages[0], f"--log-with {log_with}",
             "or pass --log-with none (the losses are written to OUT/loss.jsonl either way)")
-
-
-def apply_recipe(cfg: Any, recipes: dict[str, dict[str, Any]]) -> Any:
-    """``cfg`` with its named recipe's values in every field still at its default."""
-    if not cfg.recipe:
-        return cfg
-    if cfg.recipe not in recipes:
-        raise InputError(f"unknown recipe {cfg.recipe!r}; choose from {sorted(recipes)}")
-    defaults = {f.name: f.default for f in fields(cfg)}
-    return replace(cfg, **{k: v for k, v in recipes[cfg.recipe].items() if getattr(cfg, k) == defaults[k]})
 
 
 def lr_factor(schedule: str, step: int, total: int) -> float:
@@ -199,13 +190,18 @@ def train_prior(cfg: PriorTrainConfig, overwrite: bool = False) -> Path:
     """Train (or resume) and save the prior to ``cfg.out/prior``; returns that folder.
 
     ``cfg`` is checked first and a folder holding another run is refused unless ``overwrite`` (which deletes that
-    run) or ``cfg.resume_from_checkpoint`` (:mod:`lamo.training.runs`).
+    run) or ``cfg.resume_from_checkpoint``; one trainer at a time in a run folder (:func:`lamo.training.runs.training_run`).
     """
-    from .runs import all_finite, check_train_config, diverged, prepare_run_folder
+    from .runs import training_run
 
-    check_train_config(cfg)
-    cfg = apply_recipe(cfg, PRIOR_RECIPES)  # a resume compares the resolved values
-    prepare_run_folder(cfg, overwrite)
+    with training_run(cfg, PRIOR_RECIPES, overwrite, "lamo train prior") as cfg:
+        return _train_prior(cfg)
+
+
+def _train_prior(cfg: PriorTrainConfig) -> Path:
+    """:func:`train_prior` once the run has started: ``cfg`` checked, its recipe resolved, its folder prepared."""
+    from .runs import all_finite, diverged
+
     import yaml
     from accelerate import Accelerator
     from accelerate.utils import set_seed

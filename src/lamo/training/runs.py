@@ -7,22 +7,26 @@ refused, naming the field and both values, unless ``resume_override`` (``--resum
 fields that shape the weights (:data:`ARCHITECTURE_FIELDS`) cannot be overridden, nor ``steps`` set below the
 checkpoint's step.
 
-:func:`~lamo.training.prior.train_prior` and :func:`~lamo.training.finetune.train_finetune` call both before they
-load anything.
+:func:`training_run` is how :func:`~lamo.training.prior.train_prior` and :func:`~lamo.training.finetune.train_finetune`
+start, before they load anything: it holds the run folder's lock (one trainer per folder, :data:`TRAIN_LOCK`), checks
+the options, resolves the recipe and prepares the folder.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, MissingInputError
 
-__all__ = ["check_train_config", "prepare_run_folder", "check_resume_recipe", "RUN_OUTPUTS", "LOGGERS", "RUN_CONTROLS",
-           "ARCHITECTURE_FIELDS", "TrainingDiverged", "all_finite", "diverged"]
+__all__ = ["training_run", "TRAIN_LOCK", "apply_recipe", "check_train_config", "prepare_run_folder", "check_resume_recipe",
+           "RUN_OUTPUTS", "LOGGERS", "RUN_CONTROLS", "ARCHITECTURE_FIELDS", "TrainingDiverged", "all_finite", "diverged"]
 
 #: what a previous run leaves in its folder (trainers' outputs); ``overwrite`` removes these
 RUN_OUTPUTS = ("checkpoints", "loss.jsonl", "prior", "transformer", "lora", "logs", "validation", "config.yaml")
@@ -33,8 +37,50 @@ RUN_CONTROLS = ("out", "resume_from_checkpoint", "resume_override", "max_steps_t
                 "validation_every", "validation_prompts", "validation_steps", "gradient_checkpointing")
 #: fields that set the shape of the trained weights: a checkpoint can only be resumed with its own values
 ARCHITECTURE_FIELDS = ("preset", "prior_preset", "prior_options", "lora_rank")
+#: the lock file of a run folder while a trainer works in it (one name for both trainers: they refuse each other)
+TRAIN_LOCK = ".lamo-train.lock"
 _FLOAT32_MAX = 3.4028234663852886e38
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
+
+
+@contextlib.contextmanager
+def training_run(cfg: Any, recipes: dict[str, dict[str, Any]], overwrite: bool = False,
+                 what: str = "lamo train") -> Iterator[Any]:
+    """``with training_run(cfg, RECIPES, overwrite, "lamo train prior") as cfg:`` — a trainer's start, in order: hold
+    ``OUT/.lamo-train.lock`` (:class:`lamo.locks.FolderLock`: a second trainer started on the same run folder is
+    refused, naming the folder and the process that holds it; under a launcher only the main process, ``RANK`` 0,
+    takes it), :func:`check_train_config`, :func:`apply_recipe` (yielded: a resume compares the resolved values),
+    :func:`prepare_run_folder`. The lock is released when the block ends, however it ends; a folder this call
+    created and left empty is removed."""
+    from ..locks import FolderLock
+
+    folder = Path(cfg.out)
+    lock = created = None
+    if int(os.environ.get("RANK", "0")) == 0 and not (folder.exists() and not folder.is_dir()):
+        # other processes of one run share the folder; a file as OUT is refused by check_train_config
+        created = not folder.exists()
+        lock = FolderLock(folder, what, TRAIN_LOCK)
+        lock.acquire()
+    try:
+        check_train_config(cfg)
+        cfg = apply_recipe(cfg, recipes)
+        prepare_run_folder(cfg, overwrite)
+        yield cfg
+    finally:
+        if lock is not None:
+            lock.release()
+            if created and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()  # a run refused before it wrote anything leaves no empty folder
+
+
+def apply_recipe(cfg: Any, recipes: dict[str, dict[str, Any]]) -> Any:
+    """``cfg`` with its named recipe's values in every field still at its default."""
+    if not cfg.recipe:
+        return cfg
+    if cfg.recipe not in recipes:
+        raise InputError(f"unknown recipe {cfg.recipe!r}; choose from {sorted(recipes)}")
+    defaults = {f.name: f.default for f in fields(cfg)}
+    return replace(cfg, **{k: v for k, v in recipes[cfg.recipe].items() if getattr(cfg, k) == defaults[k]})
 
 
 def _flag(name: str) -> str:
