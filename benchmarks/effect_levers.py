@@ -47,6 +47,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from lamo._io import write_text_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The priors: ``None`` is the shipped one; otherwise how it is trained (:func:`lamo.demo.priors.train_prior`).
@@ -166,9 +168,7 @@ def _cached(path: Path, make):
         return json.loads(path.read_text())
     value = make()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, default=float))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(value, default=float))  # whole or absent, also when killed mid-write
     return value
 
 

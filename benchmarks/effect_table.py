@@ -17,6 +17,8 @@ import math
 import re
 from pathlib import Path
 
+from lamo._io import write_text_atomic
+
 MARK = {"improved": "✓", "worsened": "✗", "no detectable change": "·", "too few clips": "?"}
 
 
@@ -145,9 +147,7 @@ class Cells:
 
     def put(self, label: str, key: dict, rows: list[dict], seconds: float) -> dict:
         cell = {"label": label, "key": key, "rows": rows, "seconds": seconds}
-        tmp = self.path(label).with_suffix(".tmp")
-        tmp.write_text(json.dumps(cell, default=float))
-        tmp.replace(self.path(label))  # whole or absent, also when killed mid-write
+        write_text_atomic(self.path(label), json.dumps(cell, default=float))  # whole or absent, also when killed mid-write
         return cell
 
 
