@@ -129,6 +129,21 @@ def choose_stably(baseline: Sequence[Mapping], incumbent: Sequence[Mapping],
     return {"choice": choice, "stable": stable, "why": why, "pooled": pooled, "groups": per}
 
 
+def _choose_knobs(per_prior: Mapping[str, Mapping[tuple, dict]], cfg: DemoConfig, windows: Sequence[float]):
+    """The selection rule over a λ × ρ sweep per prior: each prior's (λ, ρ) by :func:`choose` (the smallest λ at the
+    first window when none keeps detection), then the prior whose chosen knob has the lowest composite (the first
+    prior on a tie or when none is finite). ``per_prior``: prior → (λ, ρ) → :func:`lamo.effect.compare` output
+    against the baseline. Returns ``(prior, why, {prior: ((λ, ρ), why)})``."""
+    knobs, best = {}, {}
+    for label, effects in per_prior.items():
+        knob, why = choose(effects, cfg.detection_tolerance)
+        if knob is None:
+            knob, why = (min(cfg.sweep), windows[0]), why + "; the smallest λ is used"
+        knobs[label], best[label] = (knob, why), effects[knob]
+    label, why = choose(best, math.inf)
+    return label or next(iter(per_prior)), why, knobs
+
+
 def _effect_summary(effects: dict) -> dict:
     """What a selection keeps of a validation comparison: composite and detection with intervals."""
     return {m: {"rel": e.rel, "rel_ci": list(e.rel_ci), "diff": e.diff, "diff_ci": list(e.diff_ci), "n": e.n}
@@ -148,7 +163,7 @@ def _select(cfg: DemoConfig, pipe, preset, world, priors: dict) -> dict:
     metrics = [COMPOSITE, "detection_rate"]
     windows = tuple(cfg.windows) or (cfg.window,)
     base = rows_of(first, 0.0, desc="validation: baseline")
-    per_prior, lam_of, win_of, validation, rows = {}, {}, {}, {}, {}
+    per_prior, validation, rows = {}, {}, {}
     for label, prior in priors.items():
         effects = {}  # (λ, ρ) → effects; λ and ρ are chosen together
         for w in windows:
@@ -157,13 +172,10 @@ def _select(cfg: DemoConfig, pipe, preset, world, priors: dict) -> dict:
                 rows[label, lam, w] = rows_of(prior, lam, desc=f"validation: {series} λ={lam:g}", window=w)
                 effects[lam, w] = compare(base, rows[label, lam, w], metrics, n_resamples=cfg.n_resamples, seed=cfg.seed)
             validation[series] = {str(lam): _effect_summary(effects[lam, w]) for lam in cfg.sweep}
-        knob, why = choose(effects, cfg.detection_tolerance)
-        if knob is None:
-            knob, why = (min(cfg.sweep), windows[0]), why + "; the smallest λ is used"
-        lam_of[label], win_of[label] = (knob[0], why), knob[1]
-        per_prior[label] = effects[knob]
-    label, why = choose(per_prior, math.inf)
-    label = label or next(iter(priors))
+        per_prior[label] = effects
+    label, why, knobs = _choose_knobs(per_prior, cfg, windows)
+    lam_of = {k: (knob[0], knob_why) for k, (knob, knob_why) in knobs.items()}
+    win_of = {k: knob[1] for k, (knob, _) in knobs.items()}
     stability = seed_set_stability(base, rows, cfg, (label, lam_of[label][0], win_of[label]))
     eta_effects = {eta: compare(base, rows_of(None, 0.0, flowmo=eta, desc=f"validation: peer η={eta:g}"), metrics,
                                 n_resamples=cfg.n_resamples, seed=cfg.seed) for eta in cfg.flowmo_sweep}
@@ -187,7 +199,7 @@ def seed_set_stability(base: Sequence[Mapping], rows: Mapping[tuple, Sequence[Ma
     candidate — λ and ρ per prior, then the prior — on that set's clips alone. ``rows``: (prior, λ, ρ) → the
     validation rows, in ``base``'s order. Returns ``{"stable", "groups": {name: {"prior", "lambda", "window",
     "seeds"}}, "chosen"}``; ``stable`` is ``None`` with fewer than two validation seeds (nothing to split)."""
-    seeds = tuple(cfg.val_seeds)
+    seeds, windows = tuple(cfg.val_seeds), tuple(cfg.windows) or (cfg.window,)
     chosen_d = {"prior": chosen[0], "lambda": float(chosen[1]), "window": float(chosen[2])}
     if len(seeds) < 2:
         return {"stable": None, "groups": {}, "chosen": chosen_d,
@@ -198,18 +210,14 @@ def seed_set_stability(base: Sequence[Mapping], rows: Mapping[tuple, Sequence[Ma
         idx = [i for i, r in enumerate(base) if r.get("seed") in part]
         pick = lambda rs: [rs[i] for i in idx]  # noqa: E731
         b = pick(base)
-        best_of: dict[str, tuple] = {}
         per_prior: dict[str, dict] = {}
-        for label in dict.fromkeys(k[0] for k in rows):
-            effects = {(lam, w): compare(b, pick(r), [COMPOSITE, "detection_rate"], n_resamples=199, seed=cfg.seed)
-                       for (lab, lam, w), r in rows.items() if lab == label}
-            knob, _ = choose(effects, cfg.detection_tolerance)
-            knob = knob or min(effects)
-            best_of[label], per_prior[label] = knob, effects[knob]
-        label, _ = choose(per_prior, math.inf)
-        label = label or next(iter(best_of))
-        groups["seeds " + ", ".join(map(str, part))] = {"prior": label, "lambda": float(best_of[label][0]),
-                                                         "window": float(best_of[label][1]), "seeds": list(part)}
+        for (label, lam, w), r in rows.items():  # only point estimates choose: few resamples suffice
+            per_prior.setdefault(label, {})[lam, w] = compare(b, pick(r), [COMPOSITE, "detection_rate"],
+                                                              n_resamples=199, seed=cfg.seed)
+        label, _, knobs = _choose_knobs(per_prior, cfg, windows)
+        (lam, w), _ = knobs[label]
+        groups["seeds " + ", ".join(map(str, part))] = {"prior": label, "lambda": float(lam), "window": float(w),
+                                                         "seeds": list(part)}
     stable = all({k: g[k] for k in ("prior", "lambda", "window")} == chosen_d for g in groups.values())
     said = "; ".join(f"{n}: {g['prior']} λ={g['lambda']:g} ρ={g['window']:g}" for n, g in groups.items())
     why = ("both validation seed sets, alone, make the same choice" if stable else
