@@ -84,9 +84,6 @@ def is_user_error(e: BaseException) -> bool:
     return isinstance(e, (ValueError, FileNotFoundError)) and _raised_by_lamo(e)
 
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-
-
 def _chain(e: BaseException):
     """``e`` and the exceptions it was raised from or while handling (``__cause__``, ``__context__``), once each."""
     seen, todo = set(), [e]
@@ -102,8 +99,10 @@ def _chain(e: BaseException):
 def _named_model(e: BaseException, args: argparse.Namespace | None) -> str:
     """``--model owner/name``: the option of ``args`` whose value looks like a Hub id, is no local path, and (when
     several do) appears in the error's messages; ``"the model"`` when none does."""
+    from .errors import HUB_ID
+
     found = [(k, v) for k, v in vars(args or argparse.Namespace()).items()
-             if isinstance(v, str) and _HUB_ID.fullmatch(v) and not os.path.exists(v)]
+             if isinstance(v, str) and HUB_ID.fullmatch(v) and not os.path.exists(v)]
     text = " ".join(str(x) for x in _chain(e))
     named = [(k, v) for k, v in found if v in text] or found
     if not named:

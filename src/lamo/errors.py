@@ -8,10 +8,14 @@ that a feature needs and is not installed (:class:`MissingDependencyError`), wit
 from __future__ import annotations
 
 import importlib
+import re
 from types import ModuleType
 
 __all__ = ["UserError", "InputError", "MissingInputError", "MissingDependencyError", "OPTIONAL_PACKAGES", "require",
-           "install_advice", "check_safetensors"]
+           "install_advice", "check_safetensors", "HUB_ID"]
+
+#: ``owner/name`` on the Hugging Face Hub: how LaMo tells a hub id from a local path the user meant (``fullmatch``)
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 class UserError(Exception):

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError, MissingInputError
+from .errors import HUB_ID, InputError, MissingInputError
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
@@ -61,7 +61,6 @@ TAGS = ("motion-prior", "video-diffusion")
 PIPELINE_NAMES = {"cogvideox": "LaMoCogVideoXPipeline", "wan": "LaMoWanPipeline",
                   "hunyuanvideo": "LaMoHunyuanVideoPipeline", "ltx": "LaMoLTXPipeline"}
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
 #: Hub id → (text embedding width D, latent channels C) of backbones whose transformer config is public: what a
 #: prior for them must have been trained on (CogVideoX: T5-XXL, Wan: umT5-XXL, both 4096-wide; Wan 2.2 TI2V-5B's
 #: VAE has 48 latent channels, the others 16). Ids not listed are checked against their config in the local Hub
@@ -181,7 +180,7 @@ def load_quality(source: "PriorQuality | Mapping[str, Any] | str | os.PathLike")
 
 def _hub_id(value: Any) -> str | None:
     """``value`` when it reads as a Hub repo id (``owner/name``) and is not a local path, else ``None``."""
-    if isinstance(value, str) and _HUB_ID.fullmatch(value) and not os.path.exists(value):
+    if isinstance(value, str) and HUB_ID.fullmatch(value) and not os.path.exists(value):
         return value
     return None
 

@@ -49,10 +49,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ._io import write_text_atomic
-from .errors import InputError, MissingInputError
+from .errors import HUB_ID, InputError, MissingInputError
 from .motion import check_latents, lag_delta
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
 
 __all__ = ["MotionPrior", "PRIOR_ARCHS", "PRIOR_PRESETS", "NOISE_AUGS", "PriorLossOutput", "pool_prompt_embeds",
            "SAMPLING_SETTINGS_FILE", "SAMPLING_KEYS", "write_sampling_settings", "read_sampling_settings"]
@@ -473,7 +472,7 @@ class MotionPrior(ModelMixin, ConfigMixin):
                     "holds config.json and diffusion_pytorch_model.safetensors (written by "
                     "MotionPrior.save_pretrained or `lamo train prior`)."
                 )
-        elif os.path.exists(path) or not _HUB_ID.fullmatch(path):
+        elif os.path.exists(path) or not HUB_ID.fullmatch(path):
             raise FileNotFoundError(
                 f"motion prior checkpoint {path!r} not found (expected a folder with config.json and "
                 "diffusion_pytorch_model.safetensors). Train one with `lamo train prior`, or pass its folder."

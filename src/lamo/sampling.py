@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import write_text_atomic
-from .errors import InputError, MissingInputError
+from .errors import HUB_ID, InputError, MissingInputError
 from .sharding import Shards
 
 __all__ = ["SampleConfig", "SampleRun", "run_sampling", "save_prompt_embeds", "load_prompt_embeds",
@@ -65,7 +65,6 @@ __all__ = ["SampleConfig", "SampleRun", "run_sampling", "save_prompt_embeds", "l
 FAMILIES = ("cogvideox", "wan", "hunyuanvideo", "ltx")
 DEFAULT_FPS = {"cogvideox": 8, "wan": 16, "hunyuanvideo": 24, "ltx": 24}
 MAX_FPS = 1000  # most frames per second a video may be written at
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _VIDEO_NAME = re.compile(r"\d+_-?\d+_[^_/]+\.mp4")  # <prompt_idx>_<seed>_<λ>.mp4
 _SHARD_GLOB = "run.rank-*-of-*.json"  # what each process of a sharded run records while it runs
 _NO_RECORD = "(no record)"
@@ -334,7 +333,7 @@ def check_config(cfg: SampleConfig) -> None:
             check_prior_folder(path, flag)
     if cfg.image and not os.path.isfile(cfg.image):
         raise MissingInputError(f"image {cfg.image} not found (--image)")
-    if not os.path.exists(cfg.model) and not _HUB_ID.fullmatch(cfg.model):
+    if not os.path.exists(cfg.model) and not HUB_ID.fullmatch(cfg.model):
         raise MissingInputError(f"model {cfg.model!r} is neither a local folder nor a hub id (owner/name)")
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():

@@ -40,10 +40,6 @@ def _physics(args: argparse.Namespace) -> int:
     from ..physics.dataset import write_dataset
     from ..physics.world import get_world_config
 
-    from ..errors import InputError
-
-    if args.num_clips < 1:
-        raise InputError(f"-n/--num-clips must be ≥ 1, got {args.num_clips}")
     cfg = get_world_config(args.preset)
     path = write_dataset(args.out, args.num_clips, cfg, seed=args.seed, preset_name=args.preset,
                          progress=True, overwrite=args.overwrite)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from pathlib import Path
 
 from ._args import (COUNT, FRACTION, LR, NON_NEGATIVE, NON_NEGATIVE_REAL, SEED, THREADS, YES_NO, Number,
@@ -100,14 +99,7 @@ def effect_config(args: argparse.Namespace):
     from ..demo.config import MDL, PLAIN_FT, PRESETS, DemoConfig
     from ..errors import InputError
 
-    for flag, value in (("--test-prompts", args.test_prompts), ("--steps", args.steps), ("--prior-steps", args.prior_steps),
-                        ("--val-prompts", args.val_prompts)):
-        if value < 1:
-            raise InputError(f"{flag} must be at least 1, got {value}")
-    if not all(math.isfinite(w) and 0 < w <= 1 for w in args.windows):
-        raise InputError(f"--windows are guidance windows ρ in (0, 1], got {args.windows}")
-    if not (math.isfinite(args.guidance_scale) and args.guidance_scale >= 1):
-        raise InputError(f"--guidance-scale must be a number ≥ 1 (1: no classifier-free guidance), got {args.guidance_scale}")
+    # the numbers were checked by their declared ranges (add_effect_args) when the arguments were parsed
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise InputError(f"--out {args.out} is a file; --out is the report folder: pass a new or empty folder")
     return DemoConfig(**{**PRESETS[args.effect_preset], "preset": args.effect_preset, "out": args.out,

@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 
 from ._args import COUNT, FRACTION, GIB, NON_NEGATIVE_REAL, SEED, Number, device
-from ..sampling import _HUB_ID  # noqa: F401  (lamo train's check of a hub id imports it from here)
 from ..sampling import (DEFAULT_FPS, FAMILIES, MAX_FPS, SampleConfig, SampleRun, folder_fingerprint,
                         load_prompt_embeds, read_prompts_file, recipe_differences, save_prompt_embeds)
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, MissingInputError
+from ..errors import HUB_ID, InputError, MissingInputError
 
 __all__ = ["training_run", "TRAIN_LOCK", "apply_recipe", "check_train_config", "prepare_run_folder", "check_resume_recipe",
            "RUN_OUTPUTS", "LOGGERS", "RUN_CONTROLS", "ARCHITECTURE_FIELDS", "TrainingDiverged", "all_finite", "diverged"]
@@ -40,7 +39,6 @@ ARCHITECTURE_FIELDS = ("preset", "prior_preset", "prior_options", "lora_rank")
 #: the lock file of a run folder while a trainer works in it (one name for both trainers: they refuse each other)
 TRAIN_LOCK = ".lamo-train.lock"
 _FLOAT32_MAX = 3.4028234663852886e38
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face Hub
 
 
 @contextlib.contextmanager
@@ -135,7 +133,7 @@ def check_train_config(cfg: Any) -> None:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file, not a folder")
-    if finetune and not (os.path.isdir(cfg.model) or _HUB_ID.fullmatch(cfg.model)):
+    if finetune and not (os.path.isdir(cfg.model) or HUB_ID.fullmatch(cfg.model)):
         raise MissingInputError(f"--model {cfg.model}: no such folder (nor a hub id owner/name)")
     _check_cache_holds_the_lag(cfg)
 
