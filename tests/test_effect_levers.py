@@ -222,4 +222,14 @@ def test_seed_set_stability_chooses_again_on_each_half_of_the_validation_seeds()
     flip = {("p", 1.0, 0.5): rows({100: 0.7, 101: 0.3}), ("p", 3.0, 0.5): rows({100: 0.4, 101: 0.9})}
     st = seed_set_stability(base, flip, cfg, ("p", 1.0, 0.5))
     assert st["stable"] is False and st["groups"]["seeds 100"]["lambda"] == 3.0 and "not stable" in st["why"]
+    # the two choices compared paired on all clips: λ 3 is worse on all clips together (0.65 against 0.5 of the
+    # baseline's composite), by an interval that holds the difference of the true scales
+    c = st["contenders"]["p λ=3 ρ=0.5"]
+    assert c["n"] == N and c["diff_ci"][0] < c["diff"] < c["diff_ci"][1] and c["diff_ci"][0] < 0.15 < c["diff_ci"][1]
+    assert c["verdict"] == "the choice is detectably better" and c["said"] in st["why"]
+    # two candidates of the same true scale on all clips: validation cannot tell them apart
+    tie = {("p", 1.0, 0.5): rows({100: 0.7, 101: 0.3}), ("p", 3.0, 0.5): rows({100: 0.3, 101: 0.7})}
+    st = seed_set_stability(base, tie, cfg, ("p", 1.0, 0.5))
+    assert st["stable"] is False and st["contenders"]["p λ=3 ρ=0.5"]["verdict"] == "validation cannot tell them apart"
+    assert st["contenders"]["p λ=3 ρ=0.5"]["diff_ci"][0] < 0 < st["contenders"]["p λ=3 ρ=0.5"]["diff_ci"][1]
     assert seed_set_stability(base, flip, replace(cfg, val_seeds=(100,)), ("p", 1.0, 0.5))["stable"] is None
