@@ -76,7 +76,7 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     sel = json.loads((Path(args.prior) / "selection.json").read_text())
     lam, rho = float(sel["lambda"]), float(sel["window"])
-    steps, cfg_scale = int(sel.get("steps", 25)), float(sel.get("cfg_scale", 2.0))
+    steps, cfg_scale = int(sel.get("steps", 25)), float(sel.get("guidance_scale", sel.get("cfg_scale", 2.0)))
     cfg = DemoConfig(backbone=args.backbone, prior=args.prior, steps=steps, cfg_scale=cfg_scale, window=rho)
     pipe, meta, preset, world = _load_pipeline(cfg)
     prior = MotionPrior.from_pretrained(args.prior).float().eval()

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "every variant (and the ablations) and reports paired effects with 95 % intervals, "
                                     "Holm-corrected tests and verdicts; writes the chosen λ, ρ, steps and guidance scale into the "
                                     "chosen prior's sampling.json (OUT/prior-tauN), which `lamo sample --prior` and "
-                                    "`lamo demo --prior` then use. About 20 minutes on 2 CPU cores.")
+                                    "`lamo demo --prior` then use; every test clip is read by both readouts. "
+                                    "About 50 minutes on 2 CPU cores (47 min measured with --threads 1).")
     add_effect_args(e, "full")
     e.set_defaults(func=_run)
 
