@@ -14,7 +14,19 @@ both readouts, compared by :func:`lamo.demo.stats.analyse` / :func:`~lamo.demo.s
     OMP_NUM_THREADS=1 python benchmarks/mdl_vs_backbone.py --out runs/mdl-vs-backbone \\
         --results benchmarks/results/mdl_vs_backbone_cpu.json --threads 1 --parallel
 
-Each phase is cached in ``--out`` (data set, fine-tunes — they resume —, each variant's test rows).
+**With an anchor** (``--anchor-weight β``, passed to both fine-tunes: ``β·mean((v_θ − v_0)²)`` to the frozen backbone
+on the same noisy latent, timestep and caption) the control keeps the backbone's motion by an explicit term instead
+of by its data. ``--anchor-grid β₁ β₂ …`` chooses β on validation prompts (48 prompts of world seed 4 × seeds 0, 1
+by default; never the test's): walking the grid upwards, the plain fine-tune at each β samples the validation clips
+and is compared, paired, with the backbone; the first β whose composite physics error is not detectably worse
+(readout A's verdict) is taken, and the MDL fine-tune is trained at it. The test then runs once. World-only data
+(``--self-clips 0``): the anchor alone is what keeps the motion::
+
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/mdl_vs_backbone.py --out runs/mdl-anchor \
+        --results benchmarks/results/mdl_anchor_cpu.json --threads 1 --world-clips 1024 --self-clips 0 \
+        --anchor-grid 1 10
+
+Each phase is cached in ``--out`` (data set, fine-tunes — they resume —, each variant's validation and test rows).
 """
 from __future__ import annotations
 
