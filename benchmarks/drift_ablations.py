@@ -107,7 +107,8 @@ NOT_RECIPE = ("out", "threads", "workers", "device", "export_steps", "stop_at")
 
 
 def recipe(cfg: dict) -> dict:
-    return {k: v for k, v in cfg.items() if k not in NOT_RECIPE}
+    # anchor_weight 0 (off) is the recipe of the fine-tunes recorded before the option existed
+    return {k: v for k, v in cfg.items() if k not in NOT_RECIPE and not (k == "anchor_weight" and v == 0)}
 
 
 def train_config(v: Variant, backbone: str, out: Path, ft: dict, threads: int):

@@ -74,6 +74,7 @@ class FinetuneConfig:
     drift_weight: float = 0.4  # λ_drift (0: plain denoising fine-tune)
     drift_mode: str = "normalized"  # lamo.losses.ALL_DRIFT_MODES (normalized: the paper's)
     drift_tau: int = 2  # lag τ (latent frames) of the Motion Drift Loss
+    anchor_weight: float = 0.0  # β of the anchor β·mean((v_θ − v_0)²) to the frozen --model (LoRA: adapters off; 0: off)
     gradient_checkpointing: bool = False  # recompute the transformer's activations in the backward pass (less memory)
     grad_clip: float = 1.0  # gradient-norm clip
     seed: int = 0  # random seed (data order, noise, LoRA initialisation)
@@ -129,3 +130,4 @@ class BackboneTrainConfig:
     ae_latent_noise: float = 0.2  # the decoder also learns to decode latents noised by this × their std
     export_steps: str = ""  # comma-separated steps at which the EMA pipeline is also saved (pipeline-step-N)
     stop_at: int = 0  # stop here (0: at `steps`) and save the pipeline; the lr schedule still spans `steps`
+    anchor_weight: float = 0.0  # β of the anchor β·mean((v_θ − v_0)²) to the frozen --init-from model (0: off; needs init_from)

@@ -35,7 +35,8 @@ _BACKBONE_TYPES = dict(
     steps=COUNT, batch_size=COUNT, lr=LR, warmup=NON_NEGATIVE, weight_decay=NON_NEGATIVE_REAL,
     grad_clip=NON_NEGATIVE_REAL, caption_dropout=FRACTION, ema_decay=FRACTION, seed=SEED, save_every=COUNT,
     threads=THREADS, drift_weight=NON_NEGATIVE_REAL, drift_tau=COUNT, workers=THREADS, ae_steps=NON_NEGATIVE,
-    ae_batch_size=COUNT, ae_lr=LR, ae_latent_noise=NON_NEGATIVE_REAL, stop_at=NON_NEGATIVE, device=device_or_auto)
+    ae_batch_size=COUNT, ae_lr=LR, ae_latent_noise=NON_NEGATIVE_REAL, stop_at=NON_NEGATIVE, anchor_weight=NON_NEGATIVE_REAL,
+    device=device_or_auto)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

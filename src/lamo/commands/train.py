@@ -21,7 +21,8 @@ _PRIOR_TYPES = dict(steps=COUNT, batch_size=COUNT, lr=LR, weight_decay=NON_NEGAT
 _FINETUNE_TYPES = dict(steps=COUNT, batch_size=COUNT, lr=LR, lora_rank=NON_NEGATIVE, drift_weight=NON_NEGATIVE_REAL,
                        drift_tau=COUNT, grad_clip=NON_NEGATIVE_REAL, seed=SEED, save_every=COUNT,
                        max_steps_this_run=COUNT, validation_every=NON_NEGATIVE, validation_steps=COUNT,
-                       lora_alpha=NON_NEGATIVE_REAL, prior_lr=LR)
+                       lora_alpha=NON_NEGATIVE_REAL, prior_lr=LR,
+                       anchor_weight=NON_NEGATIVE_REAL)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -213,6 +213,11 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
         raise ValueError(f"unknown drift_weighting {cfg.drift_weighting!r}; choose per_sample or batch_mean")
     if cfg.precision not in ("fp32", "bf16"):
         raise ValueError(f"unknown precision {cfg.precision!r}; choose fp32 or bf16")
+    if cfg.anchor_weight > 0 and not cfg.init_from:
+        from ..errors import InputError
+
+        raise InputError(f"--anchor-weight {cfg.anchor_weight:g} anchors a fine-tune to the model it starts from: "
+                         "pass --init-from PIPELINE_FOLDER, or --anchor-weight 0")
     exports = _export_steps(cfg.export_steps)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -252,6 +257,9 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
     text_encoder.requires_grad_(cfg.train_text_encoder)
     modules = torch.nn.ModuleDict({"transformer": transformer, "text_encoder": text_encoder})
     ema = copy.deepcopy(modules).requires_grad_(False)
+    # The anchor's frozen reference v_0: the --init-from weights as loaded (before any checkpoint is restored, so a
+    # resumed run anchors to the same start), no gradient, eval mode
+    reference = copy.deepcopy(modules).requires_grad_(False).eval() if cfg.anchor_weight > 0 else None
     params = [p for p in modules.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     gen = torch.Generator(device).manual_seed(cfg.seed)
@@ -267,7 +275,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
     alphas = scheduler.alphas_cumprod.float().to(device)  # (1000,)
     modules.train()
     ema_params = [pe for pe, pm in zip(ema.parameters(), modules.parameters()) if pm.requires_grad]
-    history, drift_history, denoise_history = [], [], []
+    history, drift_history, denoise_history, anchor_history = [], [], [], []
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     end = min(cfg.stop_at, cfg.steps) if cfg.stop_at > 0 else cfg.steps
     bar = tqdm(total=end, initial=step, desc="backbone", unit="step", dynamic_ncols=True)
@@ -294,6 +302,15 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
             w = a.flatten() if cfg.drift_weighting == "per_sample" else a.flatten().mean().expand(cfg.batch_size)
             drift = drift_loss_terms(x0_hat, x0, tau=cfg.drift_tau, mode=cfg.drift_mode, weight=w).weighted.mean()
             loss = loss + cfg.drift_weight * drift
+        anchor = torch.zeros((), device=device)
+        if reference is not None:
+            # L += β · mean((v_θ(x_t, t, c) − v_0(x_t, t, c))²): the same x_t, t and caption, v_0 frozen
+            with torch.no_grad(), autocast:
+                ref_emb = emb.detach() if not cfg.train_text_encoder else reference["text_encoder"](batch_ids)[0]
+                ref = reference["transformer"](hidden_states=x_t, encoder_hidden_states=ref_emb, timestep=t,
+                                               return_dict=False)[0]
+            anchor = torch.nn.functional.mse_loss(pred, ref.float())
+            loss = loss + cfg.anchor_weight * anchor
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
         opt.zero_grad(set_to_none=True)
@@ -307,6 +324,7 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
         history.append(loss.detach())
         drift_history.append(drift.detach())
         denoise_history.append(denoise.detach())
+        anchor_history.append(anchor.detach())
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{torch.stack(history[-100:]).mean().item():.4f}")
@@ -322,8 +340,11 @@ def train_backbone(cfg: BackboneTrainConfig, resume: bool = True) -> Path:
                 f.write(json.dumps({"step": step, "loss": torch.stack(history[-k:]).mean().item(),
                                     "drift": torch.stack(drift_history[-k:]).mean().item(),
                                     "denoise": torch.stack(denoise_history[-k:]).mean().item(),
+                                    **({"anchor": torch.stack(anchor_history[-k:]).mean().item()}
+                                       if reference is not None else {}),
                                     "elapsed_s": time.time() - t0}) + "\n")
             history, drift_history, denoise_history = history[-k:], drift_history[-k:], denoise_history[-k:]
+            anchor_history = anchor_history[-k:]
     bar.close()
 
     # Ship the EMA weights as a standard diffusers pipeline folder.

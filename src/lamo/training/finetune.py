@@ -25,6 +25,12 @@ at their defaults. On CogVideoX it also draws the noise level as the release's t
 and the batch-mean drift weight is ``mean_b (1 − σ_b²)₊`` of that ``σ`` (not of ``√(1 − ᾱ_t)``). Its
 denoising loss, ``1/(1 − ᾱ_t)·‖x̂0 − x0‖²`` on the predicted clean latent, is the v-prediction MSE LaMo
 minimises (``x̂0 − x0 = −√(1 − ᾱ_t)·(v̂ − v)``), so it is left as it is.
+
+**Anchor** (``anchor_weight`` β > 0): ``L += β · mean((v_θ(x_t, t, c) − v_0(x_t, t, c))²)``, ``v_0`` the frozen model
+the run starts from, on the same ``x_t``, ``t`` and prompt, without gradient — a fine-tune that keeps the
+backbone's behaviour where the data do not pull it away (the fair control of the drift loss). LoRA: ``v_0`` is the
+same transformer with its adapters disabled (no second copy); full fine-tuning: a frozen copy of ``--model``'s
+transformer, rebuilt from those weights on resume (never from the checkpoint).
 """
 from __future__ import annotations
 
@@ -71,6 +77,10 @@ def release_timesteps(scheduler: Any, batch: int, generator: torch.Generator | N
 class FinetuneLoss(torch.nn.Module):
     """``forward(latents, prompt_embeds, seed) → (loss, denoise, drift, drift_error, prior_loss, prior_cosine)``.
 
+    With ``anchor_weight`` β > 0, ``loss`` also holds ``β · mean((v_θ − v_0)²)`` against ``reference`` (a frozen
+    transformer; ``None``: ``transformer`` itself with its LoRA adapters disabled); the last batch's
+    ``mean((v_θ − v_0)²)`` is kept, detached, in :attr:`last_anchor` (0 with β = 0).
+
     ``latents`` ``(B, F, C, H, W)``, ``prompt_embeds`` ``(B, L, D)``; ``drift`` is the batch mean of
     ``w·L_drift`` (``w``: ``w(t)`` per sample, or the batch mean of ``(1 − σ²)₊`` with
     ``drift_weighting="batch_mean"``) and ``drift_error`` of the un-normalised macro-drift error. With a
@@ -80,7 +90,7 @@ class FinetuneLoss(torch.nn.Module):
 
     def __init__(self, transformer, scheduler, adapter, drift_weight: float, drift_mode: str, tau: int,
                  drift_weighting: str = "per_sample", prior=None, aug_noise_levels: torch.Tensor | None = None,
-                 timestep_sampling: str = "uniform"):
+                 timestep_sampling: str = "uniform", anchor_weight: float = 0.0, reference=None):
         super().__init__()
         if drift_weighting not in DRIFT_WEIGHTINGS:
             raise ValueError(f"unknown drift_weighting {drift_weighting!r}; choose from {DRIFT_WEIGHTINGS}")
@@ -94,6 +104,25 @@ class FinetuneLoss(torch.nn.Module):
         self.drift_weighting = drift_weighting
         self.prior = prior
         self.aug_noise_levels = aug_noise_levels  # (T,) for a prior with noise_aug="diffusion"; not a buffer
+        self.anchor_weight = float(anchor_weight)
+        # not a submodule: kept out of state_dict (checkpoints), of the optimiser and of DDP; frozen
+        self._reference = (reference.requires_grad_(False).eval(),) if reference is not None else None
+        self.last_anchor = torch.zeros(())
+
+    def reference_pred(self, latents: torch.Tensor, prompt_embeds: torch.Tensor, generator: torch.Generator,
+                       timesteps: torch.Tensor | None) -> torch.Tensor:
+        """``v_0`` of the anchor: the frozen model's prediction on the ``x_t`` and ``t`` that ``generator`` (in the
+        state the trained model's forward found it) draws, no gradient."""
+        with torch.no_grad():
+            if self._reference is not None:
+                return self.adapter.training_forward(self._reference[0], self.scheduler, latents, prompt_embeds,
+                                                     generator=generator, timesteps=timesteps).pred
+            self.transformer.disable_adapters()  # the LoRA run's starting model: its adapters off
+            try:
+                return self.adapter.training_forward(self.transformer, self.scheduler, latents, prompt_embeds,
+                                                     generator=generator, timesteps=timesteps).pred
+            finally:
+                self.transformer.enable_adapters()
 
     def drift_weights(self, tf, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """``(B,)`` weight of each sample's drift loss (``sigma``: the release's σ of the batch, when drawn so)."""
@@ -113,12 +142,18 @@ class FinetuneLoss(torch.nn.Module):
         sigma = timesteps = None
         if self.release_sigmas:
             sigma, timesteps = release_timesteps(self.scheduler, latents.shape[0], g)
+        g_ref = torch.Generator().set_state(g.get_state()) if self.anchor_weight > 0 else None
         tf = self.adapter.training_forward(self.transformer, self.scheduler, latents, prompt_embeds, generator=g,
                                            timesteps=timesteps)
         denoise = (tf.pred.float() - tf.target.float()).pow(2).flatten(1).mean(1)  # (B,)
         drift = drift_loss_terms(tf.x0_pred, latents, tau=self.tau, mode=self.drift_mode,
                                  weight=self.drift_weights(tf, sigma))
         loss = denoise.mean() + self.drift_weight * drift.weighted.mean()
+        if self.anchor_weight > 0:
+            ref = self.reference_pred(latents, prompt_embeds, g_ref, timesteps)
+            anchor = (tf.pred.float() - ref.float()).pow(2).mean()
+            loss = loss + self.anchor_weight * anchor
+            self.last_anchor = anchor.detach()
         prior_loss = prior_cos = torch.zeros((), device=latents.device)
         if self.prior is not None:
             pooled = self.adapter.pool_prompt(prompt_embeds.detach())  # (B, L, D) -> (B, D), as at sampling
@@ -209,9 +244,15 @@ def _train_finetune(cfg: FinetuneConfig) -> Path:
             raise InputError(f"the cached clips have {m['latent_shape'][0]} latent frames; the prior's τ = "
                              f"{prior.config.tau} needs more")
     opt = torch.optim.AdamW(groups, **adamw_options(cfg))  # the release's β, ε, weight decay under its recipe
+    reference = None
+    if cfg.anchor_weight > 0 and cfg.lora_rank == 0:  # the full fine-tune's frozen start (LoRA: adapters disabled)
+        import copy
+
+        reference = copy.deepcopy(transformer).requires_grad_(False).to(acc.device)
     loss_module = FinetuneLoss(transformer, scheduler, adapter, cfg.drift_weight, cfg.drift_mode, cfg.drift_tau,
                                cfg.drift_weighting, prior, levels,
-                               timestep_sampling="release" if cfg.recipe == "lamo-release" else "uniform")
+                               timestep_sampling="release" if cfg.recipe == "lamo-release" else "uniform",
+                               anchor_weight=cfg.anchor_weight, reference=reference)
     model, opt = acc.prepare(loss_module, opt)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -266,6 +307,8 @@ def _train_finetune(cfg: FinetuneConfig) -> Path:
         bar.update(1)
         terms = {"loss": loss.item(), "denoise": denoise.item(), "drift_weighted": drift.item(),
                  "drift_error": drift_err.item()}
+        if cfg.anchor_weight > 0:
+            terms["anchor"] = loss_module.last_anchor.item()
         if prior is not None:
             terms.update(prior_loss=prior_loss.item(), prior_cosine=prior_cos.item())
         bar.set_postfix(loss=f"{terms['loss']:.4f}", drift=f"{terms['drift_weighted']:.3g}")
