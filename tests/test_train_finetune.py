@@ -11,26 +11,13 @@ from lamo.adapters import get_adapter
 from lamo.cli import main
 from lamo.losses import drift_loss_terms
 from lamo.training.finetune import FinetuneLoss
-from tiny_models import LATENT_FRAMES, TEXT_DIM, TEXT_LEN, tiny_cogvideox_components, tiny_pipeline
+from tiny_models import write_tiny_drifting_cache
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("ft")
-    pipe = tiny_pipeline(CogVideoXPipeline, tiny_cogvideox_components())
-    pipe.save_pretrained(root / "model")
-    g = torch.Generator().manual_seed(0)
-    # latent clips whose channel means drift steadily: a macro motion to learn
-    base = torch.randn(8, 1, 4, 4, 4, generator=g)
-    t = torch.arange(LATENT_FRAMES).view(1, LATENT_FRAMES, 1, 1, 1).float()
-    latents = base + 0.8 * t * torch.randn(8, 1, 4, 1, 1, generator=g)  # (8, 4, 4, 4, 4)
-    embeds = torch.randn(8, TEXT_LEN, TEXT_DIM, generator=g)
-    (root / "cache").mkdir()
-    save_file({"latents": latents, "pooled": embeds.mean(1), "prompt_embeds": embeds, "index": torch.arange(8)},
-              str(root / "cache" / "shard-00000.safetensors"))
-    (root / "cache" / "manifest.json").write_text(json.dumps({
-        "family": "cogvideox", "latent_shape": list(latents.shape[1:]), "text_dim": TEXT_DIM,
-        "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 8, "captions": [""] * 8, "skipped": []}]}))
+    latents, embeds = write_tiny_drifting_cache(root)
     return root, latents, embeds
 
 

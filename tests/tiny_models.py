@@ -590,6 +590,30 @@ def write_tiny_finetune_inputs(root: Path) -> tuple[Path, Path]:
     return root / "model", root / "cache"
 
 
+def write_tiny_drifting_cache(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """A tiny CogVideoX pipeline (``root/model``) and an 8-clip latent cache of its sizes (``root/cache``) whose
+    clips' channel means drift steadily — a macro motion for the drift loss to learn. Returns ``(latents,
+    prompt_embeds)`` as written."""
+    import json
+
+    from diffusers import CogVideoXPipeline
+    from safetensors.torch import save_file
+
+    tiny_pipeline(CogVideoXPipeline, tiny_cogvideox_components()).save_pretrained(root / "model")
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(8, 1, 4, 4, 4, generator=g)
+    t = torch.arange(LATENT_FRAMES).view(1, LATENT_FRAMES, 1, 1, 1).float()
+    latents = base + 0.8 * t * torch.randn(8, 1, 4, 1, 1, generator=g)  # (8, 4, 4, 4, 4)
+    embeds = torch.randn(8, TEXT_LEN, TEXT_DIM, generator=g)
+    (root / "cache").mkdir()
+    save_file({"latents": latents, "pooled": embeds.mean(1), "prompt_embeds": embeds, "index": torch.arange(8)},
+              str(root / "cache" / "shard-00000.safetensors"))
+    (root / "cache" / "manifest.json").write_text(json.dumps({
+        "family": "cogvideox", "latent_shape": list(latents.shape[1:]), "text_dim": TEXT_DIM,
+        "shards": [{"shard": 0, "file": "shard-00000.safetensors", "n": 8, "captions": [""] * 8, "skipped": []}]}))
+    return latents, embeds
+
+
 def write_tiny_sampling_inputs(root: Path) -> Path:
     """What `lamo sample` tests read under ``root``: a tiny CogVideoX pipeline (``model``), a prior trained for it
     (``prior``) and one prompt's embeddings with negatives (``p.safetensors``). Returns ``root``."""
