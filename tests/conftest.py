@@ -20,3 +20,14 @@ def latent_cache(tmp_path_factory):
     from tiny_models import write_tiny_latent_cache
 
     return write_tiny_latent_cache(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def drifting_cache(tmp_path_factory):
+    """A tiny CogVideoX pipeline and an 8-clip latent cache whose channel means drift (the fine-tune tests'):
+    ``(root, latents, prompt_embeds)`` with ``root/model`` and ``root/cache``, one per test file."""
+    from tiny_models import write_tiny_drifting_cache
+
+    root = tmp_path_factory.mktemp("drifting")
+    latents, embeds = write_tiny_drifting_cache(root)
+    return root, latents, embeds

@@ -9,14 +9,6 @@ from diffusers import CogVideoXPipeline, CogVideoXTransformer3DModel
 from lamo.adapters import get_adapter
 from lamo.cli import main
 from lamo.training.finetune import FinetuneLoss
-from tiny_models import write_tiny_drifting_cache
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("anchor")
-    latents, embeds = write_tiny_drifting_cache(root)
-    return root, latents, embeds
 
 
 def _pipe(root):
@@ -30,10 +22,10 @@ def _perturb(params, seed=1, scale=0.05):
             p.add_(scale * torch.randn(p.shape, generator=g))
 
 
-def test_full_anchor_is_zero_at_the_start_then_pulls_back_without_touching_the_reference(setup):
+def test_full_anchor_is_zero_at_the_start_then_pulls_back_without_touching_the_reference(drifting_cache):
     import copy
 
-    root, latents, embeds = setup
+    root, latents, embeds = drifting_cache
     pipe = _pipe(root)
     adapter = get_adapter(pipe)
     ref = copy.deepcopy(pipe.transformer)
@@ -61,10 +53,10 @@ def test_full_anchor_is_zero_at_the_start_then_pulls_back_without_touching_the_r
     assert set(anch.state_dict()) == set(plain.state_dict())
 
 
-def test_lora_anchor_is_the_model_with_its_adapters_disabled(setup):
+def test_lora_anchor_is_the_model_with_its_adapters_disabled(drifting_cache):
     from peft import LoraConfig
 
-    root, latents, embeds = setup
+    root, latents, embeds = drifting_cache
     pipe = _pipe(root)
     adapter = get_adapter(pipe)
     t = pipe.transformer
@@ -101,8 +93,8 @@ def _distance(a, b):
     return sum(float((a[k] - b[k]).pow(2).sum()) for k in a) ** 0.5
 
 
-def test_anchor_zero_is_todays_run_and_a_big_anchor_stays_near_the_start(setup, tmp_path):
-    root, _, _ = setup
+def test_anchor_zero_is_todays_run_and_a_big_anchor_stays_near_the_start(drifting_cache, tmp_path):
+    root, _, _ = drifting_cache
     start = CogVideoXTransformer3DModel.from_pretrained(root / "model", subfolder="transformer").state_dict()
     _run(root, tmp_path / "default")
     _run(root, tmp_path / "zero", "--anchor-weight", "0")
@@ -118,10 +110,10 @@ def test_anchor_zero_is_todays_run_and_a_big_anchor_stays_near_the_start(setup, 
 
 
 @pytest.mark.parametrize("lora", ["0", "4"])
-def test_an_anchored_run_resumes_to_the_same_weights(setup, tmp_path, lora):
+def test_an_anchored_run_resumes_to_the_same_weights(drifting_cache, tmp_path, lora):
     """The frozen reference comes from --model on resume (the checkpoint holds none): the resumed run is the
     uninterrupted one."""
-    root, _, _ = setup
+    root, _, _ = drifting_cache
     _run(root, tmp_path / "a", "--anchor-weight", "10", steps="4", lora=lora)
     _run(root, tmp_path / "b", "--anchor-weight", "10", "--max-steps-this-run", "2", steps="4", lora=lora)
     _run(root, tmp_path / "b", "--anchor-weight", "10", "--resume-from-checkpoint", "latest", steps="4", lora=lora)

@@ -11,18 +11,10 @@ from lamo.adapters import get_adapter
 from lamo.cli import main
 from lamo.losses import drift_loss_terms
 from lamo.training.finetune import FinetuneLoss
-from tiny_models import write_tiny_drifting_cache
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ft")
-    latents, embeds = write_tiny_drifting_cache(root)
-    return root, latents, embeds
-
-
-def test_drift_term_is_w_t_weighted(setup):
-    root, latents, embeds = setup
+def test_drift_term_is_w_t_weighted(drifting_cache):
+    root, latents, embeds = drifting_cache
     pipe = CogVideoXPipeline.from_pretrained(root / "model", tokenizer=None, text_encoder=None)
     adapter = get_adapter(pipe)
     m = FinetuneLoss(pipe.transformer, pipe.scheduler, adapter, drift_weight=0.4, drift_mode="normalized", tau=1)
@@ -50,8 +42,8 @@ def _drift_error(transformer_dir, root, latents, embeds):
     return float(torch.stack(errs).mean())
 
 
-def test_drift_loss_lowers_the_drift_error_on_the_training_clips(setup, tmp_path):
-    root, latents, embeds = setup
+def test_drift_loss_lowers_the_drift_error_on_the_training_clips(drifting_cache, tmp_path):
+    root, latents, embeds = drifting_cache
     common = ["train", "finetune", "--model", str(root / "model"), "--cache", str(root / "cache"), "--lora-rank", "0",
               "--steps", "100", "--batch-size", "4", "--lr", "5e-3", "--drift-tau", "1", "--save-every", "100",
               "--log-with", "none", "--seed", "3"]
@@ -64,8 +56,8 @@ def test_drift_loss_lowers_the_drift_error_on_the_training_clips(setup, tmp_path
     assert mdl < 0.95 * plain, (mdl, plain)  # measured: 0.258 vs 0.283
 
 
-def test_lora_fine_tune_saves_lora_weights(setup, tmp_path):
-    root, _, _ = setup
+def test_lora_fine_tune_saves_lora_weights(drifting_cache, tmp_path):
+    root, _, _ = drifting_cache
     assert main(["train", "finetune", "--model", str(root / "model"), "--cache", str(root / "cache"), "--lora-rank",
                  "4", "--steps", "2", "--batch-size", "2", "--save-every", "2", "--log-with", "none",
                  "--gradient-checkpointing", "yes", "--out", str(tmp_path / "lora")]) == 0
@@ -98,8 +90,8 @@ def test_periodic_validation_videos(tmp_path):
             assert read_video(tmp_path / "o" / "validation" / f"step-00000{step}" / f"{i}.mp4").shape[1:] == (16, 16, 3)
 
 
-def test_batch_mean_drift_weighting_is_the_release_weight(setup):
-    root, latents, embeds = setup
+def test_batch_mean_drift_weighting_is_the_release_weight(drifting_cache):
+    root, latents, embeds = drifting_cache
     pipe = CogVideoXPipeline.from_pretrained(root / "model", tokenizer=None, text_encoder=None)
     adapter = get_adapter(pipe)
     m = FinetuneLoss(pipe.transformer, pipe.scheduler, adapter, drift_weight=0.4, drift_mode="normalized", tau=2,
@@ -116,13 +108,13 @@ def test_batch_mean_drift_weighting_is_the_release_weight(setup):
         FinetuneLoss(pipe.transformer, pipe.scheduler, adapter, 0.4, "normalized", 2, drift_weighting="max")
 
 
-def test_release_recipe_trains_lora_and_predictor_in_one_run(setup, tmp_path):
+def test_release_recipe_trains_lora_and_predictor_in_one_run(drifting_cache, tmp_path):
     import yaml
 
     from lamo.convert import load_release
     from lamo.pipelines import LaMoCogVideoXPipeline
 
-    root, latents, embeds = setup
+    root, latents, embeds = drifting_cache
     out = tmp_path / "release"
     assert main(["train", "finetune", "--model", str(root / "model"), "--cache", str(root / "cache"),
                  "--recipe", "lamo-release", "--steps", "3", "--batch-size", "2", "--lora-rank", "4", "--lora-alpha", "2",
@@ -145,8 +137,8 @@ def test_release_recipe_trains_lora_and_predictor_in_one_run(setup, tmp_path):
     assert scales == {0.5}  # alpha 2 / rank 4, read from the file (not re-scaled by load_release)
 
 
-def test_joint_predictor_run_resumes_to_the_same_weights(setup, tmp_path):
-    root, _, _ = setup
+def test_joint_predictor_run_resumes_to_the_same_weights(drifting_cache, tmp_path):
+    root, _, _ = drifting_cache
     common = ["train", "finetune", "--model", str(root / "model"), "--cache", str(root / "cache"), "--lora-rank", "4",
               "--steps", "4", "--batch-size", "2", "--save-every", "2", "--log-with", "none", "--prior-preset", "release",
               "--prior-options", "hidden_channels=16,num_blocks=1,cond_dim=8", "--drift-weighting", "batch_mean"]
