@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from diffusers import CogVideoXPipeline
-from test_train_finetune import setup  # noqa: F401  (the tiny model + cache fixture)
 
 from lamo import MotionPrior
 from lamo.adapters import get_adapter
@@ -67,8 +66,8 @@ def test_recipes_name_the_release_schedules_and_adamw():
     assert adamw_options(PriorTrainConfig()) == {"weight_decay": 0.0}
 
 
-def test_release_run_builds_the_release_adamw(setup, tmp_path, monkeypatch):  # noqa: F811
-    root, _, _ = setup
+def test_release_run_builds_the_release_adamw(drifting_cache, tmp_path, monkeypatch):
+    root, _, _ = drifting_cache
     seen = []
     real = torch.optim.AdamW
 
@@ -103,8 +102,8 @@ def test_release_timestep_draw():
     assert set(t.tolist()) == set(expected_t.tolist())
 
 
-def test_release_drift_weight_and_denoising_loss(setup):  # noqa: F811
-    root, latents, embeds = setup
+def test_release_drift_weight_and_denoising_loss(drifting_cache):
+    root, latents, embeds = drifting_cache
     pipe = CogVideoXPipeline.from_pretrained(root / "model", tokenizer=None, text_encoder=None)
     adapter = get_adapter(pipe)
     m = FinetuneLoss(pipe.transformer, pipe.scheduler, adapter, drift_weight=0.4, drift_mode="normalized", tau=2,
