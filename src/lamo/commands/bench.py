@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "Holm-corrected tests and verdicts; writes the chosen λ, ρ, steps and guidance scale into the "
                                     "chosen prior's sampling.json (OUT/prior-tauN), which `lamo sample --prior` and "
                                     "`lamo demo --prior` then use; every test clip is read by both readouts. "
-                                    "About 50 minutes on 2 CPU cores (47 min measured with --threads 1).")
+                                    "About 45 minutes on 2 CPU cores (44–47 min measured with --threads 1).")
     add_effect_args(e, "full")
     e.set_defaults(func=_run)
 
