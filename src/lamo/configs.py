@@ -130,4 +130,4 @@ class BackboneTrainConfig:
     ae_latent_noise: float = 0.2  # the decoder also learns to decode latents noised by this × their std
     export_steps: str = ""  # comma-separated steps at which the EMA pipeline is also saved (pipeline-step-N)
     stop_at: int = 0  # stop here (0: at `steps`) and save the pipeline; the lr schedule still spans `steps`
-    anchor_weight: float = 0.0  # β of the anchor β·mean((v_θ − v_0)²) to the frozen --init-from model (0: off; needs init_from)
+    anchor_weight: float = 0.0  # β of the anchor β·mean((v_θ − v_0)²) to the frozen --init-from model (0: off; needs --init-from)
