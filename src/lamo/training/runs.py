@@ -156,15 +156,10 @@ def _check_cache_holds_the_lag(cfg: Any) -> None:
         import inspect
 
         from ..prior import PRIOR_PRESETS, MotionPrior
+        from .prior import parse_prior_options  # a malformed --prior-options is refused here, as the trainer would
 
-        tau = PRIOR_PRESETS.get(cfg.preset, {}).get("tau", inspect.signature(MotionPrior.__init__).parameters["tau"].default)
-        for item in cfg.prior_options.split(","):  # "tau=3,…" (the trainer refuses other spellings by name)
-            key, sep, value = item.partition("=")
-            if key.strip() == "tau" and sep:
-                try:
-                    tau = int(value.strip())
-                except ValueError:
-                    tau = None
+        tau = parse_prior_options(cfg.prior_options).get("tau", PRIOR_PRESETS.get(cfg.preset, {}).get(
+            "tau", inspect.signature(MotionPrior.__init__).parameters["tau"].default))
         if isinstance(tau, int):
             lags.append(("--prior-options tau", tau))
     for flag, tau in lags:
