@@ -239,20 +239,21 @@ def _contenders(base: Sequence[Mapping], rows: Mapping[tuple, Sequence[Mapping]]
     def of(prior, lam, w):
         return next(r for k, r in rows.items() if (k[0], float(k[1]), float(k[2])) == (prior, float(lam), float(w)))
 
-    _, mine = composite(base, of(*chosen))
-    out: dict[str, dict] = {}
+    others = {}
     for g in groups.values():
         key = (g["prior"], g["lambda"], g["window"])
-        name = f"{key[0]} λ={key[1]:g} ρ={key[2]:g}"
-        if key == (chosen[0], float(chosen[1]), float(chosen[2])) or name in out:
-            continue
-        e = paired_effect(mine, composite(base, of(*key))[1], COMPOSITE, n_resamples=cfg.n_resamples, seed=cfg.seed)
-        lo, hi = e.diff_ci
-        verdict = ("the choice is detectably better" if lo > 0 and e.p < 0.05 else
-                   "the choice is detectably worse" if hi < 0 and e.p < 0.05 else "validation cannot tell them apart")
-        out[name] = {"diff": e.diff, "diff_ci": [lo, hi], "p": e.p, "n": e.n, "verdict": verdict,
-                     "said": f"{100 * e.diff:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] of the baseline's "
-                             f"composite (p = {e.p:.2g}): {verdict}"}
+        if key != (chosen[0], float(chosen[1]), float(chosen[2])):
+            others[f"{key[0]} λ={key[1]:g} ρ={key[2]:g}"] = of(*key)
+    # choose_paired's comparison of each challenger with the incumbent (here: the choice), clip by clip
+    table = choose_paired(base, of(*chosen), others, n_resamples=cfg.n_resamples, seed=cfg.seed)["candidates"]
+    out: dict[str, dict] = {}
+    for name, c in table.items():
+        (lo, hi), p = c["diff_ci"], c["p"]
+        verdict = ("the choice is detectably better" if lo > 0 and p < 0.05 else
+                   "the choice is detectably worse" if hi < 0 and p < 0.05 else "validation cannot tell them apart")
+        out[name] = {"diff": c["diff"], "diff_ci": [lo, hi], "p": p, "n": c["n"], "verdict": verdict,
+                     "said": f"{100 * c['diff']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] of the baseline's "
+                             f"composite (p = {p:.2g}): {verdict}"}
     return out
 
 
