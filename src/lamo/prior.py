@@ -54,7 +54,8 @@ from .motion import check_latents, lag_delta
 
 
 __all__ = ["MotionPrior", "PRIOR_ARCHS", "PRIOR_PRESETS", "NOISE_AUGS", "PriorLossOutput", "pool_prompt_embeds",
-           "SAMPLING_SETTINGS_FILE", "SAMPLING_KEYS", "write_sampling_settings", "read_sampling_settings"]
+           "SAMPLING_SETTINGS_FILE", "SAMPLING_KEYS", "write_sampling_settings", "read_sampling_settings",
+           "parse_prior_options"]
 
 PRIOR_ARCHS = ("lamo", "release")
 NOISE_AUGS = ("fixed", "diffusion")
@@ -846,3 +847,21 @@ def save_release_predictor(prior: MotionPrior, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({RELEASE_PREFIX + k: v.detach().contiguous().cpu() for k, v in prior.state_dict().items()}, str(path))
     return path
+
+
+def parse_prior_options(text: str) -> dict[str, Any]:
+    """``"tau=1,noise_aug=diffusion,cosine_weight=0.3"`` → MotionPrior keyword arguments (YAML values)."""
+    import inspect
+
+    import yaml
+
+    known = set(inspect.signature(MotionPrior.__init__).parameters) - {"self", "latent_channels", "text_embed_dim",
+                                                                        "backbone"}
+    out: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise InputError(f"prior_options: {item!r} is not KEY=VALUE with KEY one of {sorted(known)}")
+        out[key] = yaml.safe_load(value.strip())
+    return out

@@ -20,7 +20,6 @@ Other MotionPrior config values are set with ``prior_options`` (``"tau=1,noise_a
 """
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import math
@@ -32,6 +31,7 @@ import torch
 
 from ..configs import PriorTrainConfig
 from ..errors import InputError
+from ..prior import parse_prior_options  # also this module's name for it (its interface before it moved)
 from .checkpoints import atomic_folder, resume_step, save_checkpoint
 from .runs import apply_recipe  # noqa: F401  (re-exported: part of this module's interface)
 
@@ -118,24 +118,6 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
         progress = float(step - RELEASE_WARMUP_STEPS) / float(max(1, total - RELEASE_WARMUP_STEPS))
         return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 2.0 * progress)))
     raise InputError(f"unknown lr_schedule {schedule!r}; choose from {LR_SCHEDULES}")
-
-
-def parse_prior_options(text: str) -> dict[str, Any]:
-    """``"tau=1,noise_aug=diffusion,cosine_weight=0.3"`` → MotionPrior keyword arguments (YAML values)."""
-    import yaml
-
-    from ..prior import MotionPrior
-
-    known = set(inspect.signature(MotionPrior.__init__).parameters) - {"self", "latent_channels", "text_embed_dim",
-                                                                        "backbone"}
-    out: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or key not in known:
-            raise InputError(f"prior_options: {item!r} is not KEY=VALUE with KEY one of {sorted(known)}")
-        out[key] = yaml.safe_load(value.strip())
-    return out
 
 
 def scheduler_noise_stds(model: str) -> torch.Tensor:

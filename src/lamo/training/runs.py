@@ -155,8 +155,7 @@ def _check_cache_holds_the_lag(cfg: Any) -> None:
     if hasattr(cfg, "preset"):  # the prior's τ: --prior-options tau=N, else its preset's, else MotionPrior's default
         import inspect
 
-        from ..prior import PRIOR_PRESETS, MotionPrior
-        from .prior import parse_prior_options  # a malformed --prior-options is refused here, as the trainer would
+        from ..prior import PRIOR_PRESETS, MotionPrior, parse_prior_options  # a malformed one is refused here
 
         tau = parse_prior_options(cfg.prior_options).get("tau", PRIOR_PRESETS.get(cfg.preset, {}).get(
             "tau", inspect.signature(MotionPrior.__init__).parameters["tau"].default))
